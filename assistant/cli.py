@@ -1,0 +1,140 @@
+"""The `memchat` command: a thin shell over Memory and the chat service.
+
+Expected failures print one line to stderr (`memchat: error: ...`) and exit non-zero (2 for bad
+input); they never print a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from assistant.config import ConfigError, Settings, load_settings
+from assistant.progress import ProgressBar
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                        help="where memories live (default: $MEMCHAT_DATA_DIR or the platform's user data dir)")
+    common.add_argument("--store", default=argparse.SUPPRESS, help="vector store: faiss (default)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="memchat", parents=[common],
+        description="A terminal assistant that remembers: every turn is embedded, stored and recalled.",
+        epilog="Run `memchat COMMAND --help` for a command's options.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # -- memory ------------------------------------------------------------------------------
+    memory = commands.add_parser("memory", parents=[common], help="inspect, search, edit, export and import memories",
+                                 description="Inspect, search, edit, export and import the memory store.")
+    mem = memory.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
+
+    p = mem.add_parser("add", parents=[common], help="store one turn")
+    p.add_argument("text", help="the text to remember, or - to read it from stdin")
+    p.add_argument("--role", default="user", choices=["user", "assistant", "system"])
+    p.add_argument("--conversation", help="conversation id (default: a new conversation)")
+    p.add_argument("--json", action="store_true", help="print the stored turn as JSON")
+
+    p = mem.add_parser("search", parents=[common], help="hybrid search (meaning + words) over all memories")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("--conversation", help="only this conversation")
+    p.add_argument("--role", choices=["user", "assistant", "system"], help="only this role")
+    p.add_argument("--since", help="only turns at or after this ISO 8601 time")
+    p.add_argument("--until", help="only turns before this ISO 8601 time")
+    p.add_argument("--json", action="store_true", help="print a JSON list of hits")
+
+    p = mem.add_parser("list", parents=[common], help="list conversations, or the turns of one")
+    p.add_argument("--conversation", help="list this conversation's turns")
+    p.add_argument("-n", "--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+
+    p = mem.add_parser("show", parents=[common], help="show turns by id")
+    p.add_argument("ids", nargs="+", type=int)
+    p.add_argument("--json", action="store_true")
+
+    p = mem.add_parser("forget", parents=[common],
+                       help="erase turns from the store, the index and the files' bytes")
+    p.add_argument("ids", nargs="*", type=int, help="turn ids to forget")
+    p.add_argument("--conversation", help="forget a whole conversation")
+    p.add_argument("--all", action="store_true", help="forget everything")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    p = mem.add_parser("export", parents=[common], help="write every turn to a JSONL file (lossless)")
+    p.add_argument("file", type=Path)
+
+    p = mem.add_parser("import", parents=[common],
+                       help="import memchat JSONL, a ChatGPT conversations.json, or LoCoMo JSON")
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", choices=["jsonl", "chatgpt", "locomo"], help="default: detected from the file")
+    p.add_argument("--json", action="store_true")
+
+    p = mem.add_parser("stats", parents=[common], help="counts, sizes, model and data dir")
+    p.add_argument("--json", action="store_true")
+
+    mem.add_parser("reindex", parents=[common], help="rebuild the vector index from the SQLite record")
+    mem.add_parser("reembed", parents=[common],
+                   help="re-embed every turn with the configured embedding model (MEMCHAT_EMBED_MODEL)")
+
+    # -- bench -------------------------------------------------------------------------------
+    p = commands.add_parser("bench", parents=[common], help="measure ingest, search latency and recall per store and size",
+                            description="Generate a corpus, embed it once (cached), and measure each store at each size.")
+    p.add_argument("--stores", default="faiss", help="comma-separated stores (default: faiss)")
+    p.add_argument("--sizes", default="1000,10000", help="comma-separated memory counts (default: 1000,10000)")
+    p.add_argument("--queries", type=int, default=200, help="queries per measurement (default 200)")
+    p.add_argument("--ingest-sample", type=int, default=2000,
+                   help="turns pushed through the full import path to measure ingest_per_s (default 2000)")
+    p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf"], help="FAISS index kind (default auto)")
+    p.add_argument("--out", type=Path, help="also write results.json here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings({"data_dir": getattr(args, "data_dir", None), "store": getattr(args, "store", None)})
+        if args.command == "memory":
+            from assistant.memory_commands import run_memory_command
+
+            return run_memory_command(args, settings)
+        if args.command == "bench":
+            from assistant.memory_commands import run_bench
+
+            return run_bench(args, settings)
+        parser.print_help()
+        return 0
+    except KeyboardInterrupt:
+        print("memchat: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # expected failures carry exit_code; anything else is a bug: re-raise
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            raise
+        print(f"memchat: error: {exc}", file=sys.stderr)
+        return code
+
+
+def open_memory(settings: Settings, progress=None, check_model: bool = True):
+    """Open the store the settings point at (the lock, the record and the index)."""
+    from memory.embedding import Embedder
+    from memory.memory import Memory
+
+    embedder = Embedder(settings.embed_model, dtype=settings.embed_dtype)
+    return Memory(settings.data_dir, embedder, store=settings.store, progress=progress, check_model=check_model)
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

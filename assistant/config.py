@@ -1,0 +1,135 @@
+"""Settings, from (highest first) command-line flags, the environment, a `.env` file, defaults.
+
+One place, typed. Every variable is listed in `.env.example`. Each value remembers where it came
+from so `memchat doctor` can say so. Keys are held here and nowhere else, and never printed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+SECRET_FIELDS = ("gemini_api_key", "hf_token")
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("memchat", appauthor=False))
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    store: str = "faiss"
+    embed_model: str = "all-MiniLM-L6-v2"
+    embed_dtype: str = "float32"
+    backend: str = "local"
+    model: str | None = None  # None: the backend's default model
+    k: int = 5  # memories recalled per reply
+    token_budget: int = 2048  # prompt tokens (system + memories + recent turns + message)
+    recency_weight: float = 0.0
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    max_new_tokens: int = 256
+    seed: int | None = None
+    greedy: bool = False
+    gemini_api_key: str | None = None
+    gemini_base_url: str | None = None
+    hf_token: str | None = None
+    hf_base_url: str | None = None
+    timeout_s: float = 60.0
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def redacted(self) -> dict[str, object]:
+        """All settings as plain values, keys replaced by a mark saying only whether one is set."""
+        out = {}
+        for f in fields(self):
+            if f.name == "sources":
+                continue
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS:
+                value = "set (hidden)" if value else "not set"
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+# Environment variable for each setting; the providers' own names for keys.
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    "data_dir": ("MEMCHAT_DATA_DIR",),
+    "store": ("MEMCHAT_STORE",),
+    "embed_model": ("MEMCHAT_EMBED_MODEL",),
+    "embed_dtype": ("MEMCHAT_EMBED_DTYPE",),
+    "backend": ("MEMCHAT_BACKEND",),
+    "model": ("MEMCHAT_MODEL",),
+    "k": ("MEMCHAT_K",),
+    "token_budget": ("MEMCHAT_TOKEN_BUDGET",),
+    "recency_weight": ("MEMCHAT_RECENCY_WEIGHT",),
+    "temperature": ("MEMCHAT_TEMPERATURE",),
+    "top_p": ("MEMCHAT_TOP_P",),
+    "top_k": ("MEMCHAT_TOP_K",),
+    "max_new_tokens": ("MEMCHAT_MAX_NEW_TOKENS",),
+    "seed": ("MEMCHAT_SEED",),
+    "greedy": ("MEMCHAT_GREEDY",),
+    "gemini_api_key": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "gemini_base_url": ("MEMCHAT_GEMINI_BASE_URL",),
+    "hf_token": ("HF_TOKEN",),
+    "hf_base_url": ("MEMCHAT_HF_BASE_URL",),
+    "timeout_s": ("MEMCHAT_TIMEOUT_S",),
+}
+
+
+class ConfigError(Exception):
+    exit_code = 2
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+# How to read each non-string setting from its text form in the environment or .env.
+CONVERTERS = {
+    "data_dir": lambda raw: Path(raw).expanduser(),
+    "k": int, "token_budget": int, "top_k": int, "max_new_tokens": int, "seed": int,
+    "recency_weight": float, "temperature": float, "top_p": float, "timeout_s": float,
+    "greedy": _bool,
+}
+
+
+def _convert(name: str, raw: str):
+    try:
+        return CONVERTERS.get(name, str)(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_NAMES[name][0]}={raw!r} is not a valid {name}") from None
+
+
+def load_settings(overrides: dict | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Build Settings; `overrides` are command-line values (None means 'not given')."""
+    from dotenv import dotenv_values
+
+    dotenv = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
+    settings = Settings()
+    for f in fields(Settings):
+        if f.name == "sources":
+            continue
+        settings.sources[f.name] = "default"
+        for var in ENV_NAMES.get(f.name, ()):
+            if dotenv.get(var):
+                setattr(settings, f.name, _convert(f.name, dotenv[var]))
+                settings.sources[f.name] = f".env ({var})"
+                break
+        for var in ENV_NAMES.get(f.name, ()):
+            if os.environ.get(var):
+                setattr(settings, f.name, _convert(f.name, os.environ[var]))
+                settings.sources[f.name] = f"environment ({var})"
+                break
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            setattr(settings, name, Path(value).expanduser() if name == "data_dir" else value)
+            settings.sources[name] = "command line"
+    return settings

@@ -1,0 +1,173 @@
+"""`memchat memory …` and `memchat bench`: each action opens the store, does one thing, prints."""
+from __future__ import annotations
+
+import re
+import sys
+
+from assistant.cli import open_memory, print_json
+from assistant.config import Settings
+from assistant.progress import ProgressBar
+from memory.errors import BadInput
+
+# Control characters (escape sequences included) in stored text are shown, never interpreted.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _read_text(value: str) -> str:
+    if value != "-":
+        return value
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("stdin is not valid UTF-8; nothing stored") from None
+
+
+def _time_filter(value: str | None, flag: str) -> float | None:
+    from memory.turn import from_iso
+
+    if value is None:
+        return None
+    try:
+        return from_iso(value)
+    except ValueError:
+        raise BadInput(f"{flag} {value!r} is not an ISO 8601 time (e.g. 2026-05-01 or 2026-05-01T09:30)") from None
+
+
+def _print_turn(turn, score: float | None = None) -> None:
+    head = f"#{turn.id} [{turn.conversation_id}] {turn.role} {turn.created_iso[:19]}"
+    if score is not None:
+        head += f"  score {score:.4f}"
+    if turn.status != "ok":
+        head += f"  ({turn.status})"
+    print(head)
+    print("  " + safe(turn.text).replace("\n", "\n  "))
+
+
+def run_memory_command(args, settings: Settings) -> int:
+    action = args.memory_command
+    if action == "add":
+        from memory.turn import validate_text
+
+        text = validate_text(_read_text(args.text))  # before loading anything
+    with ProgressBar() as bar, open_memory(settings, bar, check_model=action != "reembed") as memory:
+        if action == "add":
+            turn = memory.remember(text, role=args.role, conversation_id=args.conversation)
+            if args.json:
+                print_json(turn.to_json())
+            else:
+                print(f"stored turn {turn.id} in conversation {turn.conversation_id}")
+        elif action == "search":
+            from memory.recall import RecallFilter
+
+            flt = RecallFilter(conversation_id=args.conversation, role=args.role,
+                               since=_time_filter(args.since, "--since"), until=_time_filter(args.until, "--until"))
+            hits = memory.recall(args.query, k=args.k, flt=flt)
+            if args.json:
+                print_json([h.to_json() for h in hits])
+            else:
+                for hit in hits:
+                    _print_turn(hit.turn, hit.score)
+                if not hits:
+                    print("no memories found")
+        elif action == "list":
+            if args.conversation:
+                rows = memory.turns(args.conversation, limit=args.limit)
+                if args.json:
+                    print_json([t.to_json() for t in rows])
+                for turn in [] if args.json else rows:
+                    _print_turn(turn)
+            else:
+                convs = memory.conversations()[: args.limit]
+                if args.json:
+                    print_json(convs)
+                for c in [] if args.json else convs:
+                    from memory.turn import to_iso
+
+                    print(f"{c['id']}  {to_iso(c['updated_at'])[:19]}  {c['turns']:>5} turns  {safe(c['title'])}")
+        elif action == "show":
+            found = [memory.get(i) for i in args.ids]
+            if args.json:
+                print_json([t.to_json() for t in found])
+            for turn in [] if args.json else found:
+                _print_turn(turn)
+        elif action == "forget":
+            return _forget(memory, args)
+        elif action == "export":
+            from memory.io import export_jsonl
+
+            count = export_jsonl(memory, args.file, bar)
+            print(f"exported {count} turns to {args.file}")
+        elif action == "import":
+            from memory.io import read_records
+
+            fmt, records = read_records(args.file, args.format)
+            result = memory.remember_many(records, total=len(records), progress=bar)
+            if args.json:
+                print_json({"format": fmt, "added": result.added, "skipped": result.skipped})
+            else:
+                print(f"imported {result.added} turns from {args.file} ({fmt}); "
+                      f"{result.skipped} already stored")
+        elif action == "stats":
+            stats = memory.stats()
+            if args.json:
+                print_json(stats)
+            else:
+                for key, value in stats.items():
+                    print(f"{key:>14}: {value}")
+        elif action == "reindex":
+            memory.sync_index(bar, force=True)
+            print(f"rebuilt the {memory.store_name} index: {memory.store.count()} vectors")
+        elif action == "reembed":
+            count = memory.reembed(bar)
+            print(f"re-embedded {count} turns with {memory.embedder.model_id}")
+    return 0
+
+
+def _forget(memory, args) -> int:
+    chosen = sum(bool(x) for x in (args.ids, args.conversation, args.all))
+    if chosen != 1:
+        raise BadInput("say what to forget: turn ids, --conversation ID, or --all (exactly one)")
+    if args.all:
+        what = f"ALL {memory.stats()['turns']} memories"
+    elif args.conversation:
+        what = f"conversation {args.conversation}"
+    else:
+        what = f"{len(args.ids)} turn(s)"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise BadInput(f"refusing to forget {what} without confirmation; add --yes")
+        answer = input(f"Forget {what}? This cannot be undone. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing forgotten")
+            return 1
+    if args.all:
+        count = memory.forget_all()
+    elif args.conversation:
+        count = memory.forget_conversation(args.conversation)
+    else:
+        count = memory.forget(args.ids)
+    print(f"forgot {count} turn(s)")
+    return 0
+
+
+def run_bench(args, settings: Settings) -> int:
+    from memory.bench import BenchConfig, run, render_table
+
+    config = BenchConfig(
+        stores=[s.strip() for s in args.stores.split(",") if s.strip()],
+        sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
+        queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index,
+        embed_model=settings.embed_model, embed_dtype=settings.embed_dtype,
+        cache_dir=settings.data_dir / "bench-cache", out_dir=args.out,
+    )
+    with ProgressBar(enabled=not args.json) as bar:
+        results = run(config, bar)
+    if args.json:
+        print_json(results)
+    else:
+        render_table(results)
+    return 0

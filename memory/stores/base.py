@@ -1,0 +1,46 @@
+"""The vector-store protocol: what every index behind memchat implements.
+
+A store holds (id, vector) pairs derived from the SQL record; ids are `embeddings.id`. It also
+keeps the `IndexState` it reflects, so the memory facade can tell on open whether the store is
+current, can catch up by adding rows with larger ids, or must be rebuilt from SQL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """Which SQL state an index reflects: bumped `generation` on deletes, highest vector id added."""
+
+    generation: int
+    max_id: int
+    count: int
+
+
+class VectorStore(Protocol):
+    name: str
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add unit vectors (float32, n x dim) under int64 ids."""
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (ids, inner-product scores) for one query vector, best first; ids -1 are padding."""
+
+    def delete(self, ids: np.ndarray) -> None: ...
+
+    def count(self) -> int: ...
+
+    def reset(self, dim: int) -> None:
+        """Drop everything (before a rebuild)."""
+
+    def state(self) -> IndexState | None:
+        """The state last saved, or None when the index is missing or unreadable."""
+
+    def save(self, state: IndexState) -> None:
+        """Make the current contents durable, stamped with `state`."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,45 @@
+"""Shared fixtures: one real MiniLM embedder per test session, fresh data dirs per test."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach the Hub
+
+from memory.embedding import Embedder  # noqa: E402
+from memory.memory import Memory  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+LOCOMO = REPO.parent / "shared" / "data" / "locomo" / "locomo-dev.json"
+MEMCHAT = [sys.executable, "-m", "assistant.cli"]
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole run."""
+    model = Embedder()
+    model.encode(["warm up"])
+    return model
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    return tmp_path / "memchat-data"
+
+
+@pytest.fixture
+def memory(data_dir, embedder):
+    store = Memory(data_dir, embedder)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def cli_env(data_dir) -> dict:
+    env = dict(os.environ)
+    env["MEMCHAT_DATA_DIR"] = str(data_dir)
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
