@@ -1,0 +1,98 @@
+"""`memchat memory …` as a user runs it: exit codes, JSON shapes, one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from assistant.cli import main
+from memory.memory import Memory
+from memory.turn import MAX_TURN_CHARS
+from tests.conftest import MEMCHAT, REPO
+
+
+@pytest.fixture
+def run(data_dir, capsys):
+    def _run(*args):
+        code = main([*args, "--data-dir", str(data_dir)])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return _run
+
+
+def test_add_search_stats_json(run, data_dir):
+    assert run("memory", "add", "My passport expires in March 2027", "--conversation", "docs")[0] == 0
+    assert run("memory", "add", "I like jazz", "--role", "assistant")[0] == 0
+    code, out, _ = run("memory", "search", "when does my passport expire", "-k", "1", "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 1
+    assert {"id", "conversation_id", "role", "text", "created_at", "score"} <= set(hits[0])
+    assert hits[0]["conversation_id"] == "docs" and "passport" in hits[0]["text"]
+    stats = json.loads(run("memory", "stats", "--json")[1])
+    assert stats["turns"] == 2 and stats["indexed"] == 2 and stats["data_dir"] == str(data_dir)
+
+
+@pytest.mark.parametrize("text, reason", [("", "empty"), ("x" * (MAX_TURN_CHARS + 1), "limit")])
+def test_bad_text_exits_2_with_one_line_and_stores_nothing(run, text, reason):
+    code, out, err = run("memory", "add", text)
+    assert code == 2 and reason in err and err.count("\n") == 1 and "Traceback" not in err
+    assert json.loads(run("memory", "stats", "--json")[1])["turns"] == 0
+
+
+def test_invalid_utf8_on_stdin_exits_2(cli_env):
+    proc = subprocess.run([*MEMCHAT, "memory", "add", "-"], input=b"caf\xe9 au lait", env=cli_env,
+                          cwd=REPO, capture_output=True)
+    assert proc.returncode == 2 and b"not valid UTF-8" in proc.stderr
+    stats = subprocess.run([*MEMCHAT, "memory", "stats", "--json"], env=cli_env, cwd=REPO, capture_output=True)
+    assert json.loads(stats.stdout)["turns"] == 0
+
+
+def test_second_process_gets_store_in_use(data_dir, embedder, cli_env):
+    with Memory(data_dir, embedder):
+        proc = subprocess.run([*MEMCHAT, "memory", "add", "hello"], env=cli_env, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1 and "in use" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_forget_needs_confirmation_and_erases(run, data_dir):
+    run("memory", "add", "temporary secret plan", "--conversation", "x")
+    code, _, err = run("memory", "forget", "--all")  # stdin is not a terminal under pytest
+    assert code == 2 and "--yes" in err
+    assert run("memory", "forget", "--conversation", "x", "--yes")[0] == 0
+    assert json.loads(run("memory", "stats", "--json")[1])["turns"] == 0
+    code, _, err = run("memory", "forget", "42", "--yes")
+    assert code == 2 and "no turn with id 42" in err
+
+
+def test_import_export_list_show(run, tmp_path):
+    code, out, _ = run("memory", "import", str(REPO / "data" / "sample-memories.jsonl"), "--json")
+    assert code == 0 and json.loads(out) == {"format": "jsonl", "added": 4, "skipped": 0}
+    code, out, _ = run("memory", "import", str(REPO / "data" / "sample-memories.jsonl"))
+    assert "0 turns" in out and "4 already stored" in out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"nope": 1}\n')
+    code, _, err = run("memory", "import", str(bad))
+    assert code == 2 and "line 2" in err
+    assert json.loads(run("memory", "stats", "--json")[1])["turns"] == 4
+    out_file = tmp_path / "export.jsonl"
+    assert run("memory", "export", str(out_file))[0] == 0
+    assert len(out_file.read_text().splitlines()) == 4
+    convs = json.loads(run("memory", "list", "--json")[1])
+    assert convs[0]["id"] == "demo" and convs[0]["turns"] == 4
+    shown = json.loads(run("memory", "show", "1", "--json")[1])
+    assert shown[0]["text"].startswith("My sister Anna")
+
+
+def test_search_output_does_not_interpret_escape_sequences(run):
+    run("memory", "add", "evil \x1b[2J\x1b]0;pwned\x07 text")
+    out = run("memory", "search", "evil text")[1]
+    assert "\x1b" not in out and "\\x1b[2J" in out
+
+
+def test_reindex_and_help(run):
+    run("memory", "add", "a note to index")
+    code, out, _ = run("memory", "reindex")
+    assert code == 0 and "1 vectors" in out
+    with pytest.raises(SystemExit) as exit_:
+        main(["memory", "--help"])
+    assert exit_.value.code == 0

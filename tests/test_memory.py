@@ -1,0 +1,238 @@
+"""The memory core with real SQLite, real FAISS and the packaged MiniLM."""
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from memory.errors import BadInput, ModelMismatch, NotFound, StoreInUse
+from memory.memory import Memory
+from memory.recall import RecallFilter, RecallWeights
+from memory.turn import MAX_TURN_CHARS
+from tests.conftest import LOCOMO
+
+DENSE = RecallWeights(dense=1, lexical=0)
+LEXICAL = RecallWeights(dense=0, lexical=1)
+
+
+def test_semantic_search_finds_a_paraphrase(memory):
+    memory.remember("My sister Anna moved to Lisbon last spring to work as a nurse.")
+    memory.remember("The quarterly budget report is due on Friday.")
+    memory.remember("I prefer green tea over coffee in the morning.")
+    hits = memory.recall("Which city does my sibling live in now?", k=3)
+    assert "Lisbon" in hits[0].turn.text
+    assert hits[0].signals.get("dense") == 1  # found by meaning: no word of the query is in the turn
+
+
+def test_recall_hits_carry_provenance(memory):
+    turn = memory.remember("I parked the car on level 3 of the airport garage.", role="user", conversation_id="trip")
+    hit = memory.recall("where is the car parked", k=1)[0]
+    assert hit.turn.id == turn.id
+    assert hit.turn.conversation_id == "trip" and hit.turn.role == "user"
+    assert hit.turn.created_at == pytest.approx(turn.created_at)
+    assert hit.score > 0 and set(hit.signals) <= {"dense", "lexical"}
+
+
+# Questions a user asks of their own history: some hinge on a rare word (a code, a name) that
+# lexical search anchors, some paraphrase what was said so that only meaning matches.
+HYBRID_FIXTURE = [
+    ("My gym locker code is 4471.", "locker 4471"),
+    ("My gym locker code used to be 7144.", None),
+    ("Invoice INV-20931 from Hartwell Plumbing is still unpaid.", "INV-20931"),
+    ("Invoice INV-20913 from Hartwell Plumbing was paid last week.", None),
+    ("Dr. Okonkwo prescribed the blue inhaler for my asthma.", "what did Okonkwo prescribe"),
+    ("Dr. Okafor prescribed the red pills for my allergy.", None),
+    ("My sister moved to Lisbon last spring to work as a nurse.", "where does my sibling reside"),
+    ("I get terribly anxious before flying, even on short trips.", "am I afraid of airplanes"),
+    ("I stopped eating meat three years ago for environmental reasons.", "am I a vegetarian"),
+    ("The car makes a grinding noise when I brake hard.", "problem with the vehicle"),
+]
+
+
+def test_hybrid_keeps_what_either_signal_ranks_first(memory):
+    from memory import corpus
+    from memory.turn import NewTurn
+
+    memory.remember_many([NewTurn(text=t) for t in corpus.turns(300)])  # everyday distractors
+    ids = [memory.remember(text).id for text, _ in HYBRID_FIXTURE]
+    for i, (_, question) in enumerate(HYBRID_FIXTURE):
+        if question is None:
+            continue
+        firsts = {hits[0].turn.id for w in (DENSE, LEXICAL) if (hits := memory.recall(question, k=1, weights=w))}
+        hybrid = [h.turn.id for h in memory.recall(question, k=3)]
+        assert firsts <= set(hybrid), question
+        assert ids[i] in hybrid, question
+
+
+@pytest.mark.skipif(not LOCOMO.exists(), reason="LoCoMo dev split not found beside the repo (../shared/data/locomo)")
+def test_hybrid_beats_each_single_signal_on_locomo(embedder):
+    """On one real long conversation, fused recall@10 beats dense alone and lexical alone."""
+    from memory.evaluate import evaluate, load_locomo
+
+    sample = load_locomo(LOCOMO)[:1]
+    scores = {name: evaluate(sample, embedder, k=10, weights=w).to_json()["recall"]
+              for name, w in (("dense", DENSE), ("lexical", LEXICAL), ("hybrid", RecallWeights()))}
+    assert scores["hybrid"] > scores["dense"] and scores["hybrid"] > scores["lexical"], scores
+
+
+def test_filters_by_conversation_role_and_time(memory):
+    memory.remember("I booked flights to Oslo.", conversation_id="a", created_at=1_000)
+    memory.remember("I booked flights to Oslo for the team.", role="assistant", conversation_id="b", created_at=2_000)
+    memory.remember("I booked a hotel in Oslo.", conversation_id="b", created_at=3_000)
+    only_b = memory.recall("Oslo flights", k=5, flt=RecallFilter(conversation_id="b"))
+    assert {h.turn.conversation_id for h in only_b} == {"b"} and len(only_b) == 2
+    assistant = memory.recall("Oslo flights", k=5, flt=RecallFilter(role="assistant"))
+    assert [h.turn.role for h in assistant] == ["assistant"]
+    window = memory.recall("Oslo", k=5, flt=RecallFilter(since=1_500, until=2_500))
+    assert [h.turn.created_at for h in window] == [2_000]
+
+
+def test_long_turn_is_chunked_so_its_end_is_searchable(memory, embedder):
+    filler = " ".join(f"Paragraph {i} is about gardening, compost and tomato seedlings." for i in range(80))
+    long_text = filler + " Finally: the spare house key is hidden under the blue flowerpot."
+    turn = memory.remember(long_text)
+    assert len(embedder.split(long_text)) > 1
+    memory.remember("Tomatoes need a lot of sun.")
+    hit = memory.recall("where is the spare key hidden", k=1, weights=DENSE)[0]
+    assert hit.turn.id == turn.id
+
+
+def test_bad_text_is_rejected_and_nothing_stored(memory):
+    for bad in ["", "   \n", "x" * (MAX_TURN_CHARS + 1), "broken \udcff utf-8"]:
+        with pytest.raises(BadInput):
+            memory.remember(bad)
+    with pytest.raises(BadInput):
+        memory.remember("fine text", role="wizard")
+    assert memory.stats()["turns"] == 0 and memory.stats()["indexed"] == 0
+
+
+def test_forget_turns_and_conversation(memory):
+    a = memory.remember("alpha fact about kayaks", conversation_id="c1")
+    memory.remember("beta fact about kayaks", conversation_id="c1")
+    c = memory.remember("gamma fact about kayaks", conversation_id="c2")
+    assert memory.forget([a.id]) == 1
+    assert a.id not in [h.turn.id for h in memory.recall("kayaks", k=10)]
+    assert memory.forget_conversation("c1") == 1
+    assert [h.turn.id for h in memory.recall("kayaks", k=10)] == [c.id]
+    assert memory.stats()["indexed"] == 1
+    with pytest.raises(NotFound):
+        memory.forget([999])
+
+
+def test_forget_erases_the_bytes(data_dir, embedder):
+    secret = "quokkazanzibar"
+    with Memory(data_dir, embedder) as memory:
+        for i in range(30):
+            memory.remember(f"ordinary note number {i} about groceries and errands")
+        turn = memory.remember(f"My bank PIN hint is {secret} and I should never share it.")
+        memory.remember(f"Unrelated: I also said {secret} in another chat.", conversation_id="other")
+        memory.forget([turn.id])
+        memory.forget_conversation("other")
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), f"{path.name} still holds the forgotten text"
+    with Memory(data_dir, embedder) as memory:
+        assert memory.recall(secret, k=5, weights=LEXICAL) == []
+        assert memory.stats()["turns"] == 30
+
+
+def test_forget_all(memory):
+    for i in range(5):
+        memory.remember(f"note {i} about the garden")
+    assert memory.forget_all() == 5
+    stats = memory.stats()
+    assert stats["turns"] == stats["indexed"] == stats["conversations"] == 0
+    assert memory.recall("garden", k=5) == []
+
+
+def test_data_dir_is_private(memory, data_dir):
+    memory.remember("private thought")
+    memory.close()
+    assert stat.S_IMODE(os.stat(data_dir).st_mode) == 0o700
+    for path in data_dir.iterdir():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path.name
+
+
+def test_index_persists_and_corrupt_index_is_rebuilt(data_dir, embedder):
+    with Memory(data_dir, embedder) as memory:
+        for i in range(20):
+            memory.remember(f"note {i}: the plumber comes on day {i}")
+    index_file = data_dir / "index.faiss"
+    with Memory(data_dir, embedder) as memory:
+        assert memory.sync_index() == "current"
+    index_file.write_bytes(b"MEMCHATIDX1 garbage garbage")
+    with Memory(data_dir, embedder) as memory:
+        assert memory.stats()["indexed"] == 20
+        assert "plumber" in memory.recall("when does the plumber come", k=1)[0].turn.text
+    index_file.unlink()
+    with Memory(data_dir, embedder) as memory:
+        assert memory.stats()["indexed"] == 20
+
+
+def test_stale_index_is_caught_up_from_sql(data_dir, embedder):
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("first note")
+    stale = (data_dir / "index.faiss").read_bytes()
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("second note about zebras")
+    (data_dir / "index.faiss").write_bytes(stale)  # as if the process died before saving
+    with Memory(data_dir, embedder) as memory:
+        assert memory.store.count() == 2
+        assert "zebras" in memory.recall("zebras", k=1, weights=DENSE)[0].turn.text
+
+
+def test_second_writer_gets_store_in_use(memory, data_dir, embedder):
+    with pytest.raises(StoreInUse, match="in use"):
+        Memory(data_dir, embedder)
+
+
+def test_model_mismatch_then_reembed(data_dir, embedder, tmp_path):
+    import shutil
+
+    from memory.embedding import Embedder, _packaged_model_dir
+
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("I keep my passport in the top drawer.")
+        memory.remember("My favourite band is playing in March.")
+    # A second, real model: the same weights under another identity, as a user's local model dir.
+    other_dir = tmp_path / "my-local-model"
+    shutil.copytree(_packaged_model_dir("all-MiniLM-L6-v2"), other_dir)
+    other = Embedder(str(other_dir))
+    with pytest.raises(ModelMismatch, match="memchat memory reembed"):
+        Memory(data_dir, other)
+    with Memory(data_dir, other, check_model=False) as memory:
+        assert memory.reembed() == 2
+        assert memory.stats()["embed_model"] == str(other_dir)
+    with Memory(data_dir, other) as memory:  # opens cleanly now
+        assert "passport" in memory.recall("where is my passport", k=1)[0].turn.text
+    with pytest.raises(ModelMismatch):
+        Memory(data_dir, embedder)
+
+
+def test_ivf_index_matches_exact_search_and_supports_delete(tmp_path):
+    from memory.stores.faiss import FaissStore
+    from memory.stores.base import IndexState
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(40, 64))
+    vectors = (centers[rng.integers(0, 40, 5000)] + 0.3 * rng.normal(size=(5000, 64))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 5001, dtype=np.int64)
+    store = FaissStore(tmp_path / "idx", 64, kind="ivf")
+    store.add(ids, vectors)
+    store.save(IndexState(0, 5000, 5000))
+    assert store.index_kind == "ivf"
+    reopened = FaissStore(tmp_path / "idx", None, kind="ivf")
+    assert reopened.index_kind == "ivf" and reopened.count() == 5000
+    overlap = []
+    for q in vectors[:100] + 0.05:
+        q = q / np.linalg.norm(q)
+        got, _ = reopened.search(q, 10)
+        truth = ids[np.argsort(-(vectors @ q))[:10]]
+        overlap.append(len(set(got) & set(truth)) / 10)
+    assert np.mean(overlap) >= 0.95
+    reopened.delete(ids[:10])
+    assert reopened.count() == 4990
+    assert not set(reopened.search(vectors[0], 10)[0]) & set(ids[:10])
