@@ -94,14 +94,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf"], help="FAISS index kind (default auto)")
     p.add_argument("--out", type=Path, help="also write results.json here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    # -- ask / chat / doctor ------------------------------------------------------------------
+    p = commands.add_parser("ask", parents=[common], help="ask once: the reply streams to stdout",
+                            description="Store the message, recall related memories, stream the reply, store it.")
+    p.add_argument("text", help="the message, or - to read it from stdin")
+    _add_chat_options(p)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-c", "--continue", dest="continue_", action="store_true", help="continue the latest conversation")
+    where.add_argument("--cid", help="continue this conversation")
+    p.add_argument("--no-memory", action="store_true", help="do not recall memories for this reply")
+    p.add_argument("--show-memories", action="store_true", help="print the recalled memories to stderr first")
+    p.add_argument("--timings", action="store_true", help="print where the time went to stderr")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
+
+    p = commands.add_parser("chat", parents=[common], help="open the terminal chat app (the default command)")
+    _add_chat_options(p)
+
+    commands.add_parser("doctor", parents=[common], help="show the effective configuration and what is ready",
+                        description="Settings (keys hidden) and where each came from, the data dir, store counts, "
+                                    "and which backends are ready.")
     return parser
+
+
+def _add_chat_options(p: argparse.ArgumentParser) -> None:
+    from assistant.backends import BACKENDS
+
+    p.add_argument("--backend", choices=BACKENDS, help="model backend (default: local, or $MEMCHAT_BACKEND)")
+    p.add_argument("--model", help="model for the backend (default: the backend's default)")
+    p.add_argument("-k", type=int, dest="k", help="memories recalled per reply (default 5)")
+    p.add_argument("--token-budget", type=int, help="prompt token budget (default 2048)")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--greedy", action="store_true", default=None, help="always pick the most likely token")
+
+
+CHAT_FLAGS = ("backend", "model", "k", "token_budget", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings({"data_dir": getattr(args, "data_dir", None), "store": getattr(args, "store", None)})
+        overrides = {name: getattr(args, name, None) for name in ("data_dir", "store", *CHAT_FLAGS)}
+        settings = load_settings(overrides)
         if args.command == "memory":
             from assistant.memory_commands import run_memory_command
 
@@ -110,8 +148,17 @@ def main(argv: list[str] | None = None) -> int:
             from assistant.memory_commands import run_bench
 
             return run_bench(args, settings)
-        parser.print_help()
-        return 0
+        if args.command == "ask":
+            from assistant.ask import run_ask
+
+            return run_ask(args, settings)
+        if args.command == "doctor":
+            from assistant.doctor import run_doctor
+
+            return run_doctor(settings)
+        from assistant.tui.app import run_app
+
+        return run_app(settings)
     except KeyboardInterrupt:
         print("memchat: interrupted", file=sys.stderr)
         return 130

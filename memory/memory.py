@@ -352,6 +352,10 @@ class Memory:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def has_conversation(self, conversation_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(conversations.c.id).where(conversations.c.id == conversation_id)).first() is not None
+
     def latest_conversation(self) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(
@@ -391,9 +395,7 @@ class Memory:
         return self._forget(turns.c.id.in_(ids))
 
     def forget_conversation(self, conversation_id: str) -> int:
-        with self.engine.connect() as conn:
-            exists = conn.execute(select(conversations.c.id).where(conversations.c.id == conversation_id)).first()
-        if exists is None:
+        if not self.has_conversation(conversation_id):
             raise NotFound(f"no conversation {conversation_id!r}; nothing was forgotten")
         count = self._forget(turns.c.conversation_id == conversation_id)
         with self.engine.begin() as conn:

@@ -40,10 +40,13 @@ class RecallFilter:
     since: float | None = None  # epoch seconds, inclusive
     until: float | None = None  # epoch seconds, exclusive
     exclude_ids: frozenset[int] = field(default_factory=frozenset)
+    include_failed: bool = False  # replies that failed are on record, but are not memories
 
-    def sql(self) -> tuple[str, dict]:
+    def sql(self, with_status: bool = True) -> tuple[str, dict]:
         """A WHERE fragment over table alias `t` (without the exclusions) and its parameters."""
         clauses, params = [], {}
+        if with_status and not self.include_failed:
+            clauses.append("t.status != 'failed'")
         if self.conversation_id is not None:
             clauses.append("t.conversation_id = :f_cid")
             params["f_cid"] = self.conversation_id
@@ -92,11 +95,12 @@ def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) 
 def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: RecallFilter) -> list[tuple[int, float]]:
     """(turn id, cosine) best first; a turn's score is its best chunk's."""
     where, params = flt.sql()
-    if where:
+    narrowing, _ = flt.sql(with_status=False)  # failed replies are few: no reason to leave the index
+    if narrowing:
         matching = conn.execute(text(f"SELECT count(*) FROM turns t WHERE {where}"), params).scalar_one()
         if matching <= EXACT_FILTER_LIMIT:
             return _exact_filtered(conn, qvec, n, where, params, flt.exclude_ids)
-    oversample = n * (10 if where else 2) + len(flt.exclude_ids)
+    oversample = n * (10 if narrowing else 2) + len(flt.exclude_ids)
     ids, scores = store.search(qvec, oversample)
     if len(ids) == 0:
         return []

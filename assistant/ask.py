@@ -1,0 +1,55 @@
+"""`memchat ask`: one turn through the chat service, streamed to stdout."""
+from __future__ import annotations
+
+import sys
+import threading
+
+from assistant.backends import create_backend
+from assistant.chat import service_from_settings
+from assistant.cli import open_memory, print_json
+from assistant.memory_commands import _read_text, safe
+from assistant.progress import ProgressBar
+from memory.errors import NotFound
+from memory.turn import validate_text
+
+
+def run_ask(args, settings) -> int:
+    text = validate_text(_read_text(args.text))
+    backend = create_backend(settings)  # a missing key fails here, before anything is stored
+    with ProgressBar() as bar, open_memory(settings, bar) as memory:
+        conversation_id = args.cid
+        if args.continue_:
+            conversation_id = memory.latest_conversation()
+        elif conversation_id is not None and not memory.has_conversation(conversation_id):
+            raise NotFound(f"no conversation {conversation_id!r}; `memchat memory list` shows them")
+        service = service_from_settings(memory, backend, settings)
+        streaming = not args.json
+
+        def show(chunk: str) -> None:
+            sys.stdout.write(safe(chunk))
+            sys.stdout.flush()
+
+        cancel = threading.Event()
+        try:
+            reply = service.ask(text, conversation_id, use_memory=not args.no_memory,
+                                on_chunk=show if streaming else None, cancel=cancel)
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        if streaming and reply.answer and not reply.answer.endswith("\n"):
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        if args.show_memories and not args.json:
+            for hit in reply.memories:
+                print(f"[memory #{hit.turn.id} {hit.turn.created_iso[:10]} {hit.turn.role} "
+                      f"score {hit.score:.3f}] {safe(hit.turn.text)[:200]}", file=sys.stderr)
+        for warning in reply.warnings:
+            print(f"memchat: note: {warning}", file=sys.stderr)
+        if args.timings and not args.json:
+            print("memchat: timings: " + ", ".join(f"{k} {v}" for k, v in reply.timings.items()), file=sys.stderr)
+        if args.json:
+            print_json(reply.to_json())
+        if reply.error:
+            print(f"memchat: error: {reply.error}", file=sys.stderr)
+            return 1
+        return 0

@@ -1,0 +1,41 @@
+"""`memchat doctor`: what memchat will use, where each value came from, and what is ready."""
+from __future__ import annotations
+
+from assistant.backends import BACKENDS, BackendError, create_backend
+from assistant.config import Settings
+from memory.errors import MemoryError_
+
+
+def backend_readiness(settings: Settings) -> dict[str, str]:
+    """'ready …' or 'not ready: <why>' per backend, without sending a request or loading a model."""
+    status = {}
+    for name in BACKENDS:
+        try:
+            backend = create_backend(settings, name, model=settings.model if name == settings.backend else None)
+            where = getattr(backend, "source", None) or getattr(backend, "_base_url", None) or "provider default endpoint"
+            status[name] = f"ready ({backend.model}; {where})"
+        except BackendError as exc:
+            status[name] = f"not ready: {exc}"
+    return status
+
+
+def run_doctor(settings: Settings) -> int:
+    print("memchat configuration (flags > environment > .env > defaults)")
+    for name, value in settings.redacted().items():
+        print(f"  {name:>15} = {value!s:<40} [{settings.sources.get(name, 'default')}]")
+    print(f"\ndata dir: {settings.data_dir}")
+    try:
+        from assistant.cli import open_memory
+
+        with open_memory(settings) as memory:
+            stats = memory.stats()
+        print(f"store: {stats['turns']} turns in {stats['conversations']} conversations, "
+              f"{stats['indexed']} vectors indexed ({stats['store']}, {stats['index_kind']}), "
+              f"embedding model {stats['embed_model']}")
+    except MemoryError_ as exc:
+        print(f"store: not usable: {exc}")
+    print("\nbackends:")
+    for name, line in backend_readiness(settings).items():
+        marker = "*" if name == settings.backend else " "
+        print(f" {marker} {name:>7}: {line}")
+    return 0

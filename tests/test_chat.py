@@ -1,0 +1,186 @@
+"""The chat loop with real backends: the packaged SmolLM2 for real, Gemini and Hugging Face through
+their real SDKs against loopback stand-ins speaking their wire protocols."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from assistant.backends import BackendError, GenerationOptions
+from assistant.backends.gemini import GeminiBackend
+from assistant.backends.hf import HFBackend
+from assistant.backends.local import LocalBackend
+from assistant.chat import ChatService
+from assistant.cli import main
+from memory.memory import Memory
+from tests.standins import StandIn, Step
+
+KEY = "AIzaStandInKey-0123456789abcdef"
+GREEDY = GenerationOptions(greedy=True, max_new_tokens=12)
+
+
+@pytest.fixture(scope="session")
+def local_backend(tmp_path_factory):
+    """The packaged SmolLM2, converted once per test session into a model cache."""
+    backend = LocalBackend(None, tmp_path_factory.mktemp("model-cache"))
+    backend.load()
+    return backend
+
+
+@pytest.fixture
+def hub_online(monkeypatch):
+    """huggingface_hub refuses every request under HF_HUB_OFFLINE, even to loopback; the stand-in
+    is on 127.0.0.1, so lift the flag for these tests only (nothing here reaches the Hub)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+def make_remote(kind: str, url: str, timeout_s: float = 10.0):
+    if kind == "gemini":
+        return GeminiBackend("gemini-stand-in", KEY, url, timeout_s)
+    return HFBackend("stand-in-model", KEY, url + "/v1", timeout_s)
+
+
+# -- the local model, for real ------------------------------------------------------------------
+def test_local_reply_streams_and_remembers_across_conversations(memory, local_backend):
+    service = ChatService(memory, local_backend, k=3, options=GREEDY)
+    first = service.ask("Please remember that my cat is called Miso and she loves tuna.")
+    assert first.status == "ok" and first.answer.strip()
+    chunks = []
+    second = service.ask("What is the name of my cat?", on_chunk=chunks.append)  # a new conversation
+    assert second.conversation_id != first.conversation_id
+    assert any("Miso" in hit.turn.text for hit in second.memories)
+    assert len(chunks) > 1 and "".join(chunks) == second.answer
+    stored = memory.turns(second.conversation_id)
+    assert [t.role for t in stored] == ["user", "assistant"]
+    assert stored[1].text == second.answer and stored[1].backend == "local"
+    assert stored[1].model == "SmolLM2-135M-Instruct" and stored[1].tokens == second.usage["completion_tokens"]
+    assert stored[1].meta["memories"] == [h.turn.id for h in second.memories]
+
+
+def test_local_reply_can_be_cancelled_and_keeps_what_streamed(memory, local_backend):
+    cancel = threading.Event()
+    service = ChatService(memory, local_backend, options=GenerationOptions(greedy=True, max_new_tokens=200))
+    reply = service.ask("Count from one to one hundred in words.", on_chunk=lambda _: cancel.set(), cancel=cancel)
+    assert reply.status == "stopped" and reply.answer
+    assert reply.usage["completion_tokens"] < 50
+    stored = memory.get(reply.reply_turn_id)
+    assert stored.status == "stopped" and stored.text == reply.answer
+
+
+def test_recent_window_is_history_not_recall(memory, local_backend):
+    service = ChatService(memory, local_backend, k=5, options=GREEDY)
+    first = service.ask("I am planning a trip to Kyoto in April.")
+    second = service.ask("What should I pack for the Kyoto trip?", first.conversation_id)
+    recalled = {h.turn.id for h in second.memories}
+    assert first.user_turn_id not in recalled and first.reply_turn_id not in recalled
+    assert second.prompt.recent_used == 2
+
+
+# -- remote backends through their SDKs --------------------------------------------------------
+@pytest.fixture(params=["gemini", "openai"])
+def kind(request, hub_online):
+    return request.param
+
+
+def test_remote_prompt_carries_memories_key_in_header_and_streams(kind, memory, data_dir):
+    memory.remember("My daughter's piano recital is on June 14 at the town hall.", conversation_id="old")
+    with StandIn(kind) as server:
+        reply = ChatService(memory, make_remote(kind, server.url), k=3).ask("When is the recital?")
+    assert reply.answer == "Hello from the stand-in." and reply.status == "ok"
+    assert reply.usage == {"prompt_tokens": 42, "completion_tokens": 3}
+    request = server.requests[0]
+    body = json.dumps(request.body)
+    assert "piano recital is on June 14" in body and "<memory" in body
+    if kind == "gemini":
+        assert request.path.endswith(":streamGenerateContent?alt=sse")
+        assert request.headers.get("x-goog-api-key") == KEY
+        assert "piano recital" in json.dumps(request.body["systemInstruction"])
+    else:
+        assert request.path == "/v1/chat/completions" and request.body["stream"] is True
+        assert request.headers.get("authorization") == f"Bearer {KEY}"
+        assert request.body["messages"][0]["role"] == "system"
+    memory.close()
+    for path in data_dir.rglob("*"):
+        assert KEY.encode() not in path.read_bytes(), path.name
+
+
+def test_remote_429_is_retried_then_succeeds(kind, memory):
+    script = [Step(status=429, headers={"retry-after": "0"}), Step(chunks=["ok"])]
+    with StandIn(kind, script) as server:
+        reply = ChatService(memory, make_remote(kind, server.url)).ask("hello")
+    assert reply.answer == "ok" and len(server.requests) == 2
+
+
+@pytest.mark.parametrize("step, kind_of_error, words", [
+    (Step(status=401, error_message=f"API key not valid: {KEY}"), "auth", "rejected the key"),
+    (Step(status=404), "not_found", "model not found"),
+    (Step(status=429, headers={"retry-after": "0"}), "rate_limit", "rate limit"),
+    (Step(malformed=True), "bad_stream", "could not read"),
+])
+def test_remote_errors_become_one_line_and_lose_nothing(kind, memory, step, kind_of_error, words):
+    with StandIn(kind, [step]) as server:
+        reply = ChatService(memory, make_remote(kind, server.url)).ask("Remember my locker is 4471")
+    assert reply.status == "failed" and words in reply.error and "\n" not in reply.error
+    assert KEY not in reply.error
+    user, failed = memory.turns(reply.conversation_id)
+    assert user.text == "Remember my locker is 4471" and user.status == "ok"
+    assert failed.status == "failed" and failed.role == "assistant"
+    assert all(h.turn.status != "failed" for h in memory.recall("locker", k=5))
+
+
+def test_remote_timeout(kind, memory):
+    with StandIn(kind, [Step(stall_s=3)]) as server:
+        reply = ChatService(memory, make_remote(kind, server.url, timeout_s=1)).ask("hello?")
+    assert reply.status == "failed" and "did not answer within 1 s" in reply.error
+
+
+def test_gemini_safety_block(memory):
+    with StandIn("gemini", [Step(chunks=[""], finish_reason="SAFETY")]) as server:
+        reply = ChatService(memory, make_remote("gemini", server.url)).ask("something")
+    assert reply.status == "failed" and "safety" in reply.error
+
+
+def test_network_down(memory, hub_online):
+    with StandIn("gemini") as server:
+        url = server.url  # the server is gone once the block ends: nothing listens on the port
+    reply = ChatService(memory, make_remote("gemini", url, timeout_s=5)).ask("anyone there?")
+    assert reply.status == "failed" and "cannot reach Gemini" in reply.error
+
+
+def test_missing_keys_say_what_to_do():
+    with pytest.raises(BackendError, match="GEMINI_API_KEY"):
+        GeminiBackend(None, None)
+    with pytest.raises(BackendError, match="HF_TOKEN"):
+        HFBackend(None, None)
+
+
+# -- memchat ask -------------------------------------------------------------------------------
+def test_ask_json_through_the_cli(data_dir, monkeypatch, capsys):
+    with StandIn("gemini") as server:
+        monkeypatch.setenv("GEMINI_API_KEY", KEY)
+        monkeypatch.setenv("MEMCHAT_GEMINI_BASE_URL", server.url)
+        assert main(["memory", "add", "My favourite colour is teal.", "--data-dir", str(data_dir)]) == 0
+        capsys.readouterr()
+        code = main(["ask", "What is my favourite colour?", "--backend", "gemini", "--json", "--data-dir", str(data_dir)])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {"conversation_id", "answer", "memories", "backend", "model", "usage", "timings"} <= set(out)
+    assert out["backend"] == "gemini" and out["answer"] == "Hello from the stand-in."
+    assert "teal" in out["memories"][0]["text"]
+    code = main(["ask", "and again?", "-c", "--backend", "gemini", "--json", "--data-dir", str(data_dir)])
+    assert code == 1  # the stand-in is gone: network error, one line, non-zero
+    err = capsys.readouterr().err
+    assert "cannot reach Gemini" in err and "Traceback" not in err
+    with Memory(data_dir) as memory:
+        assert memory.turns(out["conversation_id"])[-2].text == "and again?"  # -c continued it
+
+
+def test_ask_without_key_fails_before_storing(data_dir, monkeypatch, capsys):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    code = main(["ask", "hello", "--backend", "gemini", "--data-dir", str(data_dir)])
+    assert code == 1 and "GEMINI_API_KEY" in capsys.readouterr().err
+    assert not (data_dir / "memchat.db").exists()
