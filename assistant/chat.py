@@ -61,7 +61,8 @@ class ChatService:
         cancel = cancel or threading.Event()
         clock = _Clock()
         recent = self.memory.turns(conversation_id, limit=RECENT_WINDOW, newest_first=True)[::-1] if conversation_id else []
-        user_turn = self.memory.remember(text, "user", conversation_id)
+        title = None if conversation_id else " ".join(text.split())[:60]  # a new conversation is named by its opening
+        user_turn = self.memory.remember(text, "user", conversation_id, conversation_title=title)
         conversation_id = user_turn.conversation_id
         clock.lap("store_user_ms")
 

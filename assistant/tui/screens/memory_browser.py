@@ -1,0 +1,109 @@
+"""Search all memories (hybrid), read one whole, forget it or its whole conversation."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, ListView, Static
+
+from assistant.tui.screens.dialogs import ConfirmScreen
+from assistant.tui.widgets.memory_panel import MemoryItem
+from assistant.tui.widgets.transcript import visible
+
+
+class MemoryBrowser(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "back"),
+        Binding("f", "forget_turn", "forget memory"),
+        Binding("c", "forget_conversation", "forget conversation"),
+        Binding("o", "open", "open conversation"),
+    ]
+
+    def __init__(self, query: str = "") -> None:
+        super().__init__()
+        self.initial_query = query
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="browser"):
+            yield Input(value=self.initial_query, placeholder="search all memories (meaning and words)…", id="query")
+            with Horizontal():
+                yield ListView(id="results")
+                with VerticalScroll(id="detail-box"):
+                    yield Static("", id="detail", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#results").border_title = "memories"
+        self.search(self.initial_query)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.search(event.value)
+
+    def search(self, query: str) -> None:
+        if query.strip():
+            self.app.in_thread(lambda m: m.recall(query, k=50), self.show_hits)
+        else:
+            self.app.in_thread(lambda m: m.turns(limit=50, newest_first=True), self.show_turns)
+
+    def show_hits(self, hits) -> None:
+        results = self.query_one("#results", ListView)
+        results.clear()
+        for hit in hits:
+            results.append(MemoryItem(hit))
+        results.border_title = f"memories ({len(hits)})"
+        self.query_one("#detail", Static).update("")
+        if hits:
+            results.index = 0
+            results.focus()
+
+    def show_turns(self, turns) -> None:
+        from memory.turn import Hit
+
+        self.show_hits([Hit(turn, 0.0, {}) for turn in turns])
+
+    def _selected(self):
+        item = self.query_one("#results", ListView).highlighted_child
+        return item.hit.turn if isinstance(item, MemoryItem) else None
+
+    def on_list_view_highlighted(self, event: ListView.Highlighted) -> None:
+        turn = self._selected()
+        if turn is not None:
+            head = f"#{turn.id}  {turn.created_iso[:19]}  {turn.role}  conversation {turn.conversation_id}  ({turn.status})\n\n"
+            self.query_one("#detail", Static).update(Text(head, style="bold") + Text(visible(turn.text)))
+
+    def action_forget_turn(self) -> None:
+        turn = self._selected()
+        if turn is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.app.in_thread(lambda m: m.forget([turn.id]), lambda n: self._after_forget(f"forgot memory #{turn.id}"))
+
+        self.app.push_screen(ConfirmScreen(f"Forget memory #{turn.id}? It is erased for good."), confirmed)
+
+    def action_forget_conversation(self) -> None:
+        turn = self._selected()
+        if turn is None:
+            return
+        cid = turn.conversation_id
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.app.in_thread(lambda m: m.forget_conversation(cid),
+                                   lambda n: self._after_forget(f"forgot conversation {cid} ({n} turns)"))
+
+        self.app.push_screen(ConfirmScreen(f"Forget the whole conversation {cid}? It is erased for good."), confirmed)
+
+    def _after_forget(self, message: str) -> None:
+        self.notify(message)
+        self.app.refresh_after_forget()
+        self.search(self.query_one("#query", Input).value)
+
+    def action_open(self) -> None:
+        turn = self._selected()
+        if turn is not None:
+            self.app.pop_screen()
+            self.app.open_conversation(turn.conversation_id, turn.id)

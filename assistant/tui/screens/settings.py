@@ -1,0 +1,63 @@
+"""The settings modal: backend, model, recall and decoding knobs. Returns the changed values."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Switch
+
+from assistant.backends import BACKENDS
+
+NUMBER_FIELDS = {  # setting: (label, type)
+    "k": ("memories recalled per reply (k)", int),
+    "token_budget": ("prompt token budget", int),
+    "temperature": ("temperature", float),
+    "top_p": ("top-p", float),
+    "top_k": ("top-k", int),
+    "max_new_tokens": ("max new tokens", int),
+}
+
+
+class SettingsScreen(ModalScreen[dict | None]):
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        s = self.settings
+        with VerticalScroll(id="settings"):
+            yield Label("backend")
+            yield Select([(name, name) for name in BACKENDS], value=s.backend, allow_blank=False, id="backend")
+            yield Label("model (empty: the backend's default)")
+            yield Input(value=s.model or "", id="model")
+            for name, (label, _) in NUMBER_FIELDS.items():
+                yield Label(label)
+                yield Input(value=str(getattr(s, name)), id=name)
+            with Horizontal(classes="switch-row"):
+                yield Switch(value=s.greedy, id="greedy")
+                yield Label("greedy (always the most likely token)")
+            with Horizontal(classes="buttons"):
+                yield Button("Save", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+            return
+        values = {"backend": self.query_one("#backend", Select).value,
+                  "model": self.query_one("#model", Input).value.strip() or None,
+                  "greedy": self.query_one("#greedy", Switch).value}
+        for name, (label, kind) in NUMBER_FIELDS.items():
+            raw = self.query_one(f"#{name}", Input).value.strip()
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                self.notify(f"{label}: {raw!r} is not a number", severity="error")
+                return
+        self.dismiss(values)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

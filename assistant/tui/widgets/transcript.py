@@ -1,0 +1,80 @@
+"""The transcript: one Markdown block per turn; the reply being generated grows as tokens arrive."""
+from __future__ import annotations
+
+import re
+
+from textual.containers import VerticalScroll
+from textual.widgets import Markdown, Static
+
+# Control characters from stored or generated text are shown as \\xNN, never sent to the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class TurnView(Markdown):
+    """One turn. Markdown (code blocks highlighted); Rich markup in the text is never interpreted."""
+
+    def __init__(self, role: str, text: str, status: str = "ok", turn_id: int | None = None) -> None:
+        super().__init__(visible(text), classes=f"turn {role} {status}")
+        self.role = role
+        self.turn_id = turn_id
+        self.border_title = {"user": "you", "assistant": "memchat"}.get(role, role)
+        if status != "ok":
+            self.border_subtitle = status
+
+
+class Transcript(VerticalScroll):
+    """The conversation on screen. `start_reply` returns the widget a streaming reply writes into."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._reply: TurnView | None = None
+        self._reply_text = ""
+
+    def show_turns(self, turns) -> None:
+        self.remove_children()
+        if not turns:
+            self.mount(Static("Say something. Everything you write is remembered; /help lists commands.",
+                              classes="hint", markup=False))
+        for turn in turns:
+            self.mount(TurnView(turn.role, turn.text, turn.status, turn.id))
+        self.scroll_end(animate=False)
+
+    def add_user(self, text: str) -> None:
+        for hint in self.query(".hint"):
+            hint.remove()
+        self.mount(TurnView("user", text))
+        self.scroll_end(animate=False)
+
+    def start_reply(self) -> None:
+        self._reply_text = ""
+        self._reply = TurnView("assistant", "…", "ok")
+        self.mount(self._reply)
+        self.scroll_end(animate=False)
+
+    def append_reply(self, chunk: str) -> None:
+        if self._reply is None:
+            return
+        self._reply_text += chunk
+        self._reply.update(visible(self._reply_text))
+        self.scroll_end(animate=False)
+
+    def finish_reply(self, status: str, turn_id: int | None, error: str | None = None) -> None:
+        if self._reply is None:
+            return
+        self._reply.turn_id = turn_id
+        if status != "ok":
+            self._reply.border_subtitle = status
+            self._reply.add_class(status)
+            if not self._reply_text.strip():
+                self._reply.update(visible(f"*({error or status})*"))
+        self._reply = None
+
+    def scroll_to_turn(self, turn_id: int) -> None:
+        for view in self.query(TurnView):
+            if view.turn_id == turn_id:
+                view.add_class("highlight")
+                self.scroll_to_widget(view, animate=False, top=True)
