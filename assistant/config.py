@@ -21,6 +21,7 @@ def default_data_dir() -> Path:
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
+    model_cache: Path | None = None  # converted local models; None: <data_dir>/models
     store: str = "faiss"
     embed_model: str = "all-MiniLM-L6-v2"
     embed_dtype: str = "float32"
@@ -58,6 +59,7 @@ class Settings:
 # Environment variable for each setting; the providers' own names for keys.
 ENV_NAMES: dict[str, tuple[str, ...]] = {
     "data_dir": ("MEMCHAT_DATA_DIR",),
+    "model_cache": ("MEMCHAT_MODEL_CACHE",),
     "store": ("MEMCHAT_STORE",),
     "embed_model": ("MEMCHAT_EMBED_MODEL",),
     "embed_dtype": ("MEMCHAT_EMBED_DTYPE",),
@@ -95,6 +97,7 @@ def _bool(raw: str) -> bool:
 # How to read each non-string setting from its text form in the environment or .env.
 CONVERTERS = {
     "data_dir": lambda raw: Path(raw).expanduser(),
+    "model_cache": lambda raw: Path(raw).expanduser(),
     "k": int, "token_budget": int, "top_k": int, "max_new_tokens": int, "seed": int,
     "recency_weight": float, "temperature": float, "top_p": float, "timeout_s": float,
     "greedy": _bool,

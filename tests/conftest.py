@@ -43,3 +43,18 @@ def cli_env(data_dir) -> dict:
     env["MEMCHAT_DATA_DIR"] = str(data_dir)
     env["HF_HUB_OFFLINE"] = "1"
     return env
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """Where the packaged SmolLM2 GGUF is converted, once per test session."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def local_backend(model_cache):
+    from assistant.backends.local import LocalBackend
+
+    backend = LocalBackend(None, model_cache)
+    backend.load()
+    return backend

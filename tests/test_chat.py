@@ -10,7 +10,6 @@ import pytest
 from assistant.backends import BackendError, GenerationOptions
 from assistant.backends.gemini import GeminiBackend
 from assistant.backends.hf import HFBackend
-from assistant.backends.local import LocalBackend
 from assistant.chat import ChatService
 from assistant.cli import main
 from memory.memory import Memory
@@ -18,14 +17,6 @@ from tests.standins import StandIn, Step
 
 KEY = "AIzaStandInKey-0123456789abcdef"
 GREEDY = GenerationOptions(greedy=True, max_new_tokens=12)
-
-
-@pytest.fixture(scope="session")
-def local_backend(tmp_path_factory):
-    """The packaged SmolLM2, converted once per test session into a model cache."""
-    backend = LocalBackend(None, tmp_path_factory.mktemp("model-cache"))
-    backend.load()
-    return backend
 
 
 @pytest.fixture

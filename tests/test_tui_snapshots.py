@@ -1,0 +1,65 @@
+"""Snapshots of the main screen, the memory browser and the settings modal (pytest-textual-snapshot).
+
+Regenerate after an intended visual change with: .venv/bin/pytest tests/test_tui_snapshots.py --snapshot-update
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from assistant.config import load_settings
+from assistant.tui.app import MemchatApp
+from assistant.tui.widgets.transcript import TurnView
+from memory.memory import Memory
+
+SIZE = (120, 34)
+DAY = 1_767_225_600.0  # 2026-01-01, so dates on screen do not change from run to run
+
+
+@pytest.fixture
+def snapshot_app(data_dir, embedder, model_cache, local_backend):
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("Can you suggest a **name** for my new cat?", conversation_id="cat",
+                        conversation_title="Naming the cat", created_at=DAY)
+        memory.remember("How about *Miso*? Short, warm and easy to call:\n\n```python\ncat = \"Miso\"\n```",
+                        role="assistant", conversation_id="cat", created_at=DAY + 5)
+        memory.remember("I'm allergic to peanuts.", conversation_id="food", conversation_title="Recipes",
+                        created_at=DAY - 86_400)
+    return MemchatApp(load_settings({"data_dir": data_dir, "model_cache": model_cache}, env_file=None))
+
+
+async def _open_cat_conversation(pilot) -> None:
+    app = pilot.app
+    deadline = time.monotonic() + 60
+    while not app.ready:
+        assert time.monotonic() < deadline
+        await pilot.pause(0.05)
+    app.open_conversation("cat")
+    while len(app.query(TurnView)) != 2:
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)
+
+
+def test_main_screen(snap_compare, snapshot_app):
+    assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=_open_cat_conversation)
+
+
+def test_memory_browser(snap_compare, snapshot_app):
+    async def browse(pilot):
+        await _open_cat_conversation(pilot)
+        pilot.app.run_slash("/search peanut allergy")
+        while not pilot.app.screen.query("MemoryItem"):
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=browse)
+
+
+def test_settings_modal(snap_compare, snapshot_app):
+    async def settings(pilot):
+        await _open_cat_conversation(pilot)
+        await pilot.press("f4")
+        await pilot.pause(0.3)
+
+    assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=settings)
