@@ -94,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf"], help="FAISS index kind (default auto)")
     p.add_argument("--out", type=Path, help="also write results.json here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = commands.add_parser("eval", parents=[common], help="measure recall on a benchmark (LoCoMo)",
+                            description="Turn-level evidence recall@k on LoCoMo, through the normal recall path.")
+    p.add_argument("benchmark", choices=["locomo"])
+    p.add_argument("file", type=Path, help="a LoCoMo JSON file (e.g. ../shared/data/locomo/locomo-dev.json)")
+    p.add_argument("-k", type=int, default=10, help="hits per question (default 10)")
+    p.add_argument("--max-questions", type=int, help="stop after this many questions")
+    p.add_argument("--signals", choices=["hybrid", "dense", "lexical"], default="hybrid",
+                   help="which retrievers to use (default hybrid); for comparisons")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
     # -- ask / chat / doctor ------------------------------------------------------------------
     p = commands.add_parser("ask", parents=[common], help="ask once: the reply streams to stdout",
                             description="Store the message, recall related memories, stream the reply, store it.")
@@ -148,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
             from assistant.memory_commands import run_bench
 
             return run_bench(args, settings)
+        if args.command == "eval":
+            from assistant.memory_commands import run_eval
+
+            return run_eval(args, settings)
         if args.command == "ask":
             from assistant.ask import run_ask
 

@@ -24,7 +24,7 @@ class Settings:
     model_cache: Path | None = None  # converted local models; None: <data_dir>/models
     store: str = "faiss"
     embed_model: str = "all-MiniLM-L6-v2"
-    embed_dtype: str = "float32"
+    embed_dtype: str = "auto"
     backend: str = "local"
     model: str | None = None  # None: the backend's default model
     k: int = 5  # memories recalled per reply

@@ -171,3 +171,25 @@ def run_bench(args, settings: Settings) -> int:
     else:
         render_table(results)
     return 0
+
+
+def run_eval(args, settings: Settings) -> int:
+    from memory.embedding import Embedder
+    from memory.evaluate import evaluate, load_locomo
+    from memory.recall import RecallWeights
+
+    samples = load_locomo(args.file)
+    weights = {"hybrid": RecallWeights(), "dense": RecallWeights(dense=1, lexical=0),
+               "lexical": RecallWeights(dense=0, lexical=1)}[args.signals]
+    embedder = Embedder(settings.embed_model, dtype=settings.embed_dtype)
+    with ProgressBar(enabled=not args.json) as bar:
+        result = evaluate(samples, embedder, k=args.k, store=settings.store, weights=weights,
+                          max_questions=args.max_questions, progress=bar).to_json()
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"recall@{result['k']} = {result['recall']:.4f} over {result['questions']} questions "
+          f"({args.signals}); search p50 {result['search_p50_ms']} ms, p95 {result['search_p95_ms']} ms")
+    for name, row in result["by_category"].items():
+        print(f"  {name:>12}: {row['recall']:.4f}  ({row['questions']} questions)")
+    return 0

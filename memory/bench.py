@@ -32,7 +32,7 @@ class BenchConfig:
     ingest_sample: int = 2000
     index_kind: str = "auto"
     embed_model: str = "all-MiniLM-L6-v2"
-    embed_dtype: str = "float32"
+    embed_dtype: str = "auto"
     cache_dir: Path | None = None
     out_dir: Path | None = None
 

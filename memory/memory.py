@@ -227,37 +227,50 @@ class Memory:
             # Embed outside the transaction: it is the slow part and needs no lock on the database.
             chunks = [(i, span) for i, (r, _) in enumerate(fresh) for span in self.embedder.split(r.text)]
             vectors = self.embedder.encode([fresh[i][0].text[s.start : s.end] for i, s in chunks])
+            if len(chunks) == 1:  # one short turn, as the chat loop stores: recall may ask for it next
+                self.embedder.remember_vector(fresh[0][0].text, vectors[0])
 
-        stored: list[Turn] = []
         with self.engine.begin() as conn:
             self._record_model(conn, vectors.shape[1])
-            taken = set()
-            wanted_ids = [r.id for r, _ in fresh if r.id is not None]
-            if wanted_ids:
-                taken = set(conn.execute(select(turns.c.id).where(turns.c.id.in_(wanted_ids))).scalars())
-            for record, key in fresh:
-                self._ensure_conversation(conn, record)
-                values = dict(
-                    conversation_id=record.conversation_id, role=record.role, text=record.text,
-                    created_at=record.created_at, status=record.status, backend=record.backend,
-                    model=record.model, tokens=record.tokens, meta=json.dumps(record.meta, ensure_ascii=False),
-                    content_key=key,
-                )
-                if record.id is not None and record.id not in taken:
-                    values["id"] = record.id
-                turn_id = conn.execute(insert(turns).values(**values)).inserted_primary_key[0]
-                stored.append(Turn(id=turn_id, conversation_id=record.conversation_id, role=record.role,
-                                   text=record.text, created_at=record.created_at, status=record.status,
-                                   backend=record.backend, model=record.model, tokens=record.tokens,
-                                   meta=record.meta))
-            rows = [
-                dict(turn_id=stored[i].id, chunk=n, start=span.start, end=span.end,
+            self._ensure_conversations(conn, [record for record, _ in fresh])
+            turn_ids = self._assign_turn_ids(conn, [record.id for record, _ in fresh])
+            stored = [Turn(id=turn_id, conversation_id=r.conversation_id, role=r.role, text=r.text,
+                           created_at=r.created_at, status=r.status, backend=r.backend, model=r.model,
+                           tokens=r.tokens, meta=r.meta)
+                      for turn_id, (r, _) in zip(turn_ids, fresh)]
+            conn.execute(insert(turns), [
+                dict(id=t.id, conversation_id=t.conversation_id, role=t.role, text=t.text, created_at=t.created_at,
+                     status=t.status, backend=t.backend, model=t.model, tokens=t.tokens,
+                     meta=json.dumps(t.meta, ensure_ascii=False), content_key=key)
+                for t, (_, key) in zip(stored, fresh)
+            ])
+            first_vector_id = _next_id(conn, "embeddings")
+            vector_ids = np.arange(first_vector_id, first_vector_id + len(chunks), dtype=np.int64)
+            conn.execute(insert(embeddings), [
+                dict(id=int(vector_ids[j]), turn_id=stored[i].id, chunk=n, start=span.start, end=span.end,
                      model=self.embedder.model_id, vector=vectors[j].tobytes())
                 for n, (j, (i, span)) in _chunk_numbers(chunks)
-            ]
-            vector_ids = [conn.execute(insert(embeddings).values(**row)).inserted_primary_key[0] for row in rows]
-        self._index_added(np.array(vector_ids, dtype=np.int64), vectors)
+            ])
+        self._index_added(vector_ids, vectors)
         return stored
+
+    @staticmethod
+    def _assign_turn_ids(conn, wanted: list[int | None]) -> list[int]:
+        """Ids for new turns: the record's own id where it asks for a free one (a re-imported export
+        keeps its ids), otherwise the next ids in sequence. Explicit ids keep the batch a single
+        executemany; the data dir lock guarantees no other writer takes ids meanwhile."""
+        asked = [i for i in wanted if i is not None]
+        taken = set(conn.execute(select(turns.c.id).where(turns.c.id.in_(asked))).scalars()) if asked else set()
+        next_id = max(_next_id(conn, "turns"), max(asked, default=0) + 1)
+        ids, used = [], set()
+        for want in wanted:
+            if want is not None and want not in taken and want not in used:
+                ids.append(want)
+                used.add(want)
+            else:
+                ids.append(next_id)
+                next_id += 1
+        return ids
 
     def _record_model(self, conn, dim: int) -> None:
         if get_meta(conn, "embed_model") is None:
@@ -265,15 +278,22 @@ class Memory:
             set_meta(conn, "embed_dim", str(dim))
 
     @staticmethod
-    def _ensure_conversation(conn, record: NewTurn) -> None:
-        found = conn.execute(select(conversations.c.id).where(conversations.c.id == record.conversation_id)).first()
-        if found is None:
-            conn.execute(insert(conversations).values(
-                id=record.conversation_id, title=record.conversation_title or "",
-                created_at=record.created_at, updated_at=record.created_at))
-        else:
-            conn.execute(update(conversations).where(conversations.c.id == record.conversation_id)
-                         .values(updated_at=func.max(conversations.c.updated_at, record.created_at)))
+    def _ensure_conversations(conn, records: list[NewTurn]) -> None:
+        """Create the conversations a batch writes to, and move their updated_at forward."""
+        latest: dict[str, NewTurn] = {}
+        for record in records:
+            if record.conversation_id not in latest or record.created_at > latest[record.conversation_id].created_at:
+                latest[record.conversation_id] = record
+        existing = set(conn.execute(select(conversations.c.id).where(conversations.c.id.in_(list(latest)))).scalars())
+        for cid, record in latest.items():
+            if cid in existing:
+                conn.execute(update(conversations).where(conversations.c.id == cid)
+                             .values(updated_at=func.max(conversations.c.updated_at, record.created_at)))
+            else:
+                first = min((r.created_at for r in records if r.conversation_id == cid))
+                title = next((r.conversation_title for r in records if r.conversation_id == cid and r.conversation_title), "")
+                conn.execute(insert(conversations).values(id=cid, title=title, created_at=first,
+                                                          updated_at=record.created_at))
 
     def set_status(self, turn_id: int, status: str) -> None:
         with self.engine.begin() as conn:
@@ -478,6 +498,12 @@ class Memory:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _next_id(conn, table: str) -> int:
+    """The id AUTOINCREMENT would give next: past every id ever used, deleted ones included."""
+    seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table}).scalar()
+    return int(seq or 0) + 1
 
 
 def _chunk_numbers(chunks):

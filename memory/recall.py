@@ -13,10 +13,15 @@ import numpy as np
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from memory.record import FTS_TOKENIZER
+
 # A smaller constant than the customary 60 lets a signal's top ranks count for more; with MiniLM,
 # lexical evidence is the stronger signal on conversational recall, so dense weighs half.
 # Measured on the LoCoMo dev split; the neighbourhood is flat (see docs/recall.md).
 RRF_K = 20
+# Most postings (turn, word) pairs one lexical query may rank; see affordable_words.
+POSTINGS_BUDGET = 5_000  # 2 ms lexical p50 at 100k memories (20k postings: 9 ms); docs/benchmarks.md
+_STEMS: dict[str, str | None] = {}
 # Past this many matching turns a filtered dense search uses the index and filters afterwards;
 # below it, it scores the matching turns' stored vectors exactly (fast, and never misses).
 EXACT_FILTER_LIMIT = 50_000
@@ -69,26 +74,75 @@ class RecallWeights:
     recency: float = 0.0
 
 
-def fts_query(query: str) -> str | None:
-    """An FTS5 MATCH expression: the query's content words, OR-ed, each quoted (no FTS syntax leaks)."""
+def content_words(query: str) -> list[str]:
     words = [w for w in re.findall(r"\w+", query.lower()) if w not in STOPWORDS]
-    words = list(dict.fromkeys(words))  # keep order, drop repeats
-    if not words:
-        return None
-    return " OR ".join(f'"{w}"' for w in words)
+    return list(dict.fromkeys(words))  # keep order, drop repeats
+
+
+def fts_query(words: list[str]) -> str | None:
+    """An FTS5 MATCH expression: the words OR-ed, each quoted (no FTS syntax leaks)."""
+    return " OR ".join(f'"{w}"' for w in words) if words else None
+
+
+def affordable_words(conn: Connection, words: list[str], budget: int | None = None) -> list[str]:
+    """The rarest words whose postings add up to at most `budget` (the rarest is always kept).
+
+    bm25 scores every turn that matches any query word, so one very common word makes a query
+    slow in a large store while adding almost nothing to the ranking (its IDF is near zero).
+    Document counts come from the index's own vocabulary, under the same stemming as the index.
+    """
+    if len(words) < 2:
+        return words
+    budget = POSTINGS_BUDGET if budget is None else budget
+    stems = {w: _stem(conn, w) for w in words}
+    counts = dict(conn.execute(
+        text("SELECT term, doc FROM turns_fts_vocab WHERE term IN :terms").bindparams(bindparam("terms", expanding=True)),
+        {"terms": sorted({s for s in stems.values() if s})},
+    ).all())
+    ranked = sorted(words, key=lambda w: counts.get(stems[w], 0))
+    chosen, spent = [], 0
+    for word in ranked:
+        cost = counts.get(stems[word], 0)
+        if chosen and spent + cost > budget:
+            break
+        chosen.append(word)
+        spent += cost
+    return chosen
+
+
+def _stem(conn: Connection, word: str) -> str | None:
+    """The term FTS5 indexes for `word` (porter stem), via a scratch FTS5 table with the same tokenizer."""
+    cached = _STEMS.get(word)
+    if cached is not None:
+        return cached
+    conn.exec_driver_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer USING fts5(w, tokenize={FTS_TOKENIZER!r})")
+    conn.exec_driver_sql("CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer_vocab USING fts5vocab(temp, stemmer, 'row')")
+    conn.execute(text("INSERT INTO temp.stemmer(rowid, w) VALUES (1, :w)"), {"w": word})
+    stem = conn.exec_driver_sql("SELECT term FROM temp.stemmer_vocab LIMIT 1").scalar()
+    conn.exec_driver_sql("DELETE FROM temp.stemmer")
+    if len(_STEMS) < 100_000:
+        _STEMS[word] = stem
+    return stem
 
 
 def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) -> list[int]:
-    match = fts_query(query)
+    match = fts_query(affordable_words(conn, content_words(query)))
     if match is None:
         return []
     where, params = flt.sql()
-    sql = (
-        "SELECT t.id FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
-        "WHERE turns_fts MATCH :match " + (f"AND {where} " if where else "") +
-        "ORDER BY bm25(turns_fts) LIMIT :n"
-    )
-    rows = conn.execute(text(sql), {"match": match, "n": n + len(flt.exclude_ids), **params})
+    narrowing, _ = flt.sql(with_status=False)
+    limit = n + len(flt.exclude_ids)
+    if narrowing:  # rank only the turns that pass the filters
+        sql = ("SELECT t.id FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
+               f"WHERE turns_fts MATCH :match AND {where} ORDER BY bm25(turns_fts) LIMIT :n")
+    else:
+        # Rank inside FTS5 first, then drop failed replies: joining before ranking makes SQLite
+        # look up every matching turn, which was 2x slower at 100k memories.
+        sql = ("SELECT t.id FROM (SELECT rowid, bm25(turns_fts) AS score FROM turns_fts WHERE turns_fts MATCH :match "
+               "ORDER BY score LIMIT :n) AS ranked JOIN turns t ON t.id = ranked.rowid "
+               f"WHERE {where or '1'} ORDER BY ranked.score")
+        limit += n  # room for failed replies dropped after ranking
+    rows = conn.execute(text(sql), {"match": match, "n": limit, **params})
     return [r[0] for r in rows if r[0] not in flt.exclude_ids][:n]
 
 

@@ -75,10 +75,10 @@ embeddings = Table(
     sqlite_autoincrement=True,
 )
 
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 FTS_DDL = [
     # External-content FTS5: the text lives once, in turns; the porter stemmer lets "hiking" match "hike".
-    "CREATE VIRTUAL TABLE turns_fts USING fts5(text, content='turns', content_rowid='id', "
-    "tokenize='porter unicode61 remove_diacritics 2')",
+    f"CREATE VIRTUAL TABLE turns_fts USING fts5(text, content='turns', content_rowid='id', tokenize='{FTS_TOKENIZER}')",
     "CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN "
     "INSERT INTO turns_fts(rowid, text) VALUES (new.id, new.text); END",
     "CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN "
@@ -95,8 +95,14 @@ def _migration_1_initial(conn: Connection) -> None:
         conn.exec_driver_sql(ddl)
 
 
+def _migration_2_term_statistics(conn: Connection) -> None:
+    # Per-term document counts of the full-text index, read by recall to skip terms so common that
+    # ranking their postings costs more than it tells (see memory/recall.py).
+    conn.exec_driver_sql("CREATE VIRTUAL TABLE turns_fts_vocab USING fts5vocab(turns_fts, 'row')")
+
+
 # Append new migrations at the end; never edit or reorder one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1_initial]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1_initial, _migration_2_term_statistics]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -236,3 +236,37 @@ def test_ivf_index_matches_exact_search_and_supports_delete(tmp_path):
     reopened.delete(ids[:10])
     assert reopened.count() == 4990
     assert not set(reopened.search(vectors[0], 10)[0]) & set(ids[:10])
+
+
+def test_a_very_common_word_does_not_drown_the_rare_one(memory):
+    from memory import recall
+
+    for i in range(60):
+        memory.remember(f"Meeting notes {i}: the meeting went fine, another meeting tomorrow.")
+    target = memory.remember("The meeting with the notary Vandersloot is about the house deed.")
+    old = recall.POSTINGS_BUDGET
+    recall.POSTINGS_BUDGET = 10  # as in a store where "meeting" is in tens of thousands of turns
+    try:
+        hits = memory.recall("meeting Vandersloot", k=1, weights=LEXICAL)
+    finally:
+        recall.POSTINGS_BUDGET = old
+    assert hits[0].turn.id == target.id
+
+
+def test_an_older_store_is_upgraded_in_place(tmp_path, embedder):
+    from sqlalchemy import create_engine
+
+    from memory.record import MIGRATIONS, SCHEMA_VERSION
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'memchat.db'}")
+    with engine.begin() as conn:  # a store as the first release wrote it
+        MIGRATIONS[0](conn)
+        conn.exec_driver_sql("PRAGMA user_version=1")
+        conn.exec_driver_sql("INSERT INTO conversations VALUES ('old', '', 0, 0)")
+        conn.exec_driver_sql("INSERT INTO turns (conversation_id, role, text, created_at, status, meta, content_key) "
+                             "VALUES ('old', 'user', 'kept across the upgrade: lighthouse', 0, 'ok', '{}', 'k1')")
+    engine.dispose()
+    with Memory(tmp_path, embedder) as memory:
+        assert memory.recall("lighthouse", k=1, weights=LEXICAL)[0].turn.text.startswith("kept across")
+        with memory.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA user_version").scalar() == SCHEMA_VERSION

@@ -113,8 +113,7 @@ class FaissStore:
             return
         if kind == "ivf":
             ivf = faiss.downcast_index(self.index)
-            trained_for = (ivf.nlist / 4) ** 2  # inverse of _nlist_for
-            if n <= 4 * trained_for:
+            if _nlist_for(n) <= 2 * ivf.nlist:  # still about the size it was trained for
                 return
         ids, vectors = self._all()
         nlist = _nlist_for(n)
@@ -184,8 +183,9 @@ class FaissStore:
 
 
 def _nlist_for(n: int) -> int:
-    """About 4*sqrt(n) lists: a common FAISS rule of thumb for IVF at this scale."""
-    return max(16, int(4 * math.sqrt(n)))
+    """About 4*sqrt(n) lists (a common FAISS rule of thumb), with at least 39 training points per
+    list, the fewest k-means in FAISS accepts without a warning."""
+    return max(16, min(int(4 * math.sqrt(n)), n // 39))
 
 
 def default_nprobe(nlist: int) -> int:

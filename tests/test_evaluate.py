@@ -1,0 +1,71 @@
+"""`memchat eval locomo`: its arithmetic on hand-counted cases, and the command on the dev slice."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant.cli import main
+from memory.evaluate import evaluate, evidence_recall
+from tests.conftest import LOCOMO
+
+SAMPLE = {
+    "sample_id": "hand-made",
+    "conversation": {
+        "speaker_a": "Ada", "speaker_b": "Ben",
+        "session_1_date_time": "10:00 am on 3 May, 2023",
+        "session_1": [
+            {"speaker": "Ada", "dia_id": "D1:1", "text": "I adopted a tortoise named Sheldon yesterday."},
+            {"speaker": "Ben", "dia_id": "D1:2", "text": "My violin recital went badly, I forgot the cadenza."},
+            {"speaker": "Ada", "dia_id": "D1:3", "text": "We repainted the kitchen a bright saffron yellow."},
+        ],
+        "session_2_date_time": "4:30 pm on 20 June, 2023",
+        "session_2": [
+            {"speaker": "Ben", "dia_id": "D2:1", "text": "I finally passed my glider pilot exam!"},
+            {"speaker": "Ada", "dia_id": "D2:2", "text": "Sheldon the tortoise ate strawberries today.",
+             "blip_caption": "a photo of a tortoise eating a strawberry"},
+        ],
+    },
+    "qa": [
+        {"question": "What is the name of Ada's tortoise?", "evidence": ["D1:1"], "category": 4},
+        {"question": "What exam did Ben pass?", "evidence": ["D2:1"], "category": 4},
+        # two evidence turns, k=1: at most one can be in the top 1 -> exactly 0.5 here
+        {"question": "What happened with the tortoise Sheldon?", "evidence": ["D1:1", "D2:2"], "category": 1},
+        # evidence that is not a turn of the conversation can never be found -> 0
+        {"question": "What colour is the kitchen?", "evidence": ["D9:9"], "category": 2},
+        {"question": "Questions without evidence are skipped", "evidence": [], "category": 5},
+    ],
+}
+
+
+def test_evidence_recall_cases():
+    assert evidence_recall(["D1:1"], ["D1:1", "D2:2"]) == 1.0
+    assert evidence_recall(["D1:1", "D2:2"], ["D2:2"]) == 0.5
+    assert evidence_recall(["D1:1", "D1:2", "D1:3"], ["D1:2", "D3:3"]) == pytest.approx(1 / 3)
+    assert evidence_recall(["D1:1"], []) == 0.0
+
+
+def test_eval_arithmetic_on_a_hand_counted_sample(embedder):
+    result = evaluate([SAMPLE], embedder, k=1).to_json()
+    assert result["questions"] == 4  # the question without evidence is not asked
+    # hand count: 1 + 1 + 0.5 + 0 over 4 questions
+    assert result["recall"] == pytest.approx((1 + 1 + 0.5 + 0) / 4)
+    assert result["by_category"]["single-hop"] == {"recall": 1.0, "questions": 2}
+    assert result["by_category"]["multi-hop"] == {"recall": 0.5, "questions": 1}
+    assert result["by_category"]["temporal"] == {"recall": 0.0, "questions": 1}
+    assert result["search_p50_ms"] > 0
+    wider = evaluate([SAMPLE], embedder, k=5).to_json()
+    assert wider["by_category"]["multi-hop"]["recall"] == 1.0  # both evidence turns fit in 5
+
+
+@pytest.mark.skipif(not LOCOMO.exists(), reason="LoCoMo dev split not found beside the repo (../shared/data/locomo)")
+def test_eval_command_on_a_dev_slice(tmp_path, capsys):
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(json.loads(LOCOMO.read_text())[:1]))
+    code = main(["eval", "locomo", str(one), "-k", "10", "--max-questions", "12", "--json",
+                 "--data-dir", str(tmp_path / "unused")])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert set(result) == {"k", "recall", "by_category", "questions", "search_p50_ms", "search_p95_ms"}
+    assert result["questions"] == 12 and 0 < result["recall"] <= 1
+    assert sum(c["questions"] for c in result["by_category"].values()) == 12
