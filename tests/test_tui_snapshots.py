@@ -36,7 +36,15 @@ async def _open_cat_conversation(pilot) -> None:
         assert time.monotonic() < deadline
         await pilot.pause(0.05)
     app.open_conversation("cat")
-    while len(app.query(TurnView)) != 2:
+    await settle(pilot, lambda: len(app.query(TurnView)) == 2)
+
+
+async def settle(pilot, condition) -> None:
+    """Wait for `condition` and for every background job (list refreshes, searches) to finish."""
+    app = pilot.app
+    deadline = time.monotonic() + 60
+    while not (condition() and all(w.is_finished for w in app.workers)):
+        assert time.monotonic() < deadline
         await pilot.pause(0.05)
     await pilot.pause(0.3)
 
@@ -49,9 +57,7 @@ def test_memory_browser(snap_compare, snapshot_app):
     async def browse(pilot):
         await _open_cat_conversation(pilot)
         pilot.app.run_slash("/search peanut allergy")
-        while not pilot.app.screen.query("MemoryItem"):
-            await pilot.pause(0.05)
-        await pilot.pause(0.3)
+        await settle(pilot, lambda: pilot.app.screen.query("MemoryItem"))
 
     assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=browse)
 
@@ -60,6 +66,6 @@ def test_settings_modal(snap_compare, snapshot_app):
     async def settings(pilot):
         await _open_cat_conversation(pilot)
         await pilot.press("f4")
-        await pilot.pause(0.3)
+        await settle(pilot, lambda: pilot.app.screen.query("#settings"))
 
     assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=settings)
