@@ -18,7 +18,8 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="where memories live (default: $MEMCHAT_DATA_DIR or the platform's user data dir)")
-    common.add_argument("--store", default=argparse.SUPPRESS, help="vector store: faiss (default)")
+    common.add_argument("--store", default=argparse.SUPPRESS, choices=["faiss", "pgvector", "milvus"],
+                        help="vector store (default: the one this data dir uses; faiss for a new one)")
     return common
 
 
@@ -80,13 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     mem.add_parser("reindex", parents=[common], help="rebuild the vector index from the SQLite record")
+    p = mem.add_parser("migrate", parents=[common], help="move the vectors to another store (no re-embedding)",
+                       description="Copy every vector from the SQLite record into another store and make it "
+                                   "this data dir's store from now on.")
+    p.add_argument("--to", required=True, choices=["faiss", "pgvector", "milvus"])
     mem.add_parser("reembed", parents=[common],
                    help="re-embed every turn with the configured embedding model (MEMCHAT_EMBED_MODEL)")
 
     # -- bench -------------------------------------------------------------------------------
     p = commands.add_parser("bench", parents=[common], help="measure ingest, search latency and recall per store and size",
                             description="Generate a corpus, embed it once (cached), and measure each store at each size.")
-    p.add_argument("--stores", default="faiss", help="comma-separated stores (default: faiss)")
+    p.add_argument("--stores", default="faiss", help="comma-separated stores: faiss,pgvector,milvus (default: faiss)")
     p.add_argument("--sizes", default="1000,10000", help="comma-separated memory counts (default: 1000,10000)")
     p.add_argument("--queries", type=int, default=200, help="queries per measurement (default 200)")
     p.add_argument("--ingest-sample", type=int, default=2000,
@@ -189,8 +194,11 @@ def open_memory(settings: Settings, progress=None, check_model: bool = True):
     from memory.embedding import Embedder
     from memory.memory import Memory
 
+    from assistant.config import store_options
+
     embedder = Embedder(settings.embed_model, dtype=settings.embed_dtype)
-    return Memory(settings.data_dir, embedder, store=settings.store, progress=progress, check_model=check_model)
+    return Memory(settings.data_dir, embedder, store=settings.store, store_options=store_options(settings),
+                  progress=progress, check_model=check_model)
 
 
 def print_json(data) -> None:

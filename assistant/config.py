@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-SECRET_FIELDS = ("gemini_api_key", "hf_token")
+SECRET_FIELDS = ("gemini_api_key", "hf_token", "milvus_token")
 
 
 def default_data_dir() -> Path:
@@ -22,7 +22,11 @@ def default_data_dir() -> Path:
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     model_cache: Path | None = None  # converted local models; None: <data_dir>/models
-    store: str = "faiss"
+    store: str | None = None  # None: the store the data dir last used (faiss for a new one)
+    pg_url: str | None = None  # None: an embedded PostgreSQL in <data dir>/pgdata
+    pg_ef_search: int = 100
+    milvus_uri: str | None = None  # None: Milvus Lite in <data dir>/milvus.db
+    milvus_token: str | None = None
     embed_model: str = "all-MiniLM-L6-v2"
     embed_dtype: str = "auto"
     backend: str = "local"
@@ -52,6 +56,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS:
                 value = "set (hidden)" if value else "not set"
+            elif f.name == "pg_url" and value:
+                value = _hide_password(value)
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
 
@@ -61,6 +67,10 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "data_dir": ("MEMCHAT_DATA_DIR",),
     "model_cache": ("MEMCHAT_MODEL_CACHE",),
     "store": ("MEMCHAT_STORE",),
+    "pg_url": ("MEMCHAT_PG_URL",),
+    "pg_ef_search": ("MEMCHAT_PG_EF_SEARCH",),
+    "milvus_uri": ("MEMCHAT_MILVUS_URI",),
+    "milvus_token": ("MEMCHAT_MILVUS_TOKEN",),
     "embed_model": ("MEMCHAT_EMBED_MODEL",),
     "embed_dtype": ("MEMCHAT_EMBED_DTYPE",),
     "backend": ("MEMCHAT_BACKEND",),
@@ -86,6 +96,18 @@ class ConfigError(Exception):
     exit_code = 2
 
 
+def _hide_password(url: str) -> str:
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def store_options(settings: "Settings") -> dict:
+    """Per-store options for Memory, from the settings."""
+    return {"pgvector": {"url": settings.pg_url, "ef_search": settings.pg_ef_search},
+            "milvus": {"uri": settings.milvus_uri, "token": settings.milvus_token}}
+
+
 def _bool(raw: str) -> bool:
     if raw.lower() in ("1", "true", "yes", "on"):
         return True
@@ -98,7 +120,7 @@ def _bool(raw: str) -> bool:
 CONVERTERS = {
     "data_dir": lambda raw: Path(raw).expanduser(),
     "model_cache": lambda raw: Path(raw).expanduser(),
-    "k": int, "token_budget": int, "top_k": int, "max_new_tokens": int, "seed": int,
+    "k": int, "token_budget": int, "pg_ef_search": int, "top_k": int, "max_new_tokens": int, "seed": int,
     "recency_weight": float, "temperature": float, "top_p": float, "timeout_s": float,
     "greedy": _bool,
 }

@@ -5,7 +5,7 @@ import re
 import sys
 
 from assistant.cli import open_memory, print_json
-from assistant.config import Settings
+from assistant.config import Settings, store_options
 from assistant.progress import ProgressBar
 from memory.errors import BadInput
 
@@ -121,6 +121,9 @@ def run_memory_command(args, settings: Settings) -> int:
         elif action == "reindex":
             memory.sync_index(bar, force=True)
             print(f"rebuilt the {memory.store_name} index: {memory.store.count()} vectors")
+        elif action == "migrate":
+            count = memory.migrate_store(args.to, bar)
+            print(f"{memory.store_name} now holds this store's {count} vectors (copied from SQLite, not re-embedded)")
         elif action == "reembed":
             count = memory.reembed(bar)
             print(f"re-embedded {count} turns with {memory.embedder.model_id}")
@@ -163,6 +166,7 @@ def run_bench(args, settings: Settings) -> int:
         queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index,
         embed_model=settings.embed_model, embed_dtype=settings.embed_dtype,
         cache_dir=settings.data_dir / "bench-cache", out_dir=args.out,
+        store_options=store_options(settings),
     )
     with ProgressBar(enabled=not args.json) as bar:
         results = run(config, bar)

@@ -35,6 +35,7 @@ class BenchConfig:
     embed_dtype: str = "auto"
     cache_dir: Path | None = None
     out_dir: Path | None = None
+    store_options: dict = field(default_factory=dict)  # per store, as Memory takes them
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -74,11 +75,12 @@ def _records(texts: list[str]) -> list[NewTurn]:
 
 def measure(store: str, size: int, texts, vectors, queries, embedder, config: BenchConfig, progress) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"memchat-bench-{store}-"))
-    options = {"kind": config.index_kind} if store == "faiss" else {}
+    options = {"faiss": {"kind": config.index_kind}, **config.store_options}
     try:
         records = _records(texts[:size])
         sample = min(config.ingest_sample, size)
         memory = Memory(work, embedder, store=store, store_options=options)
+        embedder.encode(texts[:64])  # warm-up: the first batches pay for lazy initialisation
         started = time.perf_counter()
         memory.remember_many(records[:sample], total=sample, progress=progress)  # embeds for real
         ingest_per_s = sample / (time.perf_counter() - started)
@@ -145,7 +147,38 @@ def run(config: BenchConfig, progress) -> dict:
 
         config.out_dir.mkdir(parents=True, exist_ok=True)
         (config.out_dir / "results.json").write_text(json.dumps(report, indent=2))
+        plot(report, config.out_dir / "bench.png")
     return report
+
+
+def plot(report: dict, path: Path) -> None:
+    """Two panels: search latency against size per store, and recall@10 against latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for n, store in enumerate(dict.fromkeys(r["store"] for r in report["results"])):
+        color = f"C{n}"
+        rows = sorted((r for r in report["results"] if r["store"] == store), key=lambda r: r["size"])
+        sizes = [r["size"] for r in rows]
+        left.plot(sizes, [r["search_p50_ms"] for r in rows], marker="o", color=color, label=f"{store} p50")
+        left.plot(sizes, [r["search_p95_ms"] for r in rows], marker="x", linestyle="--", color=color,
+                  label=f"{store} p95")
+        right.scatter([r["search_p50_ms"] for r in rows], [r["recall_at_10"] for r in rows], color=color, label=store)
+        for r in rows:
+            right.annotate(f"{r['size']:,}", (r["search_p50_ms"], r["recall_at_10"]), fontsize=8,
+                           textcoords="offset points", xytext=(4, 4))
+    left.set(xscale="log", xlabel="memories", ylabel="one recall end to end (ms)", title="latency vs size")
+    right.set(xlabel="search p50 (ms)", ylabel="recall@10 vs exact", title="recall vs latency")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    machine = report["machine"]
+    fig.suptitle(f"memchat bench · {report['embed_model']} · {machine['cores']} cores · {machine['cpu']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def render_table(report: dict) -> None:
@@ -153,10 +186,12 @@ def render_table(report: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"memchat bench ({report['embed_model']}, {report['queries']} queries)")
-    columns = ["store", "index", "size", "ingest_per_s", "search_p50_ms", "search_p95_ms",
-               "recall_at_10", "disk_bytes", "cold_open_s"]
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("store", "index") else "right")
+    columns = {"store": "store", "index": "index", "size": "memories", "ingest_per_s": "ingest/s",
+               "search_p50_ms": "p50 ms", "search_p95_ms": "p95 ms", "recall_at_10": "recall@10",
+               "disk_bytes": "disk MB", "cold_open_s": "open s"}
+    for key, header in columns.items():
+        table.add_column(header, justify="left" if key in ("store", "index") else "right")
     for row in report["results"]:
-        table.add_row(*[f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns])
+        cells = dict(row, size=f"{row['size']:,}", disk_bytes=f"{row['disk_bytes'] / 1e6:,.1f}")
+        table.add_row(*[str(cells[key]) for key in columns])
     Console().print(table)

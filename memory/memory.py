@@ -51,7 +51,7 @@ class Memory:
         data_dir: Path,
         embedder: Embedder | None = None,
         *,
-        store: str = "faiss",
+        store: str | None = None,
         store_options: dict | None = None,
         progress: Progress | None = None,
         check_model: bool = True,
@@ -64,10 +64,17 @@ class Memory:
             self.embedder = embedder or Embedder()
             if check_model:
                 self._check_model()
-            with self.engine.connect() as conn:
+            with self.engine.begin() as conn:
                 dim = get_meta(conn, "embed_dim")
-            self.store_name = store
-            self.store = open_store(store, self.data_dir, int(dim) if dim else None, **(store_options or {}))
+                store_id = get_meta(conn, "store_id")
+                if store_id is None:  # names this store's tables in shared servers (pgvector, Milvus)
+                    store_id = uuid.uuid4().hex[:12]
+                    set_meta(conn, "store_id", store_id)
+                # The store the data dir last used, unless the caller names one.
+                self.store_name = store or get_meta(conn, "vector_store", "faiss")
+            self.store_options = store_options or {}  # per store name: {"faiss": {"kind": "ivf"}, ...}
+            self.store = open_store(self.store_name, self.data_dir, int(dim) if dim else None, store_id,
+                                    **self.store_options.get(self.store_name, {}))
             self._unsaved = 0
             self.sync_index(progress or _no_progress)
         except BaseException:
@@ -119,6 +126,26 @@ class Memory:
         self.store.save(truth)
         self._unsaved = 0
         return "caught up" if catch_up else "rebuilt"
+
+    def migrate_store(self, target: str, progress: Progress = _no_progress) -> int:
+        """Make `target` this data dir's vector store: copy the vectors from SQLite (no re-embedding)."""
+        with self.engine.connect() as conn:
+            dim = get_meta(conn, "embed_dim")
+            store_id = get_meta(conn, "store_id")
+        new_store = open_store(target, self.data_dir, int(dim) if dim else None, store_id,
+                               **self.store_options.get(target, {}))
+        old_store, self.store = self.store, new_store
+        try:
+            self.sync_index(progress, force=True)
+        except BaseException:
+            self.store = old_store
+            new_store.close()
+            raise
+        old_store.close()
+        self.store_name = target
+        with self.engine.begin() as conn:
+            set_meta(conn, "vector_store", target)
+        return self.store.count()
 
     def _add_rows_to_index(self, after_id: int, total: int, progress: Progress, batch: int = 10_000) -> None:
         done = 0

@@ -1,0 +1,105 @@
+"""Milvus store through `pymilvus.MilvusClient`: Milvus Lite locally, a Milvus server or Zilliz
+Cloud with MEMCHAT_MILVUS_URI (and MEMCHAT_MILVUS_TOKEN) — the same code either way.
+
+Milvus Lite keeps its data in `<data dir>/milvus.db`. A collection holds (id, vector) with inner
+product; a second, tiny collection holds the IndexState (Milvus requires a vector field in every
+collection, so it carries a 2-d placeholder). As with every store, SQLite is the source of truth.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from memory.errors import MemoryError_
+from memory.stores.base import IndexState
+
+BATCH = 5_000
+
+
+class MilvusStore:
+    name = "milvus"
+
+    def __init__(self, data_dir: Path, dim: int | None, store_id: str, uri: str | None = None,
+                 token: str | None = None):
+        try:
+            from pymilvus import MilvusClient
+        except ImportError:
+            raise MemoryError_("the milvus store needs pymilvus (and milvus-lite for a local file): "
+                               "pip install pymilvus milvus-lite") from None
+        self.uri = uri or str(Path(data_dir) / "milvus.db")
+        try:
+            self.client = MilvusClient(uri=self.uri, token=token or "")
+        except Exception as exc:
+            raise MemoryError_(f"cannot open Milvus at {self.uri}: {str(exc).splitlines()[0]}") from None
+        self.collection = f"memchat_vectors_{store_id}"
+        self.state_collection = f"memchat_state_{store_id}"
+        self.dim = None
+        if self.client.has_collection(self.collection):
+            self.dim = int(next(f["params"]["dim"] for f in self.client.describe_collection(self.collection)["fields"]
+                                if f["name"] == "vector"))
+        elif dim is not None:
+            self._create(dim)
+        if not self.client.has_collection(self.state_collection):
+            self.client.create_collection(self.state_collection, dimension=2, metric_type="L2")
+
+    def _create(self, dim: int) -> None:
+        self.client.create_collection(self.collection, dimension=dim, metric_type="IP", auto_id=False,
+                                      id_type="int", consistency_level="Strong")
+        self.dim = dim
+
+    def reset(self, dim: int | None) -> None:
+        if self.client.has_collection(self.collection):
+            self.client.drop_collection(self.collection)
+        self.client.delete(self.state_collection, ids=[0])
+        self.dim = None
+        if dim:
+            self._create(dim)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        if self.dim is None:
+            self._create(vectors.shape[1])
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), BATCH):
+            self.client.insert(self.collection, [{"id": int(i), "vector": v} for i, v in
+                                                 zip(ids[start:start + BATCH].tolist(), vectors[start:start + BATCH])])
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.dim is None or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        hits = self.client.search(self.collection, data=[np.asarray(query, dtype=np.float32).tolist()], limit=k,
+                                  output_fields=[])[0]
+        return (np.array([h["id"] for h in hits], dtype=np.int64),
+                np.array([h["distance"] for h in hits], dtype=np.float32))
+
+    def delete(self, ids: np.ndarray) -> None:
+        if self.dim is not None and len(ids):
+            self.client.delete(self.collection, ids=[int(i) for i in ids])
+
+    def count(self) -> int:
+        if self.dim is None:
+            return 0
+        return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+
+    def state(self) -> IndexState | None:
+        rows = self.client.get(self.state_collection, ids=[0], output_fields=["generation", "max_id", "count"])
+        if not rows:
+            return None
+        return IndexState(int(rows[0]["generation"]), int(rows[0]["max_id"]), int(rows[0]["count"]))
+
+    def save(self, state: IndexState) -> None:
+        self.client.upsert(self.state_collection, [{"id": 0, "vector": [0.0, 0.0], "generation": state.generation,
+                                                   "max_id": state.max_id, "count": state.count}])
+        if hasattr(self.client, "flush") and self.dim is not None:
+            self.client.flush(self.collection)
+
+    def disk_bytes(self) -> int:
+        path = Path(self.uri)
+        if not path.exists():
+            return 0
+        return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,120 @@
+"""One conformance suite for every vector store: FAISS, PostgreSQL+pgvector (an embedded server the
+fixture starts), Milvus Lite. The same tests, through the same Memory facade."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from memory.errors import MemoryError_
+from memory.memory import Memory
+from memory.recall import RecallFilter, RecallWeights
+from memory.stores import STORES
+
+DENSE = RecallWeights(dense=1, lexical=0)
+FACTS = [
+    ("My sister Anna moved to Lisbon to work as a nurse.", "family"),
+    ("The quarterly budget report is due on Friday.", "work"),
+    ("I prefer green tea over coffee in the morning.", "habits"),
+    ("Our dog Biscuit needs his heartworm pill monthly.", "family"),
+    ("The car makes a grinding noise when braking.", "errands"),
+]
+
+
+@pytest.fixture(params=STORES)
+def store_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def filled(data_dir, embedder, store_name):
+    memory = Memory(data_dir, embedder, store=store_name)
+    ids = [memory.remember(text, conversation_id=cid, created_at=1_000 + i).id for i, (text, cid) in enumerate(FACTS)]
+    yield memory, ids
+    memory.close()
+
+
+def test_search_ranks_the_paraphrased_fact_first(filled):
+    memory, ids = filled
+    assert memory.store.name == memory.store_name
+    assert memory.recall("where does my sibling live", k=3, weights=DENSE)[0].turn.id == ids[0]
+    assert memory.recall("what medicine does the pet take", k=3, weights=DENSE)[0].turn.id == ids[3]
+    scores = [h.similarity for h in memory.recall("tea or coffee", k=5, weights=DENSE)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_filters(filled):
+    memory, ids = filled
+    hits = memory.recall("family news", k=5, flt=RecallFilter(conversation_id="family"), weights=DENSE)
+    assert {h.turn.id for h in hits} == {ids[0], ids[3]}
+    hits = memory.recall("anything", k=5, flt=RecallFilter(since=1_002, until=1_004), weights=DENSE)
+    assert {h.turn.id for h in hits} == {ids[2], ids[3]}
+
+
+def test_forget_and_count(filled):
+    memory, ids = filled
+    assert memory.store.count() == 5
+    memory.forget([ids[0]])
+    assert memory.store.count() == 4
+    assert ids[0] not in [h.turn.id for h in memory.recall("sister Lisbon", k=5, weights=DENSE)]
+    memory.forget_conversation("family")
+    assert memory.store.count() == 3
+
+
+def test_persists_across_reopen_and_rebuilds_from_sql(data_dir, embedder, store_name, filled):
+    memory, ids = filled
+    memory.close()
+    with Memory(data_dir, embedder, store=store_name) as reopened:
+        assert reopened.sync_index() == "current" and reopened.store.count() == 5
+        reopened.store.reset(reopened.store.dim)  # lose the index entirely
+        assert reopened.store.count() == 0
+        assert reopened.sync_index(force=True) == "rebuilt"
+        assert reopened.store.count() == 5
+        assert reopened.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.id == ids[0]
+
+
+def test_concurrent_readers(filled):
+    memory, ids = filled
+    questions = {"where does my sibling live": ids[0], "what medicine does the pet take": ids[3],
+                 "is something wrong with the vehicle": ids[4]}
+    for question in questions:
+        memory.embedder.encode_query(question)  # embed once up front: the threads then only search
+    errors, results = [], []
+
+    def reader(question: str, expected: int) -> None:
+        try:
+            for _ in range(5):
+                results.append(memory.recall(question, k=1, weights=DENSE)[0].turn.id == expected)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=item) for item in questions.items() for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(results) == 30 and all(results)
+
+
+def test_migrate_copies_vectors_without_reembedding(data_dir, embedder, store_name):
+    with Memory(data_dir, embedder) as memory:  # starts on FAISS
+        for text, cid in FACTS:
+            memory.remember(text, conversation_id=cid)
+        with memory.engine.connect() as conn:
+            before = conn.exec_driver_sql("SELECT id, vector FROM embeddings ORDER BY id").all()
+        assert memory.migrate_store(store_name) == 5
+        with memory.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT id, vector FROM embeddings ORDER BY id").all() == before
+    with Memory(data_dir, embedder) as memory:  # the data dir now opens on the new store
+        assert memory.store_name == store_name and memory.store.count() == 5
+        assert "Lisbon" in memory.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.text
+
+
+def test_unreachable_servers_give_a_clear_error(data_dir, embedder, tmp_path):
+    with pytest.raises(MemoryError_, match="cannot use PostgreSQL"):
+        Memory(data_dir, embedder, store="pgvector",
+               store_options={"pgvector": {"url": f"postgresql://postgres@/postgres?host={tmp_path}"}})
+    with pytest.raises(MemoryError_, match="cannot open Milvus|Milvus"):
+        Memory(tmp_path / "other", embedder, store="milvus",
+               store_options={"milvus": {"uri": "http://127.0.0.1:9", "token": ""}})
