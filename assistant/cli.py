@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="a LoCoMo JSON file (e.g. ../shared/data/locomo/locomo-dev.json)")
     p.add_argument("-k", type=int, default=10, help="hits per question (default 10)")
     p.add_argument("--max-questions", type=int, help="stop after this many questions")
-    p.add_argument("--signals", choices=["hybrid", "dense", "lexical"], default="hybrid",
-                   help="which retrievers to use (default hybrid); for comparisons")
+    p.add_argument("--signals", choices=["hybrid", "fusion", "dense", "lexical"], default="hybrid",
+                   help="hybrid (default: dense + lexical fused, plus neighbouring turns), fusion (without "
+                        "the neighbours), dense or lexical alone; for comparisons")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     # -- ask / chat / doctor ------------------------------------------------------------------

@@ -24,7 +24,7 @@ class Settings:
     model_cache: Path | None = None  # converted local models; None: <data_dir>/models
     store: str | None = None  # None: the store the data dir last used (faiss for a new one)
     pg_url: str | None = None  # None: an embedded PostgreSQL in <data dir>/pgdata
-    pg_ef_search: int = 100
+    pg_ef_search: int = 200
     milvus_uri: str | None = None  # None: Milvus Lite in <data dir>/milvus.db
     milvus_token: str | None = None
     embed_model: str = "all-MiniLM-L6-v2"

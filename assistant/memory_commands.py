@@ -183,8 +183,8 @@ def run_eval(args, settings: Settings) -> int:
     from memory.recall import RecallWeights
 
     samples = load_locomo(args.file)
-    weights = {"hybrid": RecallWeights(), "dense": RecallWeights(dense=1, lexical=0),
-               "lexical": RecallWeights(dense=0, lexical=1)}[args.signals]
+    weights = {"hybrid": RecallWeights(), "fusion": RecallWeights(context=0.0),
+               "dense": RecallWeights.only("dense"), "lexical": RecallWeights.only("lexical")}[args.signals]
     embedder = Embedder(settings.embed_model, dtype=settings.embed_dtype)
     with ProgressBar(enabled=not args.json) as bar:
         result = evaluate(samples, embedder, k=args.k, store=settings.store, weights=weights,

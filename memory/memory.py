@@ -350,7 +350,15 @@ class Memory:
             if weights.recency:
                 pool = set().union(*rankings.values()) if rankings else set()
                 rankings["recency"] = R.recency_ranking(conn, pool) if pool else []
-            fused = R.fuse(rankings, {"dense": weights.dense, "lexical": weights.lexical, "recency": weights.recency})[:k]
+            signal_weights = {"dense": weights.dense, "lexical": weights.lexical, "recency": weights.recency,
+                              "context": weights.context}
+            fused = R.fuse(rankings, signal_weights)
+            if weights.context and fused:
+                # The turns next to a strong hit: the answer to a question often sits beside the words
+                # that match it ("Where did you go?" / "Lisbon!").
+                rankings["context"] = R.context_ranking(conn, [i for i, _, _ in fused[:R.CONTEXT_SOURCES]], flt)
+                fused = R.fuse(rankings, signal_weights)
+            fused = fused[:k]
             by_id = {t.id: t for t in self._fetch(conn, [turn_id for turn_id, _, _ in fused])}
         return [Hit(by_id[i], score, signals, similarity.get(i)) for i, score, signals in fused if i in by_id]
 

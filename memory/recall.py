@@ -72,6 +72,12 @@ class RecallWeights:
     dense: float = 0.5
     lexical: float = 1.0
     recency: float = 0.0
+    context: float = 0.6  # neighbours of strong hits; +0.044 LoCoMo dev recall@10 (docs/recall.md)
+
+    @classmethod
+    def only(cls, signal: str) -> "RecallWeights":
+        """One retriever alone ('dense' or 'lexical'), for comparisons."""
+        return cls(dense=float(signal == "dense"), lexical=float(signal == "lexical"), recency=0.0, context=0.0)
 
 
 def content_words(query: str) -> list[str]:
@@ -191,6 +197,28 @@ def _exact_filtered(conn, qvec, n, where, params, exclude) -> list[tuple[int, fl
             if len(best) == n:
                 break
     return list(best.items())
+
+
+CONTEXT_SOURCES = 20  # fused hits whose neighbouring turns join the context signal
+
+
+def context_ranking(conn: Connection, ranked: list[int], flt: RecallFilter) -> list[int]:
+    """The previous and next turn of each hit in its conversation, in the order of the hits."""
+    if not ranked:
+        return []
+    where, params = flt.sql()
+    rows = conn.execute(text(
+        "SELECT h.id, "
+        "(SELECT max(n.id) FROM turns n WHERE n.conversation_id = h.conversation_id AND n.id < h.id), "
+        "(SELECT min(n.id) FROM turns n WHERE n.conversation_id = h.conversation_id AND n.id > h.id) "
+        "FROM turns h WHERE h.id IN :ids").bindparams(bindparam("ids", expanding=True)), {"ids": ranked}).all()
+    neighbours = {r[0]: [i for i in r[1:] if i is not None] for r in rows}
+    ordered = list(dict.fromkeys(n for hit in ranked for n in neighbours.get(hit, []) if n not in flt.exclude_ids))
+    if where and ordered:  # neighbours must pass the same filters as hits
+        allowed = set(conn.execute(text(f"SELECT t.id FROM turns t WHERE t.id IN :ids AND {where}").bindparams(
+            bindparam("ids", expanding=True)), {"ids": ordered, **params}).scalars())
+        ordered = [i for i in ordered if i in allowed]
+    return ordered
 
 
 def recency_ranking(conn: Connection, candidates: set[int]) -> list[int]:

@@ -13,8 +13,8 @@ from memory.recall import RecallFilter, RecallWeights
 from memory.turn import MAX_TURN_CHARS
 from tests.conftest import LOCOMO
 
-DENSE = RecallWeights(dense=1, lexical=0)
-LEXICAL = RecallWeights(dense=0, lexical=1)
+DENSE = RecallWeights.only("dense")
+LEXICAL = RecallWeights.only("lexical")
 
 
 def test_semantic_search_finds_a_paraphrase(memory):
@@ -270,3 +270,18 @@ def test_an_older_store_is_upgraded_in_place(tmp_path, embedder):
         assert memory.recall("lighthouse", k=1, weights=LEXICAL)[0].turn.text.startswith("kept across")
         with memory.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA user_version").scalar() == SCHEMA_VERSION
+
+
+def test_the_answer_next_to_a_matching_question_is_recalled(memory):
+    from memory import corpus
+    from memory.turn import NewTurn
+
+    memory.remember_many([NewTurn(text=t, conversation_id=f"d{i % 7}") for i, t in enumerate(corpus.turns(200))])
+    memory.remember("Where did you travel last summer?", role="assistant", conversation_id="chat", created_at=10)
+    answer = memory.remember("Mostly Portugal: we drove down the Algarve coast in July and swam every day.",
+                             conversation_id="chat", created_at=11)
+    hits = memory.recall("where did I travel last summer", k=10)
+    found = next((h for h in hits if h.turn.id == answer.id), None)
+    assert found is not None and "context" in found.signals
+    without = memory.recall("where did I travel last summer", k=10, weights=RecallWeights(context=0.0))
+    assert answer.id not in [h.turn.id for h in without]

@@ -12,7 +12,7 @@ from memory.memory import Memory
 from memory.recall import RecallFilter, RecallWeights
 from memory.stores import STORES
 
-DENSE = RecallWeights(dense=1, lexical=0)
+DENSE = RecallWeights.only("dense")
 FACTS = [
     ("My sister Anna moved to Lisbon to work as a nurse.", "family"),
     ("The quarterly budget report is due on Friday.", "work"),

@@ -19,6 +19,7 @@ BATCH = 5_000
 
 class MilvusStore:
     name = "milvus"
+    index_kind = "autoindex"  # Milvus Lite serves it as exact (FLAT) search; a cluster builds an ANN index
 
     def __init__(self, data_dir: Path, dim: int | None, store_id: str, uri: str | None = None,
                  token: str | None = None):
