@@ -97,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest-sample", type=int, default=2000,
                    help="turns pushed through the full import path to measure ingest_per_s (default 2000)")
     p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf"], help="FAISS index kind (default auto)")
-    p.add_argument("--out", type=Path, help="also write results.json here")
+    p.add_argument("--chat", action="store_true",
+                   help="instead: one chat turn's overhead (store, recall, prompt, store) at the largest size, "
+                        "and the local model's load time, first-token time and tokens/s")
+    p.add_argument("--out", type=Path, help="also write results.json (and bench.png) here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = commands.add_parser("eval", parents=[common], help="measure recall on a benchmark (LoCoMo)",
                             description="Turn-level evidence recall@k on LoCoMo, through the normal recall path.")

@@ -158,6 +158,19 @@ def _forget(memory, args) -> int:
 
 
 def run_bench(args, settings: Settings) -> int:
+    if args.chat:
+        from assistant.chat_bench import run_chat_bench
+
+        size = max(int(s) for s in args.sizes.split(",") if s.strip())
+        with ProgressBar(enabled=not args.json) as bar:
+            result = run_chat_bench(size, args.queries, settings.data_dir / "bench-cache",
+                                    settings.model_cache or settings.data_dir / "models", settings.embed_dtype, bar)
+        if args.json:
+            print_json(result)
+        else:
+            for key, value in result.items():
+                print(f"{key:>16}: {value}")
+        return 0
     from memory.bench import BenchConfig, run, render_table
 
     config = BenchConfig(

@@ -25,6 +25,8 @@ from memory.stores.base import IndexState
 MAGIC = b"MEMCHATIDX1"
 # Past this many vectors `auto` switches to IVF (measured; see docs/benchmarks.md).
 EXACT_LIMIT = 20_000
+# One query at a time: FAISS's OpenMP threads only fight torch's spinning threads for the 2 cores.
+SEARCH_THREADS = 1
 
 
 class FaissStore:
@@ -162,6 +164,9 @@ class FaissStore:
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.index is None or self.index.ntotal == 0 or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        import faiss
+
+        faiss.omp_set_num_threads(SEARCH_THREADS)
         scores, ids = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
