@@ -175,3 +175,12 @@ def test_ask_without_key_fails_before_storing(data_dir, monkeypatch, capsys):
     code = main(["ask", "hello", "--backend", "gemini", "--data-dir", str(data_dir)])
     assert code == 1 and "GEMINI_API_KEY" in capsys.readouterr().err
     assert not (data_dir / "memchat.db").exists()
+
+
+def test_hf_offline_mode_is_explained(memory, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with StandIn("openai") as server:
+        reply = ChatService(memory, make_remote("openai", server.url)).ask("hello")
+    assert reply.status == "failed" and "HF_HUB_OFFLINE" in reply.error and not server.requests

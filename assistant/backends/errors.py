@@ -1,7 +1,11 @@
 """Turning provider failures into one-line BackendErrors, the same way for every remote backend."""
 from __future__ import annotations
 
+import threading
+from typing import Callable, Iterator
+
 from assistant.backends.base import BackendError, redact
+from assistant.backends.retry import MAX_ATTEMPTS, backoff_delay, parse_retry_after, wait
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -37,3 +41,34 @@ def transport_error(provider: str, kind: str, timeout_s: float) -> BackendError:
                             "timeout")
     return BackendError(f"cannot reach {provider}: network down or endpoint wrong; check your connection "
                         "(or the base URL setting)", "network")
+
+
+def retrying_stream(attempt: Callable[[], Iterator[str]], status_of: Callable[[Exception], tuple[int, dict] | None],
+                    provider: str, key_hint: str, secrets: tuple, timeout_s: float,
+                    cancel: threading.Event) -> Iterator[str]:
+    """Run `attempt()` (one request, yielding text) with bounded, jittered retries honouring
+    Retry-After. A retry happens only before the first chunk, so no text is ever repeated.
+    `status_of(exc)` gives (HTTP status, headers) for the SDK's HTTP errors, None for others."""
+    for number in range(1, MAX_ATTEMPTS + 1):
+        started = False
+        try:
+            for text in attempt():
+                started = True
+                yield text
+            return
+        except BackendError:
+            raise
+        except Exception as exc:
+            status = status_of(exc)
+            if status is not None:
+                code, headers = status
+                if code in RETRYABLE_STATUS and not started and number < MAX_ATTEMPTS:
+                    if wait(backoff_delay(number, parse_retry_after(headers.get("retry-after"))), cancel):
+                        return
+                    continue
+                raise status_error(provider, code, str(exc), key_hint, secrets) from None
+            kind = transport_kind(exc)
+            if kind is not None:
+                raise transport_error(provider, kind, timeout_s) from None
+            raise BackendError(f"{provider} sent a response memchat could not read: "
+                               f"{redact(str(exc), *secrets)[:200]}", "bad_stream") from None

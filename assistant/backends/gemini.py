@@ -10,9 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from assistant.backends.base import BackendError, GenerationOptions, StreamState, approx_tokens, redact
-from assistant.backends.errors import RETRYABLE_STATUS, status_error, transport_error, transport_kind
-from assistant.backends.retry import MAX_ATTEMPTS, backoff_delay, parse_retry_after, wait
+from assistant.backends.base import BackendError, GenerationOptions, StreamState, approx_tokens
+from assistant.backends.errors import retrying_stream
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 KEY_HINT = "GEMINI_API_KEY (or GOOGLE_API_KEY)"
@@ -60,43 +59,24 @@ class GeminiBackend:
 
     def stream(self, messages: list[dict], options: GenerationOptions,
                cancel: threading.Event, state: StreamState) -> Iterator[str]:
-        from google.genai import errors
-
         contents, config = self._request(messages, options)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            started = False
-            try:
-                for chunk in self._client.models.generate_content_stream(model=self.model, contents=contents, config=config):
-                    self._check_blocked(chunk)
-                    if chunk.usage_metadata is not None:
-                        state.usage = {"prompt_tokens": chunk.usage_metadata.prompt_token_count,
-                                       "completion_tokens": chunk.usage_metadata.candidates_token_count}
-                    if chunk.candidates and chunk.candidates[0].finish_reason:
-                        state.finish_reason = str(chunk.candidates[0].finish_reason.value).lower()
-                    text = _chunk_text(chunk)
-                    if text:
-                        started = True
-                        yield text
-                    if cancel.is_set():
-                        state.finish_reason = "cancelled"
-                        return
-                return
-            except errors.APIError as exc:
-                status = int(exc.code or 0)
-                if status in RETRYABLE_STATUS and not started and attempt < MAX_ATTEMPTS:
-                    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-                    if wait(backoff_delay(attempt, parse_retry_after(headers.get("retry-after"))), cancel):
-                        return
-                    continue
-                raise status_error("Gemini", status, str(exc.message or exc), KEY_HINT, (self._key,)) from None
-            except BackendError:
-                raise
-            except Exception as exc:
-                kind = transport_kind(exc)
-                if kind is not None:
-                    raise transport_error("Gemini", kind, self.timeout_s) from None
-                raise BackendError(f"Gemini sent a response memchat could not read: "
-                                   f"{redact(str(exc), self._key)[:200]}", "bad_stream") from None
+
+        def attempt() -> Iterator[str]:
+            for chunk in self._client.models.generate_content_stream(model=self.model, contents=contents, config=config):
+                self._check_blocked(chunk)
+                if chunk.usage_metadata is not None:
+                    state.usage = {"prompt_tokens": chunk.usage_metadata.prompt_token_count,
+                                   "completion_tokens": chunk.usage_metadata.candidates_token_count}
+                if chunk.candidates and chunk.candidates[0].finish_reason:
+                    state.finish_reason = str(chunk.candidates[0].finish_reason.value).lower()
+                text = _chunk_text(chunk)
+                if text:
+                    yield text
+                if cancel.is_set():
+                    state.finish_reason = "cancelled"
+                    return
+
+        yield from retrying_stream(attempt, _status_of, "Gemini", KEY_HINT, (self._key,), self.timeout_s, cancel)
 
     @staticmethod
     def _check_blocked(chunk) -> None:
@@ -108,6 +88,14 @@ class GeminiBackend:
             reason = str(chunk.candidates[0].finish_reason.value)
             if reason in ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"):
                 raise BackendError(f"Gemini stopped the reply for safety ({reason}); rephrase the message", "safety")
+
+
+def _status_of(exc: Exception) -> tuple[int, dict] | None:
+    from google.genai import errors
+
+    if isinstance(exc, errors.APIError):
+        return int(exc.code or 0), dict(getattr(getattr(exc, "response", None), "headers", None) or {})
+    return None
 
 
 def _chunk_text(chunk) -> str:

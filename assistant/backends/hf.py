@@ -10,9 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from assistant.backends.base import BackendError, GenerationOptions, StreamState, approx_tokens, redact
-from assistant.backends.errors import RETRYABLE_STATUS, status_error, transport_error, transport_kind
-from assistant.backends.retry import MAX_ATTEMPTS, backoff_delay, parse_retry_after, wait
+from assistant.backends.base import BackendError, GenerationOptions, StreamState, approx_tokens
+from assistant.backends.errors import retrying_stream
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM3-3B"
 KEY_HINT = "HF_TOKEN"
@@ -43,8 +42,6 @@ class HFBackend:
 
     def stream(self, messages: list[dict], options: GenerationOptions,
                cancel: threading.Event, state: StreamState) -> Iterator[str]:
-        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
         kwargs = dict(
             stream=True, max_tokens=options.max_new_tokens, seed=options.seed,
             temperature=0.0 if options.greedy else options.temperature,
@@ -54,43 +51,40 @@ class HFBackend:
         )
         if self._base_url and self.model != "default":
             kwargs["model"] = self.model
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            started = False
+
+        def attempt() -> Iterator[str]:
+            from huggingface_hub.errors import OfflineModeIsEnabled
+
             try:
-                for chunk in self._client.chat_completion(messages, **kwargs):
-                    if getattr(chunk, "usage", None):
-                        state.usage = {"prompt_tokens": chunk.usage.prompt_tokens,
-                                       "completion_tokens": chunk.usage.completion_tokens}
-                    if not chunk.choices:
-                        continue
-                    choice = chunk.choices[0]
-                    if choice.finish_reason:
-                        state.finish_reason = choice.finish_reason
-                    text = choice.delta.content if choice.delta else None
-                    if text:
-                        started = True
-                        yield text
-                    if cancel.is_set():
-                        state.finish_reason = "cancelled"
-                        return
-                return
+                yield from read(self._client.chat_completion(messages, **kwargs))
             except OfflineModeIsEnabled:
-                raise BackendError("HF_HUB_OFFLINE=1 is set, and it stops huggingface_hub from sending any request; "
-                                   "unset it to use the hf backend", "network") from None
-            except HfHubHTTPError as exc:
-                response = getattr(exc, "response", None)
-                status = int(getattr(response, "status_code", 0) or 0)
-                if status in RETRYABLE_STATUS and not started and attempt < MAX_ATTEMPTS:
-                    headers = getattr(response, "headers", None) or {}
-                    if wait(backoff_delay(attempt, parse_retry_after(headers.get("retry-after"))), cancel):
-                        return
+                raise BackendError("HF_HUB_OFFLINE=1 is set, and it stops huggingface_hub from sending any "
+                                   "request; unset it to use the hf backend", "network") from None
+
+        def read(chunks) -> Iterator[str]:
+            for chunk in chunks:
+                if getattr(chunk, "usage", None):
+                    state.usage = {"prompt_tokens": chunk.usage.prompt_tokens,
+                                   "completion_tokens": chunk.usage.completion_tokens}
+                if not chunk.choices:
                     continue
-                raise status_error("Hugging Face", status, str(exc), KEY_HINT, (self._token,)) from None
-            except BackendError:
-                raise
-            except Exception as exc:
-                kind = transport_kind(exc)
-                if kind is not None:
-                    raise transport_error("Hugging Face", kind, self.timeout_s) from None
-                raise BackendError(f"Hugging Face sent a response memchat could not read: "
-                                   f"{redact(str(exc), self._token)[:200]}", "bad_stream") from None
+                choice = chunk.choices[0]
+                if choice.finish_reason:
+                    state.finish_reason = choice.finish_reason
+                text = choice.delta.content if choice.delta else None
+                if text:
+                    yield text
+                if cancel.is_set():
+                    state.finish_reason = "cancelled"
+                    return
+
+        yield from retrying_stream(attempt, _status_of, "Hugging Face", KEY_HINT, (self._token,), self.timeout_s, cancel)
+
+
+def _status_of(exc: Exception) -> tuple[int, dict] | None:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(exc, HfHubHTTPError):
+        response = getattr(exc, "response", None)
+        return int(getattr(response, "status_code", 0) or 0), dict(getattr(response, "headers", None) or {})
+    return None
