@@ -31,6 +31,8 @@ def snapshot_app(data_dir, embedder, model_cache, local_backend):
 
 async def _open_cat_conversation(pilot) -> None:
     app = pilot.app
+    for widget in app.query("PromptInput, Input"):
+        widget.cursor_blink = False  # a blinking cursor would make the picture depend on timing
     deadline = time.monotonic() + 60
     while not app.ready:
         assert time.monotonic() < deadline
