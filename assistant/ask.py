@@ -7,14 +7,15 @@ import threading
 from assistant.backends import create_backend
 from assistant.chat import service_from_settings
 from assistant.cli import open_memory, print_json
-from assistant.memory_commands import _read_text, safe
+from assistant.display import visible
+from assistant.memory_commands import read_text_arg
 from assistant.progress import ProgressBar
 from memory.errors import NotFound
 from memory.turn import validate_text
 
 
 def run_ask(args, settings) -> int:
-    text = validate_text(_read_text(args.text))
+    text = validate_text(read_text_arg(args.text))
     backend = create_backend(settings)  # a missing key fails here, before anything is stored
     with ProgressBar() as bar, open_memory(settings, bar) as memory:
         conversation_id = args.cid
@@ -26,7 +27,7 @@ def run_ask(args, settings) -> int:
         streaming = not args.json
 
         def show(chunk: str) -> None:
-            sys.stdout.write(safe(chunk))
+            sys.stdout.write(visible(chunk))
             sys.stdout.flush()
 
         cancel = threading.Event()
@@ -42,7 +43,7 @@ def run_ask(args, settings) -> int:
         if args.show_memories and not args.json:
             for hit in reply.memories:
                 print(f"[memory #{hit.turn.id} {hit.turn.created_iso[:10]} {hit.turn.role} "
-                      f"score {hit.score:.3f}] {safe(hit.turn.text)[:200]}", file=sys.stderr)
+                      f"score {hit.score:.3f}] {visible(hit.turn.text)[:200]}", file=sys.stderr)
         for warning in reply.warnings:
             print(f"memchat: note: {warning}", file=sys.stderr)
         if args.timings and not args.json:

@@ -1,23 +1,15 @@
 """`memchat memory …` and `memchat bench`: each action opens the store, does one thing, prints."""
 from __future__ import annotations
 
-import re
 import sys
 
 from assistant.cli import open_memory, print_json
 from assistant.config import Settings, store_options
+from assistant.display import visible
 from assistant.progress import ProgressBar
 from memory.errors import BadInput
 
-# Control characters (escape sequences included) in stored text are shown, never interpreted.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def safe(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def _read_text(value: str) -> str:
+def read_text_arg(value: str) -> str:
     if value != "-":
         return value
     try:
@@ -44,7 +36,7 @@ def _print_turn(turn, score: float | None = None) -> None:
     if turn.status != "ok":
         head += f"  ({turn.status})"
     print(head)
-    print("  " + safe(turn.text).replace("\n", "\n  "))
+    print("  " + visible(turn.text).replace("\n", "\n  "))
 
 
 def run_memory_command(args, settings: Settings) -> int:
@@ -52,7 +44,7 @@ def run_memory_command(args, settings: Settings) -> int:
     if action == "add":
         from memory.turn import validate_text
 
-        text = validate_text(_read_text(args.text))  # before loading anything
+        text = validate_text(read_text_arg(args.text))  # before loading anything
     with ProgressBar() as bar, open_memory(settings, bar, check_model=action != "reembed") as memory:
         if action == "add":
             turn = memory.remember(text, role=args.role, conversation_id=args.conversation)
@@ -87,7 +79,7 @@ def run_memory_command(args, settings: Settings) -> int:
                 for c in [] if args.json else convs:
                     from memory.turn import to_iso
 
-                    print(f"{c['id']}  {to_iso(c['updated_at'])[:19]}  {c['turns']:>5} turns  {safe(c['title'])}")
+                    print(f"{c['id']}  {to_iso(c['updated_at'])[:19]}  {c['turns']:>5} turns  {visible(c['title'])}")
         elif action == "show":
             found = [memory.get(i) for i in args.ids]
             if args.json:

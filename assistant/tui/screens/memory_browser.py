@@ -10,7 +10,7 @@ from textual.widgets import Footer, Input, ListView, Static
 
 from assistant.tui.screens.dialogs import ConfirmScreen
 from assistant.tui.widgets.memory_panel import MemoryItem
-from assistant.tui.widgets.transcript import visible
+from assistant.display import visible
 
 
 class MemoryBrowser(Screen):

@@ -5,7 +5,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import Label, ListItem, ListView
 
-from assistant.tui.widgets.transcript import visible
+from assistant.display import visible
 
 
 class ConversationItem(ListItem):

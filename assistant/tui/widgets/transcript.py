@@ -1,17 +1,10 @@
 """The transcript: one Markdown block per turn; the reply being generated grows as tokens arrive."""
 from __future__ import annotations
 
-import re
-
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
-# Control characters from stored or generated text are shown as \\xNN, never sent to the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def visible(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+from assistant.display import visible
 
 
 class TurnView(Markdown):
