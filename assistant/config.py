@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from assistant.backends.base import GenerationOptions  # a plain dataclass: no heavy imports
+
 SECRET_FIELDS = ("gemini_api_key", "hf_token", "milvus_token")
 
 
@@ -34,12 +36,13 @@ class Settings:
     k: int = 5  # memories recalled per reply
     token_budget: int = 2048  # prompt tokens (system + memories + recent turns + message)
     recency_weight: float = 0.0
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
-    max_new_tokens: int = 256
-    seed: int | None = None
-    greedy: bool = False
+    # Decoding: the defaults live once, in GenerationOptions.
+    temperature: float = GenerationOptions.temperature
+    top_p: float = GenerationOptions.top_p
+    top_k: int = GenerationOptions.top_k
+    max_new_tokens: int = GenerationOptions.max_new_tokens
+    seed: int | None = GenerationOptions.seed
+    greedy: bool = GenerationOptions.greedy
     gemini_api_key: str | None = None
     gemini_base_url: str | None = None
     hf_token: str | None = None

@@ -10,7 +10,7 @@ class ProgressBar:
 
     def __init__(self, delay_s: float = 1.0, enabled: bool = True):
         self.delay_s = delay_s
-        self.enabled = enabled and sys.stderr.isatty() or enabled == "always"
+        self.enabled = enabled and sys.stderr.isatty()
         self._started: dict[str, float] = {}
         self._progress = None
         self._tasks: dict[str, int] = {}
