@@ -10,8 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from assistant.config import ConfigError, Settings, load_settings
-from assistant.progress import ProgressBar
+from assistant.config import Settings, load_settings
 
 
 def _common() -> argparse.ArgumentParser:

@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from memory import recall as R
 from memory.datadir import DataDirLock, ensure_private_dir
-from memory.embedding import Embedder, Span
-from memory.errors import BadInput, ModelMismatch, NotFound
+from memory.embedding import Embedder
+from memory.errors import ModelMismatch, NotFound
 from memory.record import conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.stores import IndexState, open_store
-from memory.turn import Hit, NewTurn, Turn, content_key, validate_role, validate_text
+from memory.turn import Hit, NewTurn, Turn
+from memory.writing import chunk_numbers, new_conversation_id, write_turns
 
 # progress(phase, done, total): the CLI draws a bar from it; memory/ draws nothing itself.
 Progress = Callable[[str, int, int], None]
@@ -33,10 +34,6 @@ CANDIDATES = 50  # per signal, before fusion
 
 def _no_progress(phase: str, done: int, total: int) -> None:
     pass
-
-
-def new_conversation_id() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 @dataclass
@@ -221,106 +218,10 @@ class Memory:
 
     def _store_batch(self, batch: list[NewTurn], skip_existing: bool,
                      vectors: np.ndarray | None = None) -> list[Turn]:
-        now = time.time()
-        prepared = []
-        for record in batch:
-            validate_text(record.text)
-            validate_role(record.role)
-            record.conversation_id = record.conversation_id or new_conversation_id()
-            record.created_at = now if record.created_at is None else float(record.created_at)
-            prepared.append((record, content_key(record.conversation_id, record.role, record.created_at, record.text)))
-        with self.engine.connect() as conn:
-            existing = set(
-                conn.execute(
-                    select(turns.c.content_key).where(turns.c.content_key.in_([k for _, k in prepared]))
-                ).scalars()
-            )
-        if existing and not skip_existing:
-            raise BadInput("this exact turn is already stored")
-        seen: set[str] = set()
-        fresh, given = [], []
-        for n, (record, key) in enumerate(prepared):
-            if key not in existing and key not in seen:
-                seen.add(key)
-                fresh.append((record, key))
-                given.append(n)
-        if not fresh:
-            return []
-
-        if vectors is not None:  # pre-computed: one whole-turn vector per record
-            chunks = [(i, Span(0, len(r.text))) for i, (r, _) in enumerate(fresh)]
-            vectors = np.ascontiguousarray(vectors[given], dtype=np.float32)
-        else:
-            # Embed outside the transaction: it is the slow part and needs no lock on the database.
-            chunks = [(i, span) for i, (r, _) in enumerate(fresh) for span in self.embedder.split(r.text)]
-            vectors = self.embedder.encode([fresh[i][0].text[s.start : s.end] for i, s in chunks])
-            if len(chunks) == 1:  # one short turn, as the chat loop stores: recall may ask for it next
-                self.embedder.remember_vector(fresh[0][0].text, vectors[0])
-
-        with self.engine.begin() as conn:
-            self._record_model(conn, vectors.shape[1])
-            self._ensure_conversations(conn, [record for record, _ in fresh])
-            turn_ids = self._assign_turn_ids(conn, [record.id for record, _ in fresh])
-            stored = [Turn(id=turn_id, conversation_id=r.conversation_id, role=r.role, text=r.text,
-                           created_at=r.created_at, status=r.status, backend=r.backend, model=r.model,
-                           tokens=r.tokens, meta=r.meta)
-                      for turn_id, (r, _) in zip(turn_ids, fresh)]
-            conn.execute(insert(turns), [
-                dict(id=t.id, conversation_id=t.conversation_id, role=t.role, text=t.text, created_at=t.created_at,
-                     status=t.status, backend=t.backend, model=t.model, tokens=t.tokens,
-                     meta=json.dumps(t.meta, ensure_ascii=False), content_key=key)
-                for t, (_, key) in zip(stored, fresh)
-            ])
-            first_vector_id = _next_id(conn, "embeddings")
-            vector_ids = np.arange(first_vector_id, first_vector_id + len(chunks), dtype=np.int64)
-            conn.execute(insert(embeddings), [
-                dict(id=int(vector_ids[j]), turn_id=stored[i].id, chunk=n, start=span.start, end=span.end,
-                     model=self.embedder.model_id, vector=vectors[j].tobytes())
-                for n, (j, (i, span)) in _chunk_numbers(chunks)
-            ])
-        self._index_added(vector_ids, vectors)
+        stored, vector_ids, vectors = write_turns(self.engine, self.embedder, batch, skip_existing, vectors)
+        if stored:
+            self._index_added(vector_ids, vectors)
         return stored
-
-    @staticmethod
-    def _assign_turn_ids(conn, wanted: list[int | None]) -> list[int]:
-        """Ids for new turns: the record's own id where it asks for a free one (a re-imported export
-        keeps its ids), otherwise the next ids in sequence. Explicit ids keep the batch a single
-        executemany; the data dir lock guarantees no other writer takes ids meanwhile."""
-        asked = [i for i in wanted if i is not None]
-        taken = set(conn.execute(select(turns.c.id).where(turns.c.id.in_(asked))).scalars()) if asked else set()
-        next_id = max(_next_id(conn, "turns"), max(asked, default=0) + 1)
-        ids, used = [], set()
-        for want in wanted:
-            if want is not None and want not in taken and want not in used:
-                ids.append(want)
-                used.add(want)
-            else:
-                ids.append(next_id)
-                next_id += 1
-        return ids
-
-    def _record_model(self, conn, dim: int) -> None:
-        if get_meta(conn, "embed_model") is None:
-            set_meta(conn, "embed_model", self.embedder.model_id)
-            set_meta(conn, "embed_dim", str(dim))
-
-    @staticmethod
-    def _ensure_conversations(conn, records: list[NewTurn]) -> None:
-        """Create the conversations a batch writes to, and move their updated_at forward."""
-        latest: dict[str, NewTurn] = {}
-        for record in records:
-            if record.conversation_id not in latest or record.created_at > latest[record.conversation_id].created_at:
-                latest[record.conversation_id] = record
-        existing = set(conn.execute(select(conversations.c.id).where(conversations.c.id.in_(list(latest)))).scalars())
-        for cid, record in latest.items():
-            if cid in existing:
-                conn.execute(update(conversations).where(conversations.c.id == cid)
-                             .values(updated_at=func.max(conversations.c.updated_at, record.created_at)))
-            else:
-                first = min((r.created_at for r in records if r.conversation_id == cid))
-                title = next((r.conversation_title for r in records if r.conversation_id == cid and r.conversation_title), "")
-                conn.execute(insert(conversations).values(id=cid, title=title, created_at=first,
-                                                          updated_at=record.created_at))
 
     def set_status(self, turn_id: int, status: str) -> None:
         with self.engine.begin() as conn:
@@ -504,7 +405,7 @@ class Memory:
                 conn.execute(insert(embeddings), [
                     dict(turn_id=rows[i][0], chunk=n, start=span.start, end=span.end, model=model,
                          vector=vectors[j].tobytes())
-                    for n, (j, (i, span)) in _chunk_numbers(chunks)
+                    for n, (j, (i, span)) in chunk_numbers(chunks)
                 ])
             done += len(rows)
             progress("re-embedding", done, max(todo, done))
@@ -533,21 +434,6 @@ class Memory:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _next_id(conn, table: str) -> int:
-    """The id AUTOINCREMENT would give next: past every id ever used, deleted ones included."""
-    seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table}).scalar()
-    return int(seq or 0) + 1
-
-
-def _chunk_numbers(chunks):
-    """Yield (chunk number within its turn, (vector row, (turn index, span))) for embedding rows."""
-    seen: dict[int, int] = {}
-    for j, (i, span) in enumerate(chunks):
-        n = seen.get(i, 0)
-        seen[i] = n + 1
-        yield n, (j, (i, span))
 
 
 def _turn(row) -> Turn:
