@@ -10,7 +10,7 @@ from assistant.config import load_settings
 from assistant.tui.app import MemchatApp
 from assistant.tui.screens.dialogs import ConfirmScreen
 from assistant.tui.screens.memory_browser import MemoryBrowser
-from assistant.tui.widgets.conversation_list import ConversationItem
+from assistant.tui.widgets.conversation_list import ConversationItem, ConversationList
 from assistant.tui.widgets.memory_panel import MemoryItem, MemoryPanel
 from assistant.tui.widgets.status_bar import StatusBar
 from assistant.tui.widgets.transcript import TurnView
@@ -109,10 +109,13 @@ def test_switch_conversation_and_open_memory_at_its_turn(make_app, data_dir, emb
     async def run():
         app = make_app()
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.ready and len(app.query(ConversationItem)) == 2)
+            await until(pilot, lambda: app.ready and len(app.query(ConversationItem)) == 2
+                        and all(w.is_finished for w in app.workers))  # the list is not being refreshed
+            conversation_list = app.query_one(ConversationList)
+            conversation_list.focus()
             items = list(app.query(ConversationItem))
-            target = next(i for i in items if i.conversation_id == "garden")
-            await pilot.click(target)
+            conversation_list.index = next(n for n, i in enumerate(items) if i.conversation_id == "garden")
+            await pilot.press("enter")  # as a keyboard user selects it
             await until(pilot, lambda: app.conversation_id == "garden" and app.query(TurnView))
             assert "tomatoes" in app.query_one(TurnView).source
             panel = app.query_one(MemoryPanel)
