@@ -353,25 +353,21 @@ class Memory:
     def forget_conversation(self, conversation_id: str) -> int:
         if not self.has_conversation(conversation_id):
             raise NotFound(f"no conversation {conversation_id!r}; nothing was forgotten")
-        count = self._forget(turns.c.conversation_id == conversation_id)
-        with self.engine.begin() as conn:
-            conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
-        scrub(self.engine)
-        return count
+        return self._forget(turns.c.conversation_id == conversation_id,
+                            conversations.c.id == conversation_id)
 
     def forget_all(self) -> int:
-        count = self._forget(turns.c.id.is_not(None))
-        with self.engine.begin() as conn:
-            conn.execute(delete(conversations))
-        scrub(self.engine)
-        return count
+        return self._forget(turns.c.id.is_not(None), conversations.c.id.is_not(None))
 
-    def _forget(self, condition) -> int:
-        """Delete turns (their FTS rows and embeddings go with them), then the vectors, then the bytes."""
+    def _forget(self, condition, conversation_condition=None) -> int:
+        """Delete turns (their FTS rows and embeddings go with them) and, if given, the conversations
+        in the same transaction; then the vectors; then the bytes, once."""
         with self.engine.begin() as conn:
             vector_ids = list(conn.execute(
                 select(embeddings.c.id).join(turns, turns.c.id == embeddings.c.turn_id).where(condition)).scalars())
             count = conn.execute(delete(turns).where(condition)).rowcount
+            if conversation_condition is not None:
+                conn.execute(delete(conversations).where(conversation_condition))
             generation = int(get_meta(conn, "index_generation", "0")) + 1
             set_meta(conn, "index_generation", str(generation))
         self.store.delete(np.array(vector_ids, dtype=np.int64))
