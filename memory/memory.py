@@ -242,7 +242,8 @@ class Memory:
         with self.engine.connect() as conn:
             rankings: dict[str, list[int]] = {}
             similarity: dict[int, float] = {}
-            if weights.dense and self.store.count():
+            # store.dim is None until anything is embedded; count() would be a query per recall in a server store.
+            if weights.dense and self.store.dim is not None:
                 dense = R.dense_candidates(conn, self.store, self.embedder.encode_query(query), n, flt)
                 rankings["dense"] = [turn_id for turn_id, _ in dense]
                 similarity = dict(dense)

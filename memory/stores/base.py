@@ -23,6 +23,7 @@ class IndexState:
 
 class VectorStore(Protocol):
     name: str
+    dim: int | None  # None until the first vector arrives
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add unit vectors (float32, n x dim) under int64 ids."""
