@@ -24,8 +24,7 @@ from memory.embedding import Embedder
 from memory.memory import Memory
 
 
-def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, embed_dtype: str, progress) -> dict:
-    embedder = Embedder(dtype=embed_dtype)
+def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, embedder: Embedder, progress) -> dict:
     texts = corpus.turns(size)
     vectors = corpus_vectors(embedder, texts, cache_dir, progress)
     work = Path(tempfile.mkdtemp(prefix="memchat-chat-bench-"))

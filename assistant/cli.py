@@ -194,13 +194,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def open_memory(settings: Settings, progress=None, check_model: bool = True):
     """Open the store the settings point at (the lock, the record and the index)."""
-    from memory.embedding import Embedder
     from memory.memory import Memory
 
     from assistant.config import store_options
 
-    embedder = Embedder(settings.embed_model, dtype=settings.embed_dtype)
-    return Memory(settings.data_dir, embedder, store=settings.store, store_options=store_options(settings),
+    return Memory(settings.data_dir, settings.embedder(), store=settings.store, store_options=store_options(settings),
                   progress=progress, check_model=check_model)
 
 

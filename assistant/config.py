@@ -50,6 +50,16 @@ class Settings:
     timeout_s: float = 60.0
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def models_dir(self) -> Path:
+        """Converted local models and the embedder's ONNX copy."""
+        return self.model_cache or self.data_dir / "models"
+
+    def embedder(self):
+        from memory.embedding import Embedder
+
+        return Embedder(self.embed_model, dtype=self.embed_dtype, cache_dir=self.models_dir)
+
     def redacted(self) -> dict[str, object]:
         """All settings as plain values, keys replaced by a mark saying only whether one is set."""
         out = {}

@@ -155,8 +155,8 @@ def run_bench(args, settings: Settings) -> int:
 
         size = max(int(s) for s in args.sizes.split(",") if s.strip())
         with ProgressBar(enabled=not args.json) as bar:
-            result = run_chat_bench(size, args.queries, settings.data_dir / "bench-cache",
-                                    settings.model_cache or settings.data_dir / "models", settings.embed_dtype, bar)
+            result = run_chat_bench(size, args.queries, settings.data_dir / "bench-cache", settings.models_dir,
+                                    settings.embedder(), bar)
         if args.json:
             print_json(result)
         else:
@@ -169,12 +169,11 @@ def run_bench(args, settings: Settings) -> int:
         stores=[s.strip() for s in args.stores.split(",") if s.strip()],
         sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
         queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index,
-        embed_model=settings.embed_model, embed_dtype=settings.embed_dtype,
         cache_dir=settings.data_dir / "bench-cache", out_dir=args.out,
         store_options=store_options(settings),
     )
     with ProgressBar(enabled=not args.json) as bar:
-        results = run(config, bar)
+        results = run(config, settings.embedder(), bar)
     if args.json:
         print_json(results)
     else:
@@ -183,14 +182,13 @@ def run_bench(args, settings: Settings) -> int:
 
 
 def run_eval(args, settings: Settings) -> int:
-    from memory.embedding import Embedder
     from memory.evaluate import evaluate, load_locomo
     from memory.recall import RecallWeights
 
     samples = load_locomo(args.file)
     weights = {"hybrid": RecallWeights(), "fusion": RecallWeights(context=0.0),
                "dense": RecallWeights.only("dense"), "lexical": RecallWeights.only("lexical")}[args.signals]
-    embedder = Embedder(settings.embed_model, dtype=settings.embed_dtype)
+    embedder = settings.embedder()
     with ProgressBar(enabled=not args.json) as bar:
         result = evaluate(samples, embedder, k=args.k, store=settings.store, weights=weights,
                           max_questions=args.max_questions, progress=bar).to_json()

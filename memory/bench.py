@@ -31,8 +31,6 @@ class BenchConfig:
     queries: int = 200
     ingest_sample: int = 2000
     index_kind: str = "auto"
-    embed_model: str = "all-MiniLM-L6-v2"
-    embed_dtype: str = "auto"
     cache_dir: Path | None = None
     out_dir: Path | None = None
     store_options: dict = field(default_factory=dict)  # per store, as Memory takes them
@@ -133,8 +131,7 @@ def machine() -> dict:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
-def run(config: BenchConfig, progress) -> dict:
-    embedder = Embedder(config.embed_model, dtype=config.embed_dtype)
+def run(config: BenchConfig, embedder: Embedder, progress) -> dict:
     texts = corpus.turns(max(config.sizes))
     vectors = corpus_vectors(embedder, texts, config.cache_dir, progress)
     queries = corpus.questions(config.queries)

