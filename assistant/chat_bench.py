@@ -3,7 +3,8 @@
 Overhead = store the user turn + recall + build the prompt + store the reply, measured by
 ChatService's own timings on a store of `size` generated memories (with cached embeddings), using
 the real local backend asked for a single token so generation barely counts. Then the local model:
-load time from its safetensors cache, time to first token for a ~300-token prompt, and tokens/s.
+load time from its safetensors cache (torch and transformers already imported), time to first
+token for a 300-token prompt, decoding tokens/s after the first token, and tokens/s overall.
 """
 from __future__ import annotations
 
@@ -59,19 +60,36 @@ def _local_model_speed(model_cache: Path) -> dict:
 
     from assistant.backends import StreamState
 
-    prompt = " ".join(corpus.turns(40))  # ~300 tokens of everyday text
-    messages = [{"role": "system", "content": "You are a helpful assistant."},
-                {"role": "user", "content": f"{prompt}\n\nSummarise the notes above."}]
-    prompt_tokens = backend.count_tokens(prompt)
-    first, rates = [], []
-    for _ in range(3):
+    messages = _messages_of(backend, PROMPT_TOKENS)
+    first, decoding, overall = [], [], []
+    for _ in range(5):
         state = StreamState()
         started = time.perf_counter()
         first_at = None
         for _chunk in backend.stream(messages, GenerationOptions(greedy=True, max_new_tokens=64), threading.Event(), state):
             first_at = first_at or time.perf_counter()
-        total = time.perf_counter() - started
+        ended = time.perf_counter()
+        tokens = state.usage["completion_tokens"]
         first.append(first_at - started)
-        rates.append(state.usage["completion_tokens"] / total)
-    return {"model_load_s": round(load_s, 2), "prompt_tokens": prompt_tokens,
-            "first_token_s": round(statistics.median(first), 3), "tokens_per_s": round(statistics.median(rates), 1)}
+        decoding.append((tokens - 1) / (ended - first_at))
+        overall.append(tokens / (ended - started))
+    return {"model_load_s": round(load_s, 2), "prompt_tokens": state.usage["prompt_tokens"],
+            "first_token_s": round(statistics.median(first), 3),
+            "decode_tokens_per_s": round(statistics.median(decoding), 1),
+            "tokens_per_s_with_prefill": round(statistics.median(overall), 1)}
+
+
+PROMPT_TOKENS = 300
+
+
+def _messages_of(backend, tokens: int) -> list[dict]:
+    """A system prompt and a message of everyday notes, `tokens` long with the chat template."""
+    notes: list[str] = []
+    for turn in corpus.turns(200):
+        messages = [{"role": "system", "content": "You are a helpful assistant."},
+                    {"role": "user", "content": " ".join(notes + [turn]) + "\n\nSummarise the notes above."}]
+        if backend.prompt_tokens(messages) > tokens:
+            break
+        notes.append(turn)
+    return [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": " ".join(notes) + "\n\nSummarise the notes above."}]

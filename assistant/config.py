@@ -31,6 +31,7 @@ class Settings:
     milvus_token: str | None = None
     embed_model: str = "all-MiniLM-L6-v2"
     embed_dtype: str = "auto"
+    local_weights: str = "auto"  # local model decoding: auto (the GGUF's own precision) | int4 | int8 | bf16
     backend: str = "local"
     model: str | None = None  # None: the backend's default model
     k: int = 5  # memories recalled per reply
@@ -86,6 +87,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "milvus_token": ("MEMCHAT_MILVUS_TOKEN",),
     "embed_model": ("MEMCHAT_EMBED_MODEL",),
     "embed_dtype": ("MEMCHAT_EMBED_DTYPE",),
+    "local_weights": ("MEMCHAT_LOCAL_WEIGHTS",),
     "backend": ("MEMCHAT_BACKEND",),
     "model": ("MEMCHAT_MODEL",),
     "k": ("MEMCHAT_K",),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memory import torch_thread
 from memory.errors import EmbeddingModelMissing
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -107,7 +108,7 @@ class Embedder:
     def model(self):
         with self._lock:
             if self._model is None:
-                self._model = self._load()
+                self._model = torch_thread.run(self._load)
             return self._model
 
     def _load(self):
@@ -149,7 +150,8 @@ class Embedder:
             quick = self.quick_engine()
             if quick is not None:
                 return quick.encode(texts)
-        vectors = self.model.encode(
+        vectors = torch_thread.run(
+            self.model.encode,
             texts,
             batch_size=batch_size or self.batch_size,
             normalize_embeddings=True,
@@ -240,7 +242,7 @@ class OnnxEncoder:
             raise ValueError(f"only mean-pooled models are exported (this one is {modules}, {pooling})")
         path = cache_dir / f"embedder-{Path(source).name}-{_weights_tag(source)}.onnx"
         if not path.exists():
-            _export(model, path)
+            torch_thread.run(_export, model, path)
         return cls(path, model.tokenizer, int(model.max_seq_length))
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -12,7 +12,7 @@ def create_backend(settings, name: str | None = None, model: str | None = None) 
     if name == "local":
         from assistant.backends.local import LocalBackend
 
-        return LocalBackend(model, settings.model_cache or settings.data_dir / "models")
+        return LocalBackend(model, settings.models_dir, settings.local_weights)
     if name == "gemini":
         from assistant.backends.gemini import GeminiBackend
 

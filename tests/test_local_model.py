@@ -1,0 +1,83 @@
+"""The local model's CPU decoding path: packed weights, single-query attention, one torch thread."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from assistant.backends import GenerationOptions, StreamState
+from assistant.backends.cpu_decoding import QuantizedLinear, decode_attention
+from memory import torch_thread
+
+
+def answer(backend, question: str, tokens: int = 12) -> str:
+    state = StreamState()
+    messages = [{"role": "user", "content": question}]
+    return "".join(backend.stream(messages, GenerationOptions(greedy=True, max_new_tokens=tokens),
+                                  threading.Event(), state))
+
+
+def test_packed_weights_keep_the_model_answering_correctly(local_backend):
+    """Packing SmolLM2 at its GGUF's own precision (4-bit blocks, 8-bit output layer) must not cost
+    answers: quantizing activations too turned this one into French gibberish."""
+    layers = [m for m in local_backend._model.modules() if isinstance(m, QuantizedLinear)]
+    assert {m.bits for m in layers} == {4, 8}
+    assert local_backend._model.get_output_embeddings().bits == 8
+    assert "Paris" in answer(local_backend, "What is the capital of France?")
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_a_packed_layer_computes_what_its_weights_say(bits):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(128, 96, bias=True).to(torch.bfloat16)
+    packed = QuantizedLinear(linear, bits)
+    row = torch.randn(1, 1, 128, dtype=torch.bfloat16)
+    exact = torch.nn.functional.linear(row.float(), linear.weight.float(), linear.bias.float())
+    decoded = packed(row).float()  # one row: the packed kernel
+    error = (decoded - exact).norm() / exact.norm()
+    assert error < (0.12 if bits == 4 else 0.02)
+    prefill = packed(row.expand(1, 8, 128)).float()  # many rows: the bf16 weight, as before packing
+    assert torch.allclose(prefill[0, 0], exact[0, 0], rtol=0.02, atol=0.02)
+
+
+def test_single_query_attention_matches_sdpa():
+    torch.manual_seed(1)
+    query = torch.randn(1, 9, 1, 64, dtype=torch.bfloat16)  # 9 query heads sharing 3 key/value heads
+    key = torch.randn(1, 3, 40, 64, dtype=torch.bfloat16)
+    value = torch.randn(1, 3, 40, 64, dtype=torch.bfloat16)
+    mask = torch.ones(1, 1, 1, 40, dtype=torch.bool)
+    mask[..., :5] = False  # e.g. left padding
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query.float(), key.float().repeat_interleave(3, 1), value.float().repeat_interleave(3, 1),
+        attn_mask=mask).transpose(1, 2)
+    module = torch.nn.Module()
+    module.num_key_value_groups = 3
+    got, _ = decode_attention(module, query, key, value, mask, scaling=64 ** -0.5)
+    assert got.shape == (1, 1, 9, 64)
+    assert torch.allclose(got.float(), expected, atol=0.03)
+
+
+def test_torch_work_from_any_thread_runs_on_one_thread():
+    seen = []
+
+    def where():
+        seen.append(threading.get_ident())
+        return torch_thread.run(threading.get_ident)  # nested: runs in place rather than waiting on itself
+
+    threads = [threading.Thread(target=lambda: torch_thread.run(where)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 1 and seen[0] != threading.get_ident()
+    with pytest.raises(ZeroDivisionError):
+        torch_thread.run(lambda: 1 / 0)
+
+
+def test_an_unknown_weights_setting_is_refused_with_the_choices(tmp_path):
+    from assistant.backends import BackendError
+    from assistant.backends.local import LocalBackend
+
+    with pytest.raises(BackendError, match="auto, int4, int8, bf16"):
+        LocalBackend(None, tmp_path, "int3")
