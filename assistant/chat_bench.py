@@ -37,18 +37,22 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
             service = ChatService(memory, backend, k=5, options=GenerationOptions(greedy=True, max_new_tokens=1))
             questions = corpus.questions(turns + 5, seed=23)
             conversation = None
-            overhead = []
+            overhead, laps = [], {}
             for n, question in enumerate(questions):
                 reply = service.ask(question, conversation)
                 conversation = reply.conversation_id if n % 10 else None  # a new conversation now and then
                 if n >= 5:  # the first turns warm caches up
                     overhead.append(reply.timings["overhead_ms"])
+                    for lap in ("store_user_ms", "recall_ms", "prompt_ms", "store_reply_ms"):
+                        laps.setdefault(lap, []).append(reply.timings[lap])
                 progress("chat turns", n + 1, len(questions))
         model = _local_model_speed(model_cache)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"size": size, "turns": len(overhead), "overhead_p50_ms": round(statistics.median(overhead), 2),
-            "overhead_p95_ms": round(float(np.percentile(overhead, 95)), 2), **model}
+            "overhead_p95_ms": round(float(np.percentile(overhead, 95)), 2),
+            **{f"{lap[:-3]}_p50_ms": round(statistics.median(values), 2) for lap, values in laps.items()},
+            "embed_engine": embedder.engine, **model}
 
 
 def _local_model_speed(model_cache: Path) -> dict:
