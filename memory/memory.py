@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 import numpy as np
 from sqlalchemy import delete, func, insert, select, text, update
 
+from memory import fulltext
 from memory import recall as R
 from memory.datadir import DataDirLock, ensure_private_dir
 from memory.embedding import Embedder
@@ -358,15 +359,23 @@ class Memory:
                             conversations.c.id == conversation_id)
 
     def forget_all(self) -> int:
-        return self._forget(turns.c.id.is_not(None), conversations.c.id.is_not(None))
+        return self._forget(turns.c.id.is_not(None), conversations.c.id.is_not(None), everything=True)
 
-    def _forget(self, condition, conversation_condition=None) -> int:
+    def _forget(self, condition, conversation_condition=None, everything: bool = False) -> int:
         """Delete turns (their FTS rows and embeddings go with them) and, if given, the conversations
         in the same transaction; then the vectors; then the bytes, once."""
         with self.engine.begin() as conn:
             vector_ids = list(conn.execute(
                 select(embeddings.c.id).join(turns, turns.c.id == embeddings.c.turn_id).where(condition)).scalars())
+            if everything:
+                beside = []
+                fulltext.unindex_all(conn)
+            else:
+                doomed = list(conn.execute(select(turns.c.id).where(condition)).scalars())
+                beside = fulltext.neighbours_of_deleted(conn, doomed)
+                fulltext.unindex(conn, doomed + beside)  # their rows hold the forgotten words
             count = conn.execute(delete(turns).where(condition)).rowcount
+            fulltext.index(conn, beside)
             if conversation_condition is not None:
                 conn.execute(delete(conversations).where(conversation_condition))
             generation = int(get_meta(conn, "index_generation", "0")) + 1

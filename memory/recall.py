@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from memory.fulltext import NEIGHBOUR_WEIGHT
 from memory.record import FTS_TOKENIZER
 
 # A smaller constant than the customary 60 lets a signal's top ranks count for more; with MiniLM,
@@ -72,7 +73,7 @@ class RecallWeights:
     dense: float = 0.5
     lexical: float = 1.0
     recency: float = 0.0
-    context: float = 0.6  # neighbours of strong hits; +0.044 LoCoMo dev recall@10 (docs/recall.md)
+    context: float = 0.3  # neighbours of strong hits (docs/recall.md)
 
     @classmethod
     def only(cls, signal: str) -> "RecallWeights":
@@ -138,13 +139,14 @@ def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) 
     where, params = flt.sql()
     narrowing, _ = flt.sql(with_status=False)
     limit = n + len(flt.exclude_ids)
+    bm25 = f"bm25(turns_fts, 1.0, {NEIGHBOUR_WEIGHT}, {NEIGHBOUR_WEIGHT})"  # own words, then neighbours'
     if narrowing:  # rank only the turns that pass the filters
         sql = ("SELECT t.id FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
-               f"WHERE turns_fts MATCH :match AND {where} ORDER BY bm25(turns_fts) LIMIT :n")
+               f"WHERE turns_fts MATCH :match AND {where} ORDER BY {bm25} LIMIT :n")
     else:
         # Rank inside FTS5 first, then drop failed replies: joining before ranking makes SQLite
         # look up every matching turn, which was 2x slower at 100k memories.
-        sql = ("SELECT t.id FROM (SELECT rowid, bm25(turns_fts) AS score FROM turns_fts WHERE turns_fts MATCH :match "
+        sql = (f"SELECT t.id FROM (SELECT rowid, {bm25} AS score FROM turns_fts WHERE turns_fts MATCH :match "
                "ORDER BY score LIMIT :n) AS ranked JOIN turns t ON t.id = ranked.rowid "
                f"WHERE {where or '1'} ORDER BY ranked.score")
         limit += n  # room for failed replies dropped after ranking

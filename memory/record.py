@@ -1,6 +1,7 @@
 """The record: SQLite (through SQLAlchemy) is memchat's source of truth.
 
-Tables: conversations, turns (with an FTS5 index over their text), embeddings (one row per chunk
+Tables: conversations, turns (with an FTS5 index over their text in context, see
+memory/fulltext.py), embeddings (one row per chunk
 of a turn, the float32 vector stored as a blob) and meta (embedding model, dimension, index
 generation). Every vector index is derived from these rows and can be rebuilt from them.
 
@@ -101,8 +102,24 @@ def _migration_2_term_statistics(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE VIRTUAL TABLE turns_fts_vocab USING fts5vocab(turns_fts, 'row')")
 
 
+def _migration_3_turns_in_context(conn: Connection) -> None:
+    # The full-text index gains each turn's neighbours' words (memory/fulltext.py); maintained by
+    # code rather than triggers, since inserting or deleting a turn changes its neighbours' rows.
+    from memory import fulltext
+
+    for trigger in ("turns_fts_insert", "turns_fts_delete", "turns_fts_update"):
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+    conn.exec_driver_sql("DROP TABLE IF EXISTS turns_fts_vocab")
+    conn.exec_driver_sql("DROP TABLE IF EXISTS turns_fts")
+    for ddl in fulltext.fts_ddl(FTS_TOKENIZER):
+        conn.exec_driver_sql(ddl)
+    fulltext.rebuild(conn)
+
+
 # Append new migrations at the end; never edit or reorder one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1_initial, _migration_2_term_statistics]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _migration_1_initial, _migration_2_term_statistics, _migration_3_turns_in_context,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

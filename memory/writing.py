@@ -1,7 +1,8 @@
 """Writing turns: where a turn is stored.
 
-One SQLite transaction per batch: the turn rows (their FTS5 rows follow by trigger), the
-conversations they belong to, and one embedding row per chunk of each turn. Embedding happens
+One SQLite transaction per batch: the turn rows and their full-text rows (memory/fulltext.py: the
+new turns' and their neighbours'), the conversations they belong to, and one embedding row per
+chunk of each turn. Embedding happens
 before the transaction opens, since it is the slow part and needs no lock on the database.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
+from memory import fulltext
 from memory.embedding import Embedder, Span
 from memory.errors import BadInput
 from memory.record import conversations, embeddings, get_meta, set_meta, turns
@@ -76,12 +78,18 @@ def write_turns(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
                        created_at=r.created_at, status=r.status, backend=r.backend, model=r.model,
                        tokens=r.tokens, meta=r.meta)
                   for turn_id, (r, _) in zip(turn_ids, fresh)]
+        new_ids: dict[str, list[int]] = {}
+        for t in stored:
+            new_ids.setdefault(t.conversation_id, []).append(t.id)
+        beside = fulltext.neighbours_of_new(conn, new_ids)
+        fulltext.unindex(conn, beside)  # while the view still shows their old neighbours
         conn.execute(insert(turns), [
             dict(id=t.id, conversation_id=t.conversation_id, role=t.role, text=t.text, created_at=t.created_at,
                  status=t.status, backend=t.backend, model=t.model, tokens=t.tokens,
                  meta=json.dumps(t.meta, ensure_ascii=False), content_key=key)
             for t, (_, key) in zip(stored, fresh)
         ])
+        fulltext.index(conn, [t.id for t in stored] + beside)
         first_vector_id = _next_id(conn, "embeddings")
         vector_ids = np.arange(first_vector_id, first_vector_id + len(chunks), dtype=np.int64)
         conn.execute(insert(embeddings), [

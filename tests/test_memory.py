@@ -265,9 +265,13 @@ def test_an_older_store_is_upgraded_in_place(tmp_path, embedder):
         conn.exec_driver_sql("INSERT INTO conversations VALUES ('old', '', 0, 0)")
         conn.exec_driver_sql("INSERT INTO turns (conversation_id, role, text, created_at, status, meta, content_key) "
                              "VALUES ('old', 'user', 'kept across the upgrade: lighthouse', 0, 'ok', '{}', 'k1')")
+        conn.exec_driver_sql("INSERT INTO turns (conversation_id, role, text, created_at, status, meta, content_key) "
+                             "VALUES ('old', 'assistant', 'and the reply to it', 1, 'ok', '{}', 'k2')")
     engine.dispose()
     with Memory(tmp_path, embedder) as memory:
-        assert memory.recall("lighthouse", k=1, weights=LEXICAL)[0].turn.text.startswith("kept across")
+        found = memory.recall("lighthouse", k=2, weights=LEXICAL)
+        assert found[0].turn.text.startswith("kept across")
+        assert found[1].turn.text == "and the reply to it"  # the rebuilt index holds neighbours' words
         with memory.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA user_version").scalar() == SCHEMA_VERSION
 
@@ -277,14 +281,42 @@ def test_the_answer_next_to_a_matching_question_is_recalled(memory):
     from memory.turn import NewTurn
 
     memory.remember_many([NewTurn(text=t, conversation_id=f"d{i % 7}") for i, t in enumerate(corpus.turns(200))])
-    memory.remember("Where did you travel last summer?", role="assistant", conversation_id="chat", created_at=10)
+    question = memory.remember("Where did you travel last summer?", role="assistant", conversation_id="chat",
+                               created_at=10)
     answer = memory.remember("Mostly Portugal: we drove down the Algarve coast in July and swam every day.",
                              conversation_id="chat", created_at=11)
     hits = memory.recall("where did I travel last summer", k=10)
-    found = next((h for h in hits if h.turn.id == answer.id), None)
-    assert found is not None and "context" in found.signals
-    without = memory.recall("where did I travel last summer", k=10, weights=RecallWeights(context=0.0))
-    assert answer.id not in [h.turn.id for h in without]
+    assert answer.id in [h.turn.id for h in hits]
+    # No word of the query is in the answer: the full-text index holds its neighbour's words too.
+    lexical = [h.turn.id for h in memory.recall("where did I travel last summer", k=10, weights=LEXICAL)]
+    assert lexical[:2] == [question.id, answer.id]
+    memory.forget([question.id])  # and then they are gone from the answer's row as well
+    assert answer.id not in [h.turn.id for h in memory.recall("travel summer", k=10, weights=LEXICAL)]
+
+
+def test_full_text_index_stays_exact_through_inserts_in_the_middle_and_forgets(memory):
+    """FTS5 external content only stays correct if every row is removed with exactly the values it
+    was indexed with; SQLite's integrity-check compares the whole index with the turns."""
+    from memory.turn import NewTurn
+
+    def check():
+        with memory.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO turns_fts(turns_fts, rank) VALUES ('integrity-check', 1)")
+
+    first = memory.remember("alpha one", conversation_id="c")
+    memory.remember_many([NewTurn(text=f"bravo {i}", conversation_id="c") for i in range(5)])
+    memory.remember("charlie three", conversation_id="c")
+    memory.forget([first.id + 2])  # a turn in the middle
+    check()
+    memory.remember_many([NewTurn(text="delta back in the gap", conversation_id="c", id=first.id + 2),
+                          NewTurn(text="foxtrot elsewhere", conversation_id="d")])
+    assert memory.get(first.id + 2).text == "delta back in the gap"  # inserted between two turns
+    check()
+    memory.forget([first.id, first.id + 3])
+    check()
+    memory.forget_conversation("c")
+    check()
+    assert [h.turn.text for h in memory.recall("foxtrot echo", k=5, weights=LEXICAL)] == ["foxtrot elsewhere"]
 
 
 def test_one_text_and_a_batch_embed_alike_and_the_onnx_copy_is_reused(embedder, model_cache):
