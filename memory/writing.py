@@ -117,9 +117,15 @@ def _assign_turn_ids(conn, wanted: list[int | None]) -> list[int]:
     return ids
 
 def _record_model(conn, model_id: str, dim: int) -> None:
-    if get_meta(conn, "embed_model") is None:
+    """Name the store's embedding model on its first write (checked once per SQLite connection)."""
+    if conn.info.get("recorded_model") == model_id:
+        return
+    stored = get_meta(conn, "embed_model")
+    if stored is None:
         set_meta(conn, "embed_model", model_id)
         set_meta(conn, "embed_dim", str(dim))
+    else:  # only a committed value is remembered: this transaction could still roll back
+        conn.info["recorded_model"] = stored
 
 def _ensure_conversations(conn, records: list[NewTurn]) -> None:
     """Create the conversations a batch writes to, and move their updated_at forward."""
@@ -127,12 +133,10 @@ def _ensure_conversations(conn, records: list[NewTurn]) -> None:
     for record in records:
         if record.conversation_id not in latest or record.created_at > latest[record.conversation_id].created_at:
             latest[record.conversation_id] = record
-    existing = set(conn.execute(select(conversations.c.id).where(conversations.c.id.in_(list(latest)))).scalars())
     for cid, record in latest.items():
-        if cid in existing:
-            conn.execute(update(conversations).where(conversations.c.id == cid)
-                         .values(updated_at=func.max(conversations.c.updated_at, record.created_at)))
-        else:
+        moved = conn.execute(update(conversations).where(conversations.c.id == cid)
+                             .values(updated_at=func.max(conversations.c.updated_at, record.created_at)))
+        if moved.rowcount == 0:  # a new conversation
             first = min((r.created_at for r in records if r.conversation_id == cid))
             title = next((r.conversation_title for r in records if r.conversation_id == cid and r.conversation_title), "")
             conn.execute(insert(conversations).values(id=cid, title=title, created_at=first,
