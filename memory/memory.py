@@ -1,6 +1,6 @@
 """The facade the assistant uses: remember(), recall(), forget(), and the store's upkeep.
 
-Order of every write: one SQL transaction (turn row, FTS row via trigger, embedding blobs), commit,
+Order of every write: one SQL transaction (turn row, full-text rows, embedding blobs), commit,
 then the vector index. If the process dies between the two, the next open catches the index up
 from SQL, which always wins.
 """
@@ -362,8 +362,9 @@ class Memory:
         return self._forget(turns.c.id.is_not(None), conversations.c.id.is_not(None), everything=True)
 
     def _forget(self, condition, conversation_condition=None, everything: bool = False) -> int:
-        """Delete turns (their FTS rows and embeddings go with them) and, if given, the conversations
-        in the same transaction; then the vectors; then the bytes, once."""
+        """Delete turns (their embeddings by cascade; their full-text rows, and their neighbours',
+        rewritten) and, if given, the conversations in the same transaction; then the vectors;
+        then the bytes, once."""
         with self.engine.begin() as conn:
             vector_ids = list(conn.execute(
                 select(embeddings.c.id).join(turns, turns.c.id == embeddings.c.turn_id).where(condition)).scalars())

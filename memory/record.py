@@ -1,9 +1,9 @@
 """The record: SQLite (through SQLAlchemy) is memchat's source of truth.
 
 Tables: conversations, turns (with an FTS5 index over their text in context, see
-memory/fulltext.py), embeddings (one row per chunk
-of a turn, the float32 vector stored as a blob) and meta (embedding model, dimension, index
-generation). Every vector index is derived from these rows and can be rebuilt from them.
+memory/fulltext.py), embeddings (one row per chunk of a turn, the float32 vector stored as a
+blob) and meta (embedding model, dimension, index generation). Every vector index is derived
+from these rows and can be rebuilt from them.
 
 Schema upgrades are an ordered list of migration functions; `PRAGMA user_version` records how many
 have run. That is all the bookkeeping a single-file store needs (Alembic would add a dependency,

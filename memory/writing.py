@@ -2,8 +2,8 @@
 
 One SQLite transaction per batch: the turn rows and their full-text rows (memory/fulltext.py: the
 new turns' and their neighbours'), the conversations they belong to, and one embedding row per
-chunk of each turn. Embedding happens
-before the transaction opens, since it is the slow part and needs no lock on the database.
+chunk of each turn. Embedding happens before the transaction opens, since it is the slow part and
+needs no lock on the database.
 """
 from __future__ import annotations
 
