@@ -12,6 +12,7 @@ caller's thread through TextIteratorStreamer.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -159,6 +160,7 @@ class LocalBackend:
         tmp.rename(directory)  # complete or absent: a crash mid-conversion leaves only the .tmp
 
     # -- the protocol --------------------------------------------------------------------------
+    @functools.lru_cache(maxsize=4096)  # the prompt recounts the same recent turns every turn
     def count_tokens(self, text: str) -> int:
         self.load()
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
