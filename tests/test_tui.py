@@ -5,6 +5,7 @@ import asyncio
 import time
 
 import pytest
+from textual.widgets import Label
 
 from assistant.config import load_settings
 from assistant.tui.app import MemchatApp
@@ -122,6 +123,28 @@ def test_switch_conversation_and_open_memory_at_its_turn(make_app, data_dir, emb
             panel.post_message(MemoryPanel.Open("trip", 2))
             await until(pilot, lambda: app.conversation_id == "trip" and app.query(TurnView))
             assert "Oslo" in app.query_one(TurnView).source
+    asyncio.run(run())
+
+
+def test_conversation_list_updates_in_place_after_a_reply(make_app):
+    """A reply relabels the list's items instead of rebuilding them, so a click is never lost."""
+    async def run():
+        app = make_app(max_new_tokens=4)
+
+        def settled():
+            return app.ready and not app.generating and all(w.is_finished for w in app.workers)
+
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.ready)
+            for n, text in enumerate(["Remember that the spare key is under the blue pot.", "Thanks!"]):
+                await type_text(pilot, text)
+                await pilot.press("enter")
+                await until(pilot, lambda: settled() and app.query(ConversationItem)
+                            and f"{2 * (n + 1)} turns" in str(app.query(ConversationItem).first().query(Label).last().render()))
+                if n == 0:
+                    first_items = list(app.query(ConversationItem))
+            assert list(app.query(ConversationItem)) == first_items  # the same widgets, relabelled
+            assert app.query_one(ConversationList).index == 0
     asyncio.run(run())
 
 
