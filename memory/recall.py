@@ -20,6 +20,8 @@ from memory.record import FTS_TOKENIZER
 # lexical evidence is the stronger signal on conversational recall, so dense weighs half.
 # Measured on the LoCoMo dev split; the neighbourhood is flat (see docs/recall.md).
 RRF_K = 20
+# A turn's own words count fully, its neighbours' words at NEIGHBOUR_WEIGHT (memory/fulltext.py).
+BM25 = f"bm25(turns_fts, 1.0, {NEIGHBOUR_WEIGHT}, {NEIGHBOUR_WEIGHT})"
 # Most postings (turn, word) pairs one lexical query may rank; see affordable_words.
 POSTINGS_BUDGET = 5_000  # 2 ms lexical p50 at 100k memories (20k postings: 9 ms); docs/benchmarks.md
 _STEMS: dict[str, str | None] = {}
@@ -139,14 +141,13 @@ def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) 
     where, params = flt.sql()
     narrowing, _ = flt.sql(with_status=False)
     limit = n + len(flt.exclude_ids)
-    bm25 = f"bm25(turns_fts, 1.0, {NEIGHBOUR_WEIGHT}, {NEIGHBOUR_WEIGHT})"  # own words, then neighbours'
     if narrowing:  # rank only the turns that pass the filters
         sql = ("SELECT t.id FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid "
-               f"WHERE turns_fts MATCH :match AND {where} ORDER BY {bm25} LIMIT :n")
+               f"WHERE turns_fts MATCH :match AND {where} ORDER BY {BM25} LIMIT :n")
     else:
         # Rank inside FTS5 first, then drop failed replies: joining before ranking makes SQLite
         # look up every matching turn, which was 2x slower at 100k memories.
-        sql = (f"SELECT t.id FROM (SELECT rowid, {bm25} AS score FROM turns_fts WHERE turns_fts MATCH :match "
+        sql = (f"SELECT t.id FROM (SELECT rowid, {BM25} AS score FROM turns_fts WHERE turns_fts MATCH :match "
                "ORDER BY score LIMIT :n) AS ranked JOIN turns t ON t.id = ranked.rowid "
                f"WHERE {where or '1'} ORDER BY ranked.score")
         limit += n  # room for failed replies dropped after ranking

@@ -36,8 +36,9 @@ async def until(pilot, condition, timeout: float = 90.0) -> None:
         await pilot.pause(0.05)
 
 
-async def type_text(pilot, text: str) -> None:
-    await pilot.press(*[{" ": "space"}.get(c, c) for c in text])
+async def send(pilot, text: str) -> None:
+    """Type a message key by key and press Enter, as a user does."""
+    await pilot.press(*[{" ": "space"}.get(c, c) for c in text], "enter")
 
 
 def test_send_before_ready_streams_reply_and_fills_memory_panel(make_app, data_dir, embedder):
@@ -48,8 +49,7 @@ def test_send_before_ready_streams_reply_and_fills_memory_panel(make_app, data_d
         app = make_app()
         app.store_lock.acquire()  # hold the loader back, as a slow first start would
         async with app.run_test(size=SIZE) as pilot:
-            await type_text(pilot, "What is my cat called?")  # typed while the models load
-            await pilot.press("enter")
+            await send(pilot, "What is my cat called?")  # typed while the models load
             assert not app.ready and app.pending  # queued, not lost
             assert [v.role for v in app.query(TurnView)] == ["user"]
             app.store_lock.release()
@@ -69,8 +69,7 @@ def test_escape_stops_a_reply_and_keeps_what_streamed(make_app, data_dir, embedd
         app = make_app(max_new_tokens=300)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.ready)
-            await type_text(pilot, "Write a long story about a dragon.")
-            await pilot.press("enter")
+            await send(pilot, "Write a long story about a dragon.")
             await until(pilot, lambda: app.generating and len(list(app.query(TurnView))) == 2
                         and list(app.query(TurnView))[1].source not in ("…", ""))
             await pilot.press("escape")
@@ -90,8 +89,7 @@ def test_quit_during_generation_keeps_the_user_turn(make_app, data_dir, embedder
         app = make_app(max_new_tokens=300)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.ready)
-            await type_text(pilot, "Tell me everything about volcanoes.")
-            await pilot.press("enter")
+            await send(pilot, "Tell me everything about volcanoes.")
             await until(pilot, lambda: app.generating)
             await pilot.press("ctrl+q")
             await pilot.pause(0.5)
@@ -137,8 +135,7 @@ def test_conversation_list_updates_in_place_after_a_reply(make_app):
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.ready)
             for n, text in enumerate(["Remember that the spare key is under the blue pot.", "Thanks!"]):
-                await type_text(pilot, text)
-                await pilot.press("enter")
+                await send(pilot, text)
                 await until(pilot, lambda: settled() and app.query(ConversationItem)
                             and f"{2 * (n + 1)} turns" in str(app.query(ConversationItem).first().query(Label).last().render()))
                 if n == 0:
@@ -157,8 +154,7 @@ def test_forget_from_memory_browser_with_confirmation(make_app, data_dir, embedd
         app = make_app()
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.ready)
-            await type_text(pilot, "/search bank PIN hint")
-            await pilot.press("enter")
+            await send(pilot, "/search bank PIN hint")
             await until(pilot, lambda: isinstance(app.screen, MemoryBrowser))
             browser = app.screen
             await until(pilot, lambda: len(browser.query(MemoryItem)) == 2)
@@ -178,8 +174,7 @@ def test_backend_error_is_a_notification_not_a_crash(make_app):
             app = make_app(backend="gemini", gemini_api_key="test-key-123", gemini_base_url=server.url)
             async with app.run_test(size=SIZE) as pilot:
                 await until(pilot, lambda: app.ready)
-                await type_text(pilot, "hello")
-                await pilot.press("enter")
+                await send(pilot, "hello")
                 await until(pilot, lambda: app.ready and not app.generating)
                 messages = [n.message for n in app._notifications]
                 assert any("rate limit" in m for m in messages)
