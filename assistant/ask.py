@@ -6,9 +6,8 @@ import threading
 
 from assistant.backends import create_backend
 from assistant.chat import service_from_settings
-from assistant.cli import open_memory, print_json
+from assistant.common import open_memory, print_json, read_text_arg
 from assistant.display import visible
-from assistant.memory_commands import read_text_arg
 from assistant.progress import ProgressBar
 from memory.errors import NotFound
 from memory.turn import validate_text

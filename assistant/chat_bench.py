@@ -20,7 +20,7 @@ from assistant.backends import GenerationOptions
 from assistant.backends.local import LocalBackend
 from assistant.chat import ChatService
 from memory import corpus
-from memory.bench import _records, corpus_vectors
+from memory.bench import bench_records, corpus_vectors
 from memory.embedding import Embedder
 from memory.memory import Memory
 
@@ -31,7 +31,7 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
     work = Path(tempfile.mkdtemp(prefix="memchat-chat-bench-"))
     try:
         with Memory(work, embedder) as memory:
-            memory.remember_many(_records(texts), vectors=vectors, batch_size=4096, progress=progress)
+            memory.remember_many(bench_records(texts), vectors=vectors, batch_size=4096, progress=progress)
             backend = LocalBackend(None, model_cache)
             backend.load()  # converts the GGUF once if the cache is empty
             service = ChatService(memory, backend, k=5, options=GenerationOptions(greedy=True, max_new_tokens=1))

@@ -6,11 +6,10 @@ input); they never print a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from assistant.config import Settings, load_settings
+from assistant.config import load_settings
 
 
 def _common() -> argparse.ArgumentParser:
@@ -121,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("-c", "--continue", dest="continue_", action="store_true", help="continue the latest conversation")
     where.add_argument("--cid", help="continue this conversation")
     p.add_argument("--no-memory", action="store_true", help="do not recall memories for this reply")
-    p.add_argument("--show-memories", action="store_true", help="print the recalled memories to stderr first")
+    p.add_argument("--show-memories", action="store_true", help="print the recalled memories to stderr after the reply")
     p.add_argument("--timings", action="store_true", help="print where the time went to stderr")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
 
@@ -163,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_memory_command(args, settings)
         if args.command == "bench":
-            from assistant.memory_commands import run_bench
+            from assistant.measure import run_bench
 
             return run_bench(args, settings)
         if args.command == "eval":
-            from assistant.memory_commands import run_eval
+            from assistant.measure import run_eval
 
             return run_eval(args, settings)
         if args.command == "ask":
@@ -190,20 +189,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"memchat: error: {exc}", file=sys.stderr)
         return code
-
-
-def open_memory(settings: Settings, progress=None, check_model: bool = True):
-    """Open the store the settings point at (the lock, the record and the index)."""
-    from memory.memory import Memory
-
-    from assistant.config import store_options
-
-    return Memory(settings.data_dir, settings.embedder(), store=settings.store, store_options=store_options(settings),
-                  progress=progress, check_model=check_model)
-
-
-def print_json(data) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

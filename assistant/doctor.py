@@ -25,7 +25,7 @@ def run_doctor(settings: Settings) -> int:
         print(f"  {name:>15} = {value!s:<40} [{settings.sources.get(name, 'default')}]")
     print(f"\ndata dir: {settings.data_dir}")
     try:
-        from assistant.cli import open_memory
+        from assistant.common import open_memory
 
         with open_memory(settings) as memory:
             stats = memory.stats()

@@ -1,21 +1,13 @@
-"""`memchat memory …` and `memchat bench`: each action opens the store, does one thing, prints."""
+"""`memchat memory …`: each action opens the store, does one thing, prints."""
 from __future__ import annotations
 
 import sys
 
-from assistant.cli import open_memory, print_json
-from assistant.config import Settings, store_options
+from assistant.common import open_memory, print_json, read_text_arg
+from assistant.config import Settings
 from assistant.display import visible
 from assistant.progress import ProgressBar
 from memory.errors import BadInput
-
-def read_text_arg(value: str) -> str:
-    if value != "-":
-        return value
-    try:
-        return sys.stdin.buffer.read().decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadInput("stdin is not valid UTF-8; nothing stored") from None
 
 
 def _time_filter(value: str | None, flag: str) -> float | None:
@@ -146,57 +138,4 @@ def _forget(memory, args) -> int:
     else:
         count = memory.forget(args.ids)
     print(f"forgot {count} turn(s)")
-    return 0
-
-
-def run_bench(args, settings: Settings) -> int:
-    if args.chat:
-        from assistant.chat_bench import run_chat_bench
-
-        size = max(int(s) for s in args.sizes.split(",") if s.strip())
-        with ProgressBar(enabled=not args.json) as bar:
-            result = run_chat_bench(size, args.queries, settings.data_dir / "bench-cache", settings.models_dir,
-                                    settings.embedder(), bar)
-        if args.json:
-            print_json(result)
-        else:
-            for key, value in result.items():
-                print(f"{key:>16}: {value}")
-        return 0
-    from memory.bench import BenchConfig, run, render_table
-
-    config = BenchConfig(
-        stores=[s.strip() for s in args.stores.split(",") if s.strip()],
-        sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
-        queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index,
-        cache_dir=settings.data_dir / "bench-cache", out_dir=args.out,
-        store_options=store_options(settings),
-    )
-    with ProgressBar(enabled=not args.json) as bar:
-        results = run(config, settings.embedder(), bar)
-    if args.json:
-        print_json(results)
-    else:
-        render_table(results)
-    return 0
-
-
-def run_eval(args, settings: Settings) -> int:
-    from memory.evaluate import evaluate, load_locomo
-    from memory.recall import RecallWeights
-
-    samples = load_locomo(args.file)
-    weights = {"hybrid": RecallWeights(), "fusion": RecallWeights(context=0.0),
-               "dense": RecallWeights.only("dense"), "lexical": RecallWeights.only("lexical")}[args.signals]
-    embedder = settings.embedder()
-    with ProgressBar(enabled=not args.json) as bar:
-        result = evaluate(samples, embedder, k=args.k, store=settings.store, weights=weights,
-                          max_questions=args.max_questions, progress=bar).to_json()
-    if args.json:
-        print_json(result)
-        return 0
-    print(f"recall@{result['k']} = {result['recall']:.4f} over {result['questions']} questions "
-          f"({args.signals}); search p50 {result['search_p50_ms']} ms, p95 {result['search_p95_ms']} ms")
-    for name, row in result["by_category"].items():
-        print(f"  {name:>12}: {row['recall']:.4f}  ({row['questions']} questions)")
     return 0

@@ -3,7 +3,8 @@
 Order of priority when the budget is tight: the system prompt and the new message always go in;
 then recalled memories, best first; then as much of the recent conversation as fits, newest
 first. Memories are quoted data inside <memory> elements with their date, never instructions:
-their text is escaped so a stored turn cannot close the element or pose as the system.
+their text and attributes are escaped, so a stored turn cannot close the element or pose as
+the system.
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def format_memory(hit: Hit) -> str:
     turn = hit.turn
     date = datetime.fromtimestamp(turn.created_at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
     body = html.escape(turn.text, quote=False)
-    return f'<memory date="{date} UTC" role="{turn.role}" conversation="{turn.conversation_id}">\n{body}\n</memory>'
+    conversation = html.escape(turn.conversation_id, quote=True)  # ids come from imports too
+    return f'<memory date="{date} UTC" role="{turn.role}" conversation="{conversation}">\n{body}\n</memory>'
 
 
 def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: int,

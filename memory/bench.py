@@ -32,7 +32,6 @@ class BenchConfig:
     ingest_sample: int = 2000
     index_kind: str = "auto"
     cache_dir: Path | None = None
-    out_dir: Path | None = None
     store_options: dict = field(default_factory=dict)  # per store, as Memory takes them
 
 
@@ -65,7 +64,7 @@ def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _records(texts: list[str]) -> list[NewTurn]:
+def bench_records(texts: list[str]) -> list[NewTurn]:
     base = 1_700_000_000.0
     return [NewTurn(text=t, role="user" if i % 2 == 0 else "assistant", conversation_id=f"bench-{i // 40}",
                     created_at=base + i * 60) for i, t in enumerate(texts)]
@@ -75,7 +74,7 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
     work = Path(tempfile.mkdtemp(prefix=f"memchat-bench-{store}-"))
     options = {"faiss": {"kind": config.index_kind}, **config.store_options}
     try:
-        records = _records(texts[:size])
+        records = bench_records(texts[:size])
         sample = min(config.ingest_sample, size)
         memory = Memory(work, embedder, store=store, store_options=options)
         embedder.encode(texts[:64])  # warm-up: the first batches pay for lazy initialisation
@@ -137,58 +136,5 @@ def run(config: BenchConfig, embedder: Embedder, progress) -> dict:
     queries = corpus.questions(config.queries)
     results = [measure(store, size, texts, vectors, queries, embedder, config, progress)
                for store in config.stores for size in sorted(config.sizes)]
-    report = {"machine": machine(), "embed_model": embedder.model_id, "queries": config.queries,
-              "ingest_sample": config.ingest_sample, "results": results}
-    if config.out_dir is not None:
-        import json
-
-        config.out_dir.mkdir(parents=True, exist_ok=True)
-        (config.out_dir / "results.json").write_text(json.dumps(report, indent=2))
-        plot(report, config.out_dir / "bench.png")
-    return report
-
-
-def plot(report: dict, path: Path) -> None:
-    """Two panels: search latency against size per store, and recall@10 against latency."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for n, store in enumerate(dict.fromkeys(r["store"] for r in report["results"])):
-        color = f"C{n}"
-        rows = sorted((r for r in report["results"] if r["store"] == store), key=lambda r: r["size"])
-        sizes = [r["size"] for r in rows]
-        left.plot(sizes, [r["search_p50_ms"] for r in rows], marker="o", color=color, label=f"{store} p50")
-        left.plot(sizes, [r["search_p95_ms"] for r in rows], marker="x", linestyle="--", color=color,
-                  label=f"{store} p95")
-        right.scatter([r["search_p50_ms"] for r in rows], [r["recall_at_10"] for r in rows], color=color, label=store)
-        for r in rows:
-            right.annotate(f"{r['size']:,}", (r["search_p50_ms"], r["recall_at_10"]), fontsize=8,
-                           textcoords="offset points", xytext=(4, 4))
-    left.set(xscale="log", xlabel="memories", ylabel="one recall end to end (ms)", title="latency vs size")
-    right.set(xlabel="search p50 (ms)", ylabel="recall@10 vs exact", title="recall vs latency")
-    left.legend(fontsize=8)
-    right.legend(fontsize=8)
-    machine = report["machine"]
-    fig.suptitle(f"memchat bench · {report['embed_model']} · {machine['cores']} cores · {machine['cpu']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def render_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"memchat bench ({report['embed_model']}, {report['queries']} queries)")
-    columns = {"store": "store", "index": "index", "size": "memories", "ingest_per_s": "ingest/s",
-               "search_p50_ms": "p50 ms", "search_p95_ms": "p95 ms", "recall_at_10": "recall@10",
-               "disk_bytes": "disk MB", "cold_open_s": "open s"}
-    for key, header in columns.items():
-        table.add_column(header, justify="left" if key in ("store", "index") else "right")
-    for row in report["results"]:
-        cells = dict(row, size=f"{row['size']:,}", disk_bytes=f"{row['disk_bytes'] / 1e6:,.1f}")
-        table.add_row(*[str(cells[key]) for key in columns])
-    Console().print(table)
+    return {"machine": machine(), "embed_model": embedder.model_id, "queries": config.queries,
+            "ingest_sample": config.ingest_sample, "results": results}

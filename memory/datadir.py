@@ -1,7 +1,8 @@
-"""The data directory: private permissions and the single-writer lock.
+"""The data directory's single-writer lock.
 
-Everything memchat stores lives here (SQLite file, vector index, model cache). The directory is
-0700 and the files 0600 because it holds a person's conversations.
+Everything memchat stores lives in the data directory (SQLite file, vector index, model cache);
+it is 0700 and its files 0600 (memory/runtime/private_files.py) because it holds a person's
+conversations.
 """
 from __future__ import annotations
 
@@ -12,22 +13,6 @@ from pathlib import Path
 from memory.errors import StoreInUse
 
 LOCK_NAME = "memchat.lock"
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) if needed and make it readable by its owner only."""
-    path = Path(path).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
-
-
-def make_private(path: Path) -> None:
-    """Restrict one file to its owner; ignore files that do not exist (yet)."""
-    try:
-        os.chmod(path, 0o600)
-    except FileNotFoundError:
-        pass
 
 
 class DataDirLock:

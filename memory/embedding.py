@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memory import torch_thread
+from memory.runtime import torch_thread
 from memory.errors import EmbeddingModelMissing
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -273,7 +273,7 @@ def _export(model, path: Path) -> None:
     """Export transformer + mean pooling + normalization as one ONNX graph (about a second)."""
     import torch
 
-    from memory.datadir import ensure_private_dir
+    from memory.runtime.private_files import ensure_private_dir
 
     class Pooled(torch.nn.Module):
         def __init__(self, transformer):

@@ -13,7 +13,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from memory.datadir import make_private
+from memory.runtime.private_files import make_private
 from memory.errors import BadInput
 from memory.turn import NewTurn, from_iso, validate_role, validate_text
 
@@ -65,10 +65,7 @@ def read_records(path: Path, fmt: str | None = None) -> tuple[str, list[NewTurn]
 def _detect(path: Path, content: str) -> str:
     stripped = content.lstrip()
     if stripped.startswith("["):
-        try:
-            data = json.loads(content)
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        data = _parse_json(path, content)
         first = data[0] if data and isinstance(data[0], dict) else {}
         if "mapping" in first:
             return "chatgpt"
@@ -130,10 +127,7 @@ def _record_from_object(obj: dict, where: str, default_cid: str, default_time: f
 def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:
     """ChatGPT's data export: each conversation is a tree of messages; keep the branch the user
     last saw (current_node back to the root), user and assistant text only."""
-    try:
-        data = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    data = _parse_json(path, content)
     records = []
     for n, conv in enumerate(data):
         where = f"{path}: conversation {n}"
@@ -169,6 +163,13 @@ def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:
     return records
 
 
+def _parse_json(path: Path, content: str):
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
 def _last_leaf(mapping: dict) -> str | None:
     leaves = [k for k, v in mapping.items() if not v.get("children")]
     return leaves[-1] if leaves else None
@@ -181,10 +182,7 @@ def parse_locomo_date(value: str) -> float:
 
 
 def _read_locomo(path: Path, content: str) -> list[NewTurn]:
-    try:
-        data = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    data = _parse_json(path, content)
     records = []
     for n, sample in enumerate(data):
         where = f"{path}: sample {n}"

@@ -16,21 +16,21 @@ from typing import Callable, Iterable
 import numpy as np
 from sqlalchemy import delete, func, insert, select, text, update
 
-from memory import fulltext
+from memory import fulltext, indexing
 from memory import recall as R
-from memory.datadir import DataDirLock, ensure_private_dir
+from memory.datadir import DataDirLock
+from memory.runtime.private_files import ensure_private_dir
 from memory.embedding import Embedder
 from memory.errors import ModelMismatch, NotFound
-from memory.record import conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
+from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.stores import IndexState, open_store
 from memory.turn import Hit, NewTurn, Turn
-from memory.writing import chunk_numbers, new_conversation_id, write_turns
+from memory.writing import new_conversation_id, reembed_turns, write_turns
 
 # progress(phase, done, total): the CLI draws a bar from it; memory/ draws nothing itself.
 Progress = Callable[[str, int, int], None]
 DB_NAME = "memchat.db"
 SAVE_EVERY = 1000  # unsaved index additions before the index file is rewritten
-CANDIDATES = 50  # per signal, before fusion
 
 
 def _no_progress(phase: str, done: int, total: int) -> None:
@@ -96,34 +96,10 @@ class Memory:
             )
 
     # -- index upkeep --------------------------------------------------------------------------
-    def _sql_state(self, conn) -> IndexState:
-        generation = int(get_meta(conn, "index_generation", "0"))
-        max_id, count = conn.execute(select(func.coalesce(func.max(embeddings.c.id), 0), func.count()).select_from(embeddings)).one()
-        return IndexState(generation, int(max_id), int(count))
-
     def sync_index(self, progress: Progress = _no_progress, force: bool = False) -> str:
         """Bring the vector index in line with SQL: nothing, catch up, or rebuild. Returns which."""
-        with self.engine.connect() as conn:
-            truth = self._sql_state(conn)
-        have = self.store.state()
-        if not force and have == truth and self.store.count() == truth.count:
-            return "current"
-        catch_up = (
-            not force and have is not None and have.generation == truth.generation
-            and have.max_id <= truth.max_id and self.store.count() == have.count
-        )
-        if not catch_up:
-            with self.engine.connect() as conn:
-                dim = get_meta(conn, "embed_dim")
-            self.store.reset(int(dim) if dim else None)
-        after = have.max_id if catch_up else 0
-        self._add_rows_to_index(after, truth.count - (have.count if catch_up else 0), progress)
-        if self.store.count() != truth.count:  # should not happen; SQL wins, so start over
-            self.store.reset(self.store.dim)
-            self._add_rows_to_index(0, truth.count, progress)
-        self.store.save(truth)
         self._unsaved = 0
-        return "caught up" if catch_up else "rebuilt"
+        return indexing.sync(self.engine, self.store, progress, force)
 
     def migrate_store(self, target: str, progress: Progress = _no_progress) -> int:
         """Make `target` this data dir's vector store: copy the vectors from SQLite (no re-embedding)."""
@@ -145,23 +121,6 @@ class Memory:
             set_meta(conn, "vector_store", target)
         return self.store.count()
 
-    def _add_rows_to_index(self, after_id: int, total: int, progress: Progress, batch: int = 10_000) -> None:
-        done = 0
-        with self.engine.connect() as conn:
-            while True:
-                rows = conn.execute(
-                    select(embeddings.c.id, embeddings.c.vector).where(embeddings.c.id > after_id)
-                    .order_by(embeddings.c.id).limit(batch)
-                ).all()
-                if not rows:
-                    break
-                ids = np.array([r[0] for r in rows], dtype=np.int64)
-                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-                self.store.add(ids, vectors)
-                after_id = int(ids[-1])
-                done += len(rows)
-                progress("indexing", done, max(total, done))
-
     def _index_added(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.store.add(ids, vectors)
         self._unsaved += len(ids)
@@ -170,17 +129,10 @@ class Memory:
 
     def save_index(self) -> None:
         with self.engine.connect() as conn:
-            self.store.save(self._sql_state(conn))
+            self.store.save(indexing.sql_state(conn))
         self._unsaved = 0
 
     # -- writing -------------------------------------------------------------------------------
-    def new_conversation(self, title: str = "") -> str:
-        cid = new_conversation_id()
-        now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(insert(conversations).values(id=cid, title=title, created_at=now, updated_at=now))
-        return cid
-
     def remember(self, text_: str, role: str = "user", conversation_id: str | None = None, **fields) -> Turn:
         """Store one turn durably (SQL commit, then the index) and return it."""
         turn = NewTurn(text=text_, role=role, conversation_id=conversation_id, **fields)
@@ -237,33 +189,11 @@ class Memory:
     # -- reading -------------------------------------------------------------------------------
     def recall(self, query: str, k: int = 10, flt: R.RecallFilter | None = None,
                weights: R.RecallWeights | None = None) -> list[Hit]:
-        flt = flt or R.RecallFilter()
-        weights = weights or R.RecallWeights()
-        n = max(CANDIDATES, k)
         with self.engine.connect() as conn:
-            rankings: dict[str, list[int]] = {}
-            similarity: dict[int, float] = {}
-            # store.dim is None until anything is embedded; count() would be a query per recall in a server store.
-            if weights.dense and self.store.dim is not None:
-                dense = R.dense_candidates(conn, self.store, self.embedder.encode_query(query), n, flt)
-                rankings["dense"] = [turn_id for turn_id, _ in dense]
-                similarity = dict(dense)
-            if weights.lexical:
-                rankings["lexical"] = R.lexical_candidates(conn, query, n, flt)
-            if weights.recency:
-                pool = set().union(*rankings.values()) if rankings else set()
-                rankings["recency"] = R.recency_ranking(conn, pool) if pool else []
-            signal_weights = {"dense": weights.dense, "lexical": weights.lexical, "recency": weights.recency,
-                              "context": weights.context}
-            fused = R.fuse(rankings, signal_weights)
-            if weights.context and fused:
-                # The turns next to a strong hit: the answer to a question often sits beside the words
-                # that match it ("Where did you go?" / "Lisbon!").
-                rankings["context"] = R.context_ranking(conn, [i for i, _, _ in fused[:R.CONTEXT_SOURCES]], flt)
-                fused = R.fuse(rankings, signal_weights)
-            fused = fused[:k]
-            by_id = {t.id: t for t in self._fetch(conn, [turn_id for turn_id, _, _ in fused])}
-        return [Hit(by_id[i], score, signals, similarity.get(i)) for i, score, signals in fused if i in by_id]
+            ranked = R.hybrid_recall(conn, self.store, self.embedder.encode_query, query, k,
+                                     flt or R.RecallFilter(), weights or R.RecallWeights())
+            by_id = {t.id: t for t in self._fetch(conn, [r.turn_id for r in ranked])}
+        return [Hit(by_id[r.turn_id], r.score, r.signals, r.similarity) for r in ranked if r.turn_id in by_id]
 
     @staticmethod
     def _fetch(conn, ids: list[int]) -> list[Turn]:
@@ -379,8 +309,7 @@ class Memory:
             fulltext.index(conn, beside)
             if conversation_condition is not None:
                 conn.execute(delete(conversations).where(conversation_condition))
-            generation = int(get_meta(conn, "index_generation", "0")) + 1
-            set_meta(conn, "index_generation", str(generation))
+            bump_generation(conn)
         self.store.delete(np.array(vector_ids, dtype=np.int64))
         self.save_index()  # rewrite the index file now, so the vectors are gone from disk too
         scrub(self.engine)
@@ -390,37 +319,24 @@ class Memory:
     def reembed(self, progress: Progress = _no_progress, batch: int = 256) -> int:
         """Re-embed every turn with the configured model. Resumable: turns already embedded with it
         are skipped, so an interrupted run picks up where it stopped."""
-        model = self.embedder.model_id
+        pending = ("FROM turns t WHERE NOT EXISTS "
+                   "(SELECT 1 FROM embeddings e WHERE e.turn_id = t.id AND e.model = :m)")
+        params = {"m": self.embedder.model_id, "n": batch}
         with self.engine.connect() as conn:
-            todo = conn.execute(text(
-                "SELECT count(*) FROM turns t WHERE NOT EXISTS "
-                "(SELECT 1 FROM embeddings e WHERE e.turn_id = t.id AND e.model = :m)"), {"m": model}).scalar_one()
+            todo = conn.execute(text(f"SELECT count(*) {pending}"), params).scalar_one()
         done = 0
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(text(
-                    "SELECT t.id, t.text FROM turns t WHERE NOT EXISTS "
-                    "(SELECT 1 FROM embeddings e WHERE e.turn_id = t.id AND e.model = :m) ORDER BY t.id LIMIT :n"),
-                    {"m": model, "n": batch}).all()
+                rows = conn.execute(text(f"SELECT t.id, t.text {pending} ORDER BY t.id LIMIT :n"), params).all()
             if not rows:
                 break
-            chunks = [(i, span) for i, (_, body) in enumerate(rows) for span in self.embedder.split(body)]
-            vectors = self.embedder.encode([rows[i][1][s.start : s.end] for i, s in chunks])
-            with self.engine.begin() as conn:
-                turn_ids = [r[0] for r in rows]
-                conn.execute(delete(embeddings).where(embeddings.c.turn_id.in_(turn_ids)))
-                conn.execute(insert(embeddings), [
-                    dict(turn_id=rows[i][0], chunk=n, start=span.start, end=span.end, model=model,
-                         vector=vectors[j].tobytes())
-                    for n, (j, (i, span)) in chunk_numbers(chunks)
-                ])
+            reembed_turns(self.engine, self.embedder, [r[0] for r in rows], [r[1] for r in rows])
             done += len(rows)
             progress("re-embedding", done, max(todo, done))
         with self.engine.begin() as conn:
-            set_meta(conn, "embed_model", model)
+            set_meta(conn, "embed_model", self.embedder.model_id)
             set_meta(conn, "embed_dim", str(self.embedder.dim))
-            generation = int(get_meta(conn, "index_generation", "0")) + 1
-            set_meta(conn, "index_generation", str(generation))
+            bump_generation(conn)
         self.store.reset(self.embedder.dim)
         self.sync_index(progress, force=True)
         scrub(self.engine)

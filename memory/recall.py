@@ -2,12 +2,14 @@
 
 Fusion is weighted reciprocal rank fusion: each signal contributes weight / (RRF_K + rank). Ranks,
 not raw scores, are fused because cosine similarities and bm25 values live on unrelated scales.
-An optional recency signal ranks the candidates by age and joins the fusion with its own weight.
+An optional recency signal ranks the candidates by age and joins the fusion with its own weight;
+the context signal adds the neighbouring turns of the strongest hits. `hybrid_recall` runs it all.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from sqlalchemy import bindparam, text
@@ -20,6 +22,7 @@ from memory.record import FTS_TOKENIZER
 # lexical evidence is the stronger signal on conversational recall, so dense weighs half.
 # Measured on the LoCoMo dev split; the neighbourhood is flat (see docs/recall.md).
 RRF_K = 20
+CANDIDATES = 50  # per signal, before fusion
 # A turn's own words count fully, its neighbours' words at NEIGHBOUR_WEIGHT (memory/fulltext.py).
 BM25 = f"bm25(turns_fts, 1.0, {NEIGHBOUR_WEIGHT}, {NEIGHBOUR_WEIGHT})"
 # Most postings (turn, word) pairs one lexical query may rank; see affordable_words.
@@ -246,3 +249,41 @@ def fuse(rankings: dict[str, list[int]], weights: dict[str, float]) -> list[tupl
                 scores[turn_id] = scores.get(turn_id, 0.0) + weight / (RRF_K + rank)
     ordered = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))
     return [(turn_id, score, signals[turn_id]) for turn_id, score in ordered]
+
+
+@dataclass
+class Ranked:
+    """One recalled turn before its row is fetched: fused score, rank per signal, cosine if dense found it."""
+
+    turn_id: int
+    score: float
+    signals: dict[str, int]
+    similarity: float | None
+
+
+def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndarray], query: str, k: int,
+                  flt: RecallFilter, weights: RecallWeights) -> list[Ranked]:
+    """The best k turns for `query`: each signal's candidates, fused; then the strongest hits'
+    neighbours as one more signal, fused again."""
+    n = max(CANDIDATES, k)
+    rankings: dict[str, list[int]] = {}
+    similarity: dict[int, float] = {}
+    # store.dim is None until anything is embedded; count() would be a query per recall in a server store.
+    if weights.dense and store.dim is not None:
+        dense = dense_candidates(conn, store, encode_query(query), n, flt)
+        rankings["dense"] = [turn_id for turn_id, _ in dense]
+        similarity = dict(dense)
+    if weights.lexical:
+        rankings["lexical"] = lexical_candidates(conn, query, n, flt)
+    if weights.recency:
+        pool = set().union(*rankings.values()) if rankings else set()
+        rankings["recency"] = recency_ranking(conn, pool) if pool else []
+    signal_weights = {"dense": weights.dense, "lexical": weights.lexical, "recency": weights.recency,
+                      "context": weights.context}
+    fused = fuse(rankings, signal_weights)
+    if weights.context and fused:
+        # The turns next to a strong hit: the answer to a question often sits beside the words
+        # that match it ("Where did you go?" / "Lisbon!").
+        rankings["context"] = context_ranking(conn, [i for i, _, _ in fused[:CONTEXT_SOURCES]], flt)
+        fused = fuse(rankings, signal_weights)
+    return [Ranked(i, score, signals, similarity.get(i)) for i, score, signals in fused[:k]]

@@ -5,12 +5,15 @@ memory/fulltext.py), embeddings (one row per chunk of a turn, the float32 vector
 blob) and meta (embedding model, dimension, index generation). Every vector index is derived
 from these rows and can be rebuilt from them.
 
-Schema upgrades are an ordered list of migration functions; `PRAGMA user_version` records how many
-have run. That is all the bookkeeping a single-file store needs (Alembic would add a dependency,
-config files and a second place to look), and it is the approach simonw/llm uses.
+Schema upgrades are an ordered list of named migration functions; the `migrations` table records
+the name of each one applied, as simonw/llm does (names survive reordering and branches better
+than a count). `PRAGMA user_version` still holds the number applied, so an older memchat, which
+reads only that, refuses a store a newer one has upgraded. No Alembic: it would add a dependency,
+config files and a second place to look.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from memory.datadir import make_private
+from memory.runtime.private_files import make_private
 
 metadata = MetaData()
 
@@ -116,11 +119,37 @@ def _migration_3_turns_in_context(conn: Connection) -> None:
     fulltext.rebuild(conn)
 
 
-# Append new migrations at the end; never edit or reorder one that has shipped.
+# Append new migrations at the end; never edit, rename or reorder one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _migration_1_initial, _migration_2_term_statistics, _migration_3_turns_in_context,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migration_name(migration: Callable) -> str:
+    return migration.__name__.removeprefix("_migration_")
+
+
+def _migrate(conn: Connection, path: Path) -> None:
+    conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    applied = set(conn.exec_driver_sql("SELECT name FROM migrations").scalars())
+    version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+    known = [migration_name(m) for m in MIGRATIONS]
+    if not applied and version:  # a store from before migrations were named: user_version counted them
+        applied = set(known[:version])
+        conn.execute(text("INSERT INTO migrations(name, applied_at) VALUES (:n, 0)"), [{"n": n} for n in applied])
+    unknown = applied - set(known)
+    if unknown or version > SCHEMA_VERSION:
+        from memory.errors import MemoryError_
+
+        raise MemoryError_(f"{path} was upgraded by a newer memchat (migrations {', '.join(sorted(unknown)) or version} "
+                           "unknown here); upgrade memchat")
+    for migrate, name in zip(MIGRATIONS, known):
+        if name not in applied:
+            migrate(conn)
+            conn.execute(text("INSERT INTO migrations(name, applied_at) VALUES (:n, :t)"), {"n": name, "t": time.time()})
+    if version != SCHEMA_VERSION:
+        conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def _set_pragmas(dbapi_connection, _record) -> None:
@@ -140,17 +169,7 @@ def open_record(path: Path) -> Engine:
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _set_pragmas)
     with engine.begin() as conn:
-        version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
-        if version > SCHEMA_VERSION:
-            from memory.errors import MemoryError_
-
-            raise MemoryError_(
-                f"{path} was written by a newer memchat (schema {version} > {SCHEMA_VERSION}); upgrade memchat"
-            )
-        for migrate in MIGRATIONS[version:]:
-            migrate(conn)
-        if version < SCHEMA_VERSION:
-            conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
+        _migrate(conn, path)
     for suffix in ("", "-wal", "-shm"):
         make_private(Path(f"{path}{suffix}"))
     return engine
@@ -166,6 +185,11 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
         text("INSERT INTO meta(key, value) VALUES (:k, :v) ON CONFLICT(key) DO UPDATE SET value = :v"),
         {"k": key, "v": value},
     )
+
+
+def bump_generation(conn: Connection) -> None:
+    """Tell every vector index that vectors were deleted or replaced: it must rebuild, not catch up."""
+    set_meta(conn, "index_generation", str(int(get_meta(conn, "index_generation", "0")) + 1))
 
 
 def scrub(engine: Engine) -> None:

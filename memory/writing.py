@@ -11,7 +11,7 @@ import json
 import time
 
 import numpy as np
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from memory import fulltext
@@ -65,8 +65,7 @@ def write_turns(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
         vectors = np.ascontiguousarray(vectors[given], dtype=np.float32)
     else:
         # Embed outside the transaction: it is the slow part and needs no lock on the database.
-        chunks = [(i, span) for i, (r, _) in enumerate(fresh) for span in embedder.split(r.text)]
-        vectors = embedder.encode([fresh[i][0].text[s.start : s.end] for i, s in chunks])
+        chunks, vectors = embed_chunks(embedder, [r.text for r, _ in fresh])
         if len(chunks) == 1:  # one short turn, as the chat loop stores: recall may ask for it next
             embedder.remember_vector(fresh[0][0].text, vectors[0])
 
@@ -90,14 +89,38 @@ def write_turns(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
             for t, (_, key) in zip(stored, fresh)
         ])
         fulltext.index(conn, [t.id for t in stored] + beside)
-        first_vector_id = _next_id(conn, "embeddings")
-        vector_ids = np.arange(first_vector_id, first_vector_id + len(chunks), dtype=np.int64)
-        conn.execute(insert(embeddings), [
-            dict(id=int(vector_ids[j]), turn_id=stored[i].id, chunk=n, start=span.start, end=span.end,
-                 model=embedder.model_id, vector=vectors[j].tobytes())
-            for n, (j, (i, span)) in chunk_numbers(chunks)
-        ])
+        vector_ids = _insert_embeddings(conn, embedder.model_id, [t.id for t in stored], chunks, vectors)
     return stored, vector_ids, vectors
+
+
+def reembed_turns(engine: Engine, embedder: Embedder, turn_ids: list[int], texts: list[str]) -> None:
+    """Replace these turns' embeddings with the configured model's, in one transaction."""
+    chunks, vectors = embed_chunks(embedder, texts)
+    with engine.begin() as conn:
+        conn.execute(delete(embeddings).where(embeddings.c.turn_id.in_(turn_ids)))
+        _insert_embeddings(conn, embedder.model_id, turn_ids, chunks, vectors)
+
+
+def embed_chunks(embedder: Embedder, texts: list[str]) -> tuple[list[tuple[int, Span]], np.ndarray]:
+    """Each text split into windows that fit the model, and one vector per window."""
+    chunks = [(i, span) for i, body in enumerate(texts) for span in embedder.split(body)]
+    return chunks, embedder.encode([texts[i][s.start : s.end] for i, s in chunks])
+
+
+def _insert_embeddings(conn, model_id: str, turn_ids: list[int], chunks: list[tuple[int, Span]],
+                       vectors: np.ndarray) -> np.ndarray:
+    """One embedding row per chunk (chunk i of turn_ids[n]); returns their ids, the index's vector ids."""
+    first = _next_id(conn, "embeddings")
+    vector_ids = np.arange(first, first + len(chunks), dtype=np.int64)
+    numbers: dict[int, int] = {}
+    rows = []
+    for j, (i, span) in enumerate(chunks):
+        number = numbers.get(i, 0)
+        numbers[i] = number + 1
+        rows.append(dict(id=int(vector_ids[j]), turn_id=turn_ids[i], chunk=number, start=span.start, end=span.end,
+                         model=model_id, vector=vectors[j].tobytes()))
+    conn.execute(insert(embeddings), rows)
+    return vector_ids
 
 def _assign_turn_ids(conn, wanted: list[int | None]) -> list[int]:
     """Ids for new turns: the record's own id where it asks for a free one (a re-imported export
@@ -147,12 +170,3 @@ def _next_id(conn, table: str) -> int:
     """The id AUTOINCREMENT would give next: past every id ever used, deleted ones included."""
     seq = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table}).scalar()
     return int(seq or 0) + 1
-
-
-def chunk_numbers(chunks):
-    """Yield (chunk number within its turn, (vector row, (turn index, span))) for embedding rows."""
-    seen: dict[int, int] = {}
-    for j, (i, span) in enumerate(chunks):
-        n = seen.get(i, 0)
-        seen[i] = n + 1
-        yield n, (j, (i, span))

@@ -13,7 +13,8 @@ from memory.embedding import Embedder  # noqa: E402
 from memory.memory import Memory  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-LOCOMO = REPO.parent / "shared" / "data" / "locomo" / "locomo-dev.json"
+LOCOMO = REPO.parent / "shared" / "data" / "locomo" / "locomo-dev.json"  # not in the repo: its licence
+LOCOMO_MINI = REPO / "tests" / "data" / "locomo-mini.json"  # LoCoMo's format, made for memchat (see its maker)
 MEMCHAT = [sys.executable, "-m", "assistant.cli"]
 
 

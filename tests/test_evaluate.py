@@ -7,7 +7,7 @@ import pytest
 
 from assistant.cli import main
 from memory.evaluate import evaluate, evidence_recall
-from tests.conftest import LOCOMO
+from tests.conftest import LOCOMO_MINI
 
 SAMPLE = {
     "sample_id": "hand-made",
@@ -53,16 +53,16 @@ def test_eval_arithmetic_on_a_hand_counted_sample(embedder):
     assert result["by_category"]["single-hop"] == {"recall": 1.0, "questions": 2}
     assert result["by_category"]["multi-hop"] == {"recall": 0.5, "questions": 1}
     assert result["by_category"]["temporal"] == {"recall": 0.0, "questions": 1}
-    assert result["search_p50_ms"] > 0
+    timed = evaluate([SAMPLE], embedder, k=1)
+    assert len(timed.latencies_ms) == 4  # one timing per question asked
+    summary = timed.to_json()
+    assert min(timed.latencies_ms) <= summary["search_p50_ms"] <= summary["search_p95_ms"] <= max(timed.latencies_ms)
     wider = evaluate([SAMPLE], embedder, k=5).to_json()
     assert wider["by_category"]["multi-hop"]["recall"] == 1.0  # both evidence turns fit in 5
 
 
-@pytest.mark.skipif(not LOCOMO.exists(), reason="LoCoMo dev split not found beside the repo (../shared/data/locomo)")
-def test_eval_command_on_a_dev_slice(tmp_path, capsys):
-    one = tmp_path / "one.json"
-    one.write_text(json.dumps(json.loads(LOCOMO.read_text())[:1]))
-    code = main(["eval", "locomo", str(one), "-k", "10", "--max-questions", "12", "--json",
+def test_eval_command_on_the_project_fixture(tmp_path, capsys):
+    code = main(["eval", "locomo", str(LOCOMO_MINI), "-k", "10", "--max-questions", "12", "--json",
                  "--data-dir", str(tmp_path / "unused")])
     result = json.loads(capsys.readouterr().out)
     assert code == 0

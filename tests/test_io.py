@@ -13,7 +13,7 @@ import pytest
 from memory.errors import BadInput
 from memory.io import export_jsonl, read_records
 from memory.memory import Memory
-from tests.conftest import LOCOMO, MEMCHAT, REPO
+from tests.conftest import LOCOMO_MINI, MEMCHAT, REPO
 
 
 def test_export_import_round_trip_is_lossless(memory, tmp_path, embedder):
@@ -86,9 +86,8 @@ def test_chatgpt_export_keeps_the_visible_branch(memory):
     assert "Reykjavik" in memory.recall("what should I pack for Iceland", k=1)[0].turn.text
 
 
-@pytest.mark.skipif(not LOCOMO.exists(), reason="LoCoMo dev split not found beside the repo (../shared/data/locomo)")
 def test_locomo_import_uses_speakers_captions_and_session_dates(tmp_path):
-    sample = json.loads(LOCOMO.read_text())[:1]
+    sample = json.loads(LOCOMO_MINI.read_text())[:1]
     path = tmp_path / "one.json"
     path.write_text(json.dumps(sample))
     fmt, records = read_records(path)
@@ -120,11 +119,19 @@ def test_kill_9_during_import_then_rerun_completes_without_duplicates(tmp_path, 
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = data_dir / "memchat.db"
     deadline = time.monotonic() + 120
-    while _count_turns(db) < 600 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the import finished before it could be killed; make the file bigger"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    while _count_turns(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    # Take SQLite's write lock: the import cannot commit another batch while the test holds it, so
+    # the kill lands mid-import however fast the machine embeds (the import waits on the lock).
+    blocker = sqlite3.connect(db, timeout=30, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert proc.poll() is None, "the import ended before its second batch: " + proc.stderr.read().decode()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
     with Memory(data_dir, embedder) as memory:
         stats = memory.stats()
         assert 0 < stats["turns"] < 2500

@@ -8,7 +8,7 @@ import torch
 
 from assistant.backends import GenerationOptions, StreamState
 from assistant.backends.cpu_decoding import QuantizedLinear, decode_attention
-from memory import torch_thread
+from memory.runtime import torch_thread
 
 
 def answer(backend, question: str, tokens: int = 12) -> str:

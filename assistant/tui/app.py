@@ -16,10 +16,11 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import Footer
 
 from assistant.config import Settings
-from assistant.tui.commands import MemchatCommands
+from assistant.tui.commands import MemchatCommands, help_markdown, run_slash
 from assistant.tui.screens.dialogs import ConfirmScreen, HelpScreen
 from assistant.tui.screens.memory_browser import MemoryBrowser
 from assistant.tui.screens.settings import SettingsScreen
@@ -31,6 +32,19 @@ from assistant.tui.widgets.transcript import Transcript
 
 
 class MemchatApp(App):
+    """The chat app; a reply is generated in a worker thread that posts its chunks as messages."""
+
+    class ReplyChunk(Message):
+        def __init__(self, chunk: str) -> None:
+            super().__init__()
+            self.chunk = chunk
+
+    class ReplyDone(Message):
+        def __init__(self, reply=None, error: str | None = None) -> None:
+            super().__init__()
+            self.reply = reply
+            self.error = error
+
     TITLE = "memchat"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {MemchatCommands}
@@ -57,6 +71,7 @@ class MemchatApp(App):
         self.cancel = threading.Event()
         self.store_lock = threading.Lock()  # one memory/model call at a time
         self.load_error: str | None = None
+        self.quitting = False  # set once quit starts: late replies are stored, not drawn
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -82,7 +97,7 @@ class MemchatApp(App):
     def load_everything(self) -> None:
         from assistant.backends import BackendError, create_backend
         from assistant.chat import service_from_settings
-        from assistant.cli import open_memory
+        from assistant.common import open_memory
         from memory.errors import MemoryError_
 
         started = time.perf_counter()
@@ -189,25 +204,37 @@ class MemchatApp(App):
 
     @work(thread=True, group="chat")
     def generate(self, text: str, cancel: threading.Event) -> None:
+        """Posting messages is thread-safe and does not wait for the screen, so decoding never
+        waits on drawing; messages arrive in order, so the reply ends after its last chunk."""
         from memory.errors import MemoryError_
 
-        transcript = self.query_one(Transcript)
         try:
             with self.store_lock:
                 reply = self.service.ask(text, self.conversation_id, cancel=cancel,
-                                         on_chunk=lambda chunk: self.call_from_thread(transcript.append_reply, chunk))
+                                         on_chunk=lambda chunk: self.post_message(self.ReplyChunk(chunk)))
         except MemoryError_ as exc:
-            self.call_from_thread(self._reply_failed, str(exc))
+            self.post_message(self.ReplyDone(error=str(exc)))
             return
-        self.call_from_thread(self._reply_done, reply)
+        self.post_message(self.ReplyDone(reply))
 
-    def _reply_done(self, reply) -> None:
+    async def on_memchat_app_reply_chunk(self, message: ReplyChunk) -> None:
+        if not self.quitting:
+            await self.query_one(Transcript).append_reply(message.chunk)
+
+    async def on_memchat_app_reply_done(self, message: ReplyDone) -> None:
         self.generating = False
-        self.conversation_id = reply.conversation_id
-        self.query_one(Transcript).finish_reply(reply.status, reply.reply_turn_id, reply.error)
-        self.query_one(MemoryPanel).show_hits(reply.memories)
+        if self.quitting:  # the reply was stored by the worker; the screen is going away
+            return
+        reply = message.reply
         status = self.query_one(StatusBar)
         status.state = "ready"
+        if reply is None:  # the store failed, before or after the model
+            await self.query_one(Transcript).finish_reply("failed", None, message.error)
+            self.notify(message.error, severity="error", timeout=10)
+            return
+        self.conversation_id = reply.conversation_id
+        await self.query_one(Transcript).finish_reply(reply.status, reply.reply_turn_id, reply.error)
+        self.query_one(MemoryPanel).show_hits(reply.memories)
         status.tokens_per_s = reply.timings.get("tokens_per_s", 0.0)
         if reply.error:
             self.notify(reply.error, title=f"{reply.backend} failed", severity="error", timeout=10)
@@ -215,12 +242,6 @@ class MemchatApp(App):
             self.notify(warning, severity="warning")
         self.refresh_lists()
         self._send_next_pending()
-
-    def _reply_failed(self, message: str) -> None:
-        self.generating = False
-        self.query_one(Transcript).finish_reply("failed", None, message)
-        self.query_one(StatusBar).state = "ready"
-        self.notify(message, severity="error", timeout=10)
 
     # -- conversations -------------------------------------------------------------------------
     def on_conversation_list_switch(self, message: ConversationList.Switch) -> None:
@@ -253,36 +274,18 @@ class MemchatApp(App):
         self.query_one(MemoryPanel).show_hits([])
         self.query_one(PromptInput).focus()
 
-    # -- slash commands ------------------------------------------------------------------------
+    # -- slash commands (assistant/tui/commands.py) -------------------------------------------
     def run_slash(self, line: str) -> None:
-        command, _, argument = line.partition(" ")
-        argument = argument.strip()
-        if command == "/help":
-            self.action_help()
-        elif command == "/new":
-            self.action_new_conversation()
-        elif command in ("/forget", "/delete"):
-            self._forget_current()
-        elif command == "/search":
-            self.push_screen(MemoryBrowser(argument))
-        elif command == "/export":
-            self._export(argument)
-        elif command == "/rename" and argument:
-            if self.conversation_id is None:
-                self.notify("Send a message first: this conversation does not exist yet.", severity="warning")
-            else:
-                cid = self.conversation_id
-                self.in_thread(lambda m: m.rename_conversation(cid, argument), lambda _: self.refresh_lists())
-        elif command == "/backend" and argument:
-            self.apply_settings({"backend": argument, "model": None})
-        elif command == "/model" and argument:
-            self.apply_settings({"model": argument})
-        elif command == "/k" and argument.isdigit():
-            self.apply_settings({"k": int(argument)})
-        else:
-            self.notify(f"unknown command {line!r}; /help lists them", severity="warning")
+        run_slash(self, line)
 
-    def _forget_current(self) -> None:
+    def rename_current(self, title: str) -> None:
+        if self.conversation_id is None:
+            self.notify("Send a message first: this conversation does not exist yet.", severity="warning")
+            return
+        cid = self.conversation_id
+        self.in_thread(lambda m: m.rename_conversation(cid, title), lambda _: self.refresh_lists())
+
+    def forget_current(self) -> None:
         if self.conversation_id is None:
             self.notify("Nothing to forget: this conversation has no messages yet.", severity="warning")
             return
@@ -295,7 +298,7 @@ class MemchatApp(App):
 
         self.push_screen(ConfirmScreen("Forget this whole conversation? It is erased for good."), confirmed)
 
-    def _export(self, argument: str) -> None:
+    def export(self, argument: str) -> None:
         from memory.io import export_jsonl
 
         path = Path(argument or f"memchat-export-{time.strftime('%Y%m%d-%H%M%S')}.jsonl").expanduser()
@@ -334,7 +337,7 @@ class MemchatApp(App):
         self.push_screen(MemoryBrowser())
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(help_markdown()))
 
     def action_stop(self) -> None:
         if self.generating:
@@ -349,6 +352,7 @@ class MemchatApp(App):
 
     async def action_quit(self) -> None:
         """Stop a reply in flight, let it record what streamed, close the store, exit."""
+        self.quitting = True
         self.cancel.set()
         self.pending.clear()
         for worker in list(self.workers):

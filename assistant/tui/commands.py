@@ -1,26 +1,113 @@
-"""Command palette entries (Ctrl+P): everything the keys and slash commands do, findable by name."""
+"""Every command of the chat app in one place: the slash commands typed in the prompt, the keys,
+and the command palette (Ctrl+P). `run_slash` dispatches from SLASH_COMMANDS, the palette lists it,
+and `help_markdown` (the /help and F1 page) is written from it, so the three never disagree.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 from textual.command import DiscoveryHit, Hit, Provider
 
 from assistant.backends import BACKENDS
 
 
+@dataclass(frozen=True)
+class SlashCommand:
+    name: str  # as typed: "/new"
+    argument: str  # shown in help: "TITLE", "[FILE]"; "" for none
+    help: str
+    run: Callable[[object, str], None]  # (app, argument)
+
+    @property
+    def needs_argument(self) -> bool:
+        return bool(self.argument) and not self.argument.startswith("[")
+
+
+def _search(app, query: str) -> None:
+    from assistant.tui.screens.memory_browser import MemoryBrowser
+
+    app.push_screen(MemoryBrowser(query))
+
+
+def _k(app, value: str) -> None:
+    if not value.isdigit():
+        app.notify(f"/k takes a whole number of memories, not {value!r}", severity="warning")
+        return
+    app.apply_settings({"k": int(value)})
+
+
+SLASH_COMMANDS: tuple[SlashCommand, ...] = (
+    SlashCommand("/new", "", "start a new conversation", lambda app, _: app.action_new_conversation()),
+    SlashCommand("/rename", "TITLE", "rename this conversation", lambda app, title: app.rename_current(title)),
+    SlashCommand("/backend", "|".join(BACKENDS), "switch model backend",
+                 lambda app, name: app.apply_settings({"backend": name, "model": None})),
+    SlashCommand("/model", "NAME", "switch model", lambda app, name: app.apply_settings({"model": name})),
+    SlashCommand("/k", "N", "memories recalled per reply", _k),
+    SlashCommand("/search", "[QUERY]", "open the memory browser, with a search", _search),
+    SlashCommand("/forget", "", "forget this whole conversation (asks first)", lambda app, _: app.forget_current()),
+    SlashCommand("/delete", "", "same as /forget", lambda app, _: app.forget_current()),
+    SlashCommand("/export", "[FILE]", "write all memories to a JSONL file", lambda app, path: app.export(path)),
+    SlashCommand("/help", "", "keys and commands (F1)", lambda app, _: app.action_help()),
+)
+BY_NAME = {command.name: command for command in SLASH_COMMANDS}
+
+KEYS = (
+    ("Enter", "send"),
+    ("Ctrl+J (Shift+Enter where the terminal reports it)", "new line"),
+    ("Up / Down (first / last line)", "earlier inputs"),
+    ("Escape or Ctrl+C while a reply streams", "stop it (what streamed is kept)"),
+    ("F2", "show or hide the memory panel"),
+    ("F3", "memory browser: search, view, forget"),
+    ("F4", "settings"),
+    ("Ctrl+N", "new conversation"),
+    ("Ctrl+P", "command palette"),
+    ("F1", "this page"),
+    ("Ctrl+Q (or Ctrl+C when idle)", "quit"),
+)
+
+
+def run_slash(app, line: str) -> None:
+    """Run a typed slash command, or say why not."""
+    name, _, argument = line.strip().partition(" ")
+    argument = argument.strip()
+    command = BY_NAME.get(name)
+    if command is None:
+        app.notify(f"unknown command {line.strip()!r}; /help lists them", severity="warning")
+    elif command.needs_argument and not argument:
+        app.notify(f"{command.name} needs {command.argument}: {command.help}", severity="warning")
+    else:
+        command.run(app, argument)
+
+
+def help_markdown() -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["# memchat", "",
+             "Everything you write, and every reply, is stored and remembered. Each reply recalls related",
+             "memories from **all** your conversations; the panel on the right shows which.", "",
+             "## Keys", "| key | does |", "|---|---|"]
+    lines += [f"| {cell(key)} | {cell(does)} |" for key, does in KEYS]
+    lines += ["", "## Slash commands", "| command | does |", "|---|---|"]
+    lines += [f"| `{cell((c.name + ' ' + c.argument).strip())}` | {cell(c.help)} |" for c in SLASH_COMMANDS]
+    return "\n".join(lines) + "\n"
+
+
 class MemchatCommands(Provider):
+    """The command palette: the app's actions and every slash command that can run without typing more."""
+
     def _commands(self):
         app = self.app
         commands = [
-            ("New conversation", app.action_new_conversation, "start a fresh conversation"),
             ("Memory browser", app.action_memory_browser, "search, view and forget memories"),
             ("Settings", app.action_settings, "backend, model, k, budget, decoding"),
             ("Toggle memory panel", app.action_toggle_memories, "show or hide recalled memories"),
-            ("Export memories", partial(app.run_slash, "/export"), "write all memories to a JSONL file"),
-            ("Forget this conversation", partial(app.run_slash, "/forget"), "erase it, after confirmation"),
-            ("Help", app.action_help, "keys and slash commands"),
         ]
-        commands += [(f"Backend: {name}", partial(app.run_slash, f"/backend {name}"), f"switch to the {name} backend")
+        commands += [(f"{c.name} — {c.help}", partial(run_slash, app, c.name), c.help)
+                     for c in SLASH_COMMANDS if not c.needs_argument]
+        commands += [(f"Backend: {name}", partial(run_slash, app, f"/backend {name}"), f"switch to the {name} backend")
                      for name in BACKENDS]
         return commands
 

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from memory.datadir import make_private
+from memory.runtime.private_files import make_private
 from memory.stores.base import IndexState
 
 MAGIC = b"MEMCHATIDX1"
 # Past this many vectors `auto` switches to IVF (measured; see docs/benchmarks.md).
 EXACT_LIMIT = 20_000
-# One query at a time: FAISS's OpenMP threads only fight torch's spinning threads for the 2 cores.
+# One query at a time: a second OpenMP team (FAISS's) competes with torch's for the 2 cores, and each
+# team spins briefly after every parallel region (libgomp's default) before it sleeps.
 SEARCH_THREADS = 1
 
 

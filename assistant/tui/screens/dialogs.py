@@ -31,48 +31,18 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(value)
 
 
-HELP = """\
-# memchat
-
-Everything you write, and every reply, is stored and remembered. Each reply recalls related
-memories from **all** your conversations; the panel on the right shows which.
-
-## Keys
-| key | does |
-|---|---|
-| Enter | send |
-| Ctrl+J (Shift+Enter where the terminal reports it) | new line |
-| Up / Down (first / last line) | earlier inputs |
-| Escape or Ctrl+C while a reply streams | stop it (what streamed is kept) |
-| F2 | show or hide the memory panel |
-| F3 | memory browser: search, view, forget |
-| F4 | settings |
-| Ctrl+N | new conversation |
-| Ctrl+P | command palette |
-| Ctrl+Q (or Ctrl+C when idle) | quit |
-
-## Slash commands
-| command | does |
-|---|---|
-| `/new` | start a new conversation |
-| `/rename TITLE` | rename this conversation |
-| `/backend local\\|gemini\\|hf` | switch model backend |
-| `/model NAME` | switch model |
-| `/k N` | memories recalled per reply |
-| `/search QUERY` | open the memory browser with a search |
-| `/forget` | forget this whole conversation (asks first) |
-| `/delete` | same as /forget |
-| `/export [FILE]` | write all memories to a JSONL file |
-| `/help` | this page |
-"""
-
-
 class HelpScreen(ModalScreen[None]):
+    """A page of Markdown (the app's keys and commands); Escape, q or F1 closes it."""
+
     BINDINGS = [Binding("escape,q,f1", "dismiss", "close")]
+
+    def __init__(self, markdown: str) -> None:
+        super().__init__()
+        self.markdown = markdown
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help"):
-            yield Markdown(HELP)
+            yield Markdown(self.markdown)
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

@@ -1,8 +1,13 @@
-"""The transcript: one Markdown block per turn; the reply being generated grows as tokens arrive."""
+"""The transcript: one Markdown block per turn; the reply being generated grows as tokens arrive.
+
+A streaming reply goes through Textual's MarkdownStream, which appends each fragment to the
+document (parsing only what is new) and batches fragments that arrive faster than it can draw.
+"""
 from __future__ import annotations
 
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
 
 from assistant.display import visible
 
@@ -25,6 +30,7 @@ class Transcript(VerticalScroll):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._reply: TurnView | None = None
+        self._stream: MarkdownStream | None = None
         self._reply_text = ""
 
     def show_turns(self, turns) -> None:
@@ -44,27 +50,34 @@ class Transcript(VerticalScroll):
 
     def start_reply(self) -> None:
         self._reply_text = ""
-        self._reply = TurnView("assistant", "…", "ok")
+        self._reply = TurnView("assistant", "", "ok")
+        self._reply.border_subtitle = "…"
         self.mount(self._reply)
+        self._stream = Markdown.get_stream(self._reply)
         self.scroll_end(animate=False)
 
-    def append_reply(self, chunk: str) -> None:
-        if self._reply is None:
+    async def append_reply(self, chunk: str) -> None:
+        if self._stream is None or not chunk:
             return
+        if not self._reply_text:
+            self._reply.border_subtitle = ""
         self._reply_text += chunk
-        self._reply.update(visible(self._reply_text))
+        await self._stream.write(visible(chunk))
         self.scroll_end(animate=False)
 
-    def finish_reply(self, status: str, turn_id: int | None, error: str | None = None) -> None:
+    async def finish_reply(self, status: str, turn_id: int | None, error: str | None = None) -> None:
         if self._reply is None:
             return
-        self._reply.turn_id = turn_id
+        reply, self._reply = self._reply, None
+        if self._stream is not None:
+            await self._stream.stop()  # draws whatever is still pending
+            self._stream = None
+        reply.turn_id = turn_id
+        reply.border_subtitle = "" if status == "ok" else status
         if status != "ok":
-            self._reply.border_subtitle = status
-            self._reply.add_class(status)
+            reply.add_class(status)
             if not self._reply_text.strip():
-                self._reply.update(visible(f"*({error or status})*"))
-        self._reply = None
+                await reply.update(visible(f"*({error or status})*"))
 
     def scroll_to_turn(self, turn_id: int) -> None:
         for view in self.query(TurnView):

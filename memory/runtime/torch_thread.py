@@ -3,7 +3,8 @@
 torch runs its kernels on an OpenMP thread team that belongs to the thread that called it. Once
 two threads have used torch, each has a team, and on the 2-core bench machine every later
 single-token decoding step ran 2-2.5x slower (43-47 tokens/s with one torch thread, 17-20 with
-two; the idle team does not spin, yet it still costs). The TUI loads and answers from worker
+two). OpenMP threads spin only briefly after a parallel region (libgomp's default) and then
+sleep, so an idle second team is not spinning; why it still costs was not found. The TUI loads and answers from worker
 threads and `memchat ask` from the main thread, so instead of minding which thread is which, every
 torch call memchat makes (loading models, batch embedding, generation) goes through run() or
 submit() onto this one long-lived thread. Work that is already on it runs directly.

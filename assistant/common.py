@@ -1,0 +1,33 @@
+"""What every face of memchat (the CLI's commands, the TUI) shares: opening the memory store
+from the settings, reading a text argument, printing JSON. It sits below the commands, so the
+arrows run one way: cli → commands → common → chat/memory.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from assistant.config import Settings, store_options
+from memory.errors import BadInput
+
+
+def open_memory(settings: Settings, progress=None, check_model: bool = True):
+    """Open the store the settings point at (the lock, the record and the index)."""
+    from memory.memory import Memory
+
+    return Memory(settings.data_dir, settings.embedder(), store=settings.store, store_options=store_options(settings),
+                  progress=progress, check_model=check_model)
+
+
+def read_text_arg(value: str) -> str:
+    """A command's text argument; `-` reads it from stdin (which must be UTF-8)."""
+    if value != "-":
+        return value
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("stdin is not valid UTF-8; nothing stored") from None
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))

@@ -1,0 +1,113 @@
+"""`memchat bench` and `memchat eval`: run a measurement from memory/ (which returns numbers)
+and show it here: a table, JSON, a plot."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from assistant.common import print_json
+from assistant.config import Settings, store_options
+from assistant.progress import ProgressBar
+
+
+def run_bench(args, settings: Settings) -> int:
+    if args.chat:
+        from assistant.chat_bench import run_chat_bench
+
+        size = max(int(s) for s in args.sizes.split(",") if s.strip())
+        with ProgressBar(enabled=not args.json) as bar:
+            result = run_chat_bench(size, args.queries, settings.data_dir / "bench-cache", settings.models_dir,
+                                    settings.embedder(), bar)
+        if args.json:
+            print_json(result)
+        else:
+            for key, value in result.items():
+                print(f"{key:>16}: {value}")
+        return 0
+    from memory.bench import BenchConfig, run
+
+    config = BenchConfig(
+        stores=[s.strip() for s in args.stores.split(",") if s.strip()],
+        sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
+        queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index,
+        cache_dir=settings.data_dir / "bench-cache",
+        store_options=store_options(settings),
+    )
+    with ProgressBar(enabled=not args.json) as bar:
+        results = run(config, settings.embedder(), bar)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+        plot(results, args.out / "bench.png")
+    if args.json:
+        print_json(results)
+    else:
+        render_table(results)
+    return 0
+
+
+def run_eval(args, settings: Settings) -> int:
+    from memory.evaluate import evaluate, load_locomo
+    from memory.recall import RecallWeights
+
+    samples = load_locomo(args.file)
+    weights = {"hybrid": RecallWeights(), "fusion": RecallWeights(context=0.0),
+               "dense": RecallWeights.only("dense"), "lexical": RecallWeights.only("lexical")}[args.signals]
+    embedder = settings.embedder()
+    with ProgressBar(enabled=not args.json) as bar:
+        result = evaluate(samples, embedder, k=args.k, store=settings.store, weights=weights,
+                          max_questions=args.max_questions, progress=bar).to_json()
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"recall@{result['k']} = {result['recall']:.4f} over {result['questions']} questions "
+          f"({args.signals}); search p50 {result['search_p50_ms']} ms, p95 {result['search_p95_ms']} ms")
+    for name, row in result["by_category"].items():
+        print(f"  {name:>12}: {row['recall']:.4f}  ({row['questions']} questions)")
+    return 0
+
+
+def plot(report: dict, path: Path) -> None:
+    """Two panels: search latency against size per store, and recall@10 against latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for n, store in enumerate(dict.fromkeys(r["store"] for r in report["results"])):
+        color = f"C{n}"
+        rows = sorted((r for r in report["results"] if r["store"] == store), key=lambda r: r["size"])
+        sizes = [r["size"] for r in rows]
+        left.plot(sizes, [r["search_p50_ms"] for r in rows], marker="o", color=color, label=f"{store} p50")
+        left.plot(sizes, [r["search_p95_ms"] for r in rows], marker="x", linestyle="--", color=color,
+                  label=f"{store} p95")
+        right.scatter([r["search_p50_ms"] for r in rows], [r["recall_at_10"] for r in rows], color=color, label=store)
+        for r in rows:
+            right.annotate(f"{r['size']:,}", (r["search_p50_ms"], r["recall_at_10"]), fontsize=8,
+                           textcoords="offset points", xytext=(4, 4))
+    left.set(xscale="log", xlabel="memories", ylabel="one recall end to end (ms)", title="latency vs size")
+    right.set(xlabel="search p50 (ms)", ylabel="recall@10 vs exact", title="recall vs latency")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    machine = report["machine"]
+    fig.suptitle(f"memchat bench · {report['embed_model']} · {machine['cores']} cores · {machine['cpu']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"memchat bench ({report['embed_model']}, {report['queries']} queries)")
+    columns = {"store": "store", "index": "index", "size": "memories", "ingest_per_s": "ingest/s",
+               "search_p50_ms": "p50 ms", "search_p95_ms": "p95 ms", "recall_at_10": "recall@10",
+               "disk_bytes": "disk MB", "cold_open_s": "open s"}
+    for key, header in columns.items():
+        table.add_column(header, justify="left" if key in ("store", "index") else "right")
+    for row in report["results"]:
+        cells = dict(row, size=f"{row['size']:,}", disk_bytes=f"{row['disk_bytes'] / 1e6:,.1f}")
+        table.add_row(*[str(cells[key]) for key in columns])
+    Console().print(table)
