@@ -7,17 +7,19 @@ torch and sentence-transformers are imported on first use, never at module impor
 
 Two engines run the same weights. Batches (imports, re-embedding) go through sentence-transformers
 on torch, in bfloat16 where the CPU has it. One or two texts at a time (a chat turn, a search
-query) go through ONNX Runtime: for a short text the work is dominated by per-operation overhead,
-which ONNX Runtime's fused graph cuts ~3x (docs/benchmarks.md). The ONNX file is exported once
-from the loaded model into the model cache. Both give the same vectors to within rounding
-(cosine >= 0.9999 measured; a test holds them to 0.995), so a turn stored one way is found the other.
+query) go through ONNX Runtime (memory/onnx_encoder.py): for a short text the work is dominated
+by per-operation overhead, which ONNX Runtime's fused graph cuts ~3x (docs/benchmarks.md). Both
+give the same vectors to within rounding (cosine >= 0.9999 measured; a test holds them to 0.995),
+so a turn stored one way is found the other.
+
+Storing or searching one text never loads torch once the ONNX copy exists: the token window comes
+from the model's sentence-transformers config and tokenizing from its tokenizer.json, through the
+`tokenizers` library (a command that stores one turn starts in about a second instead of ten).
 """
 from __future__ import annotations
 
-import copy
-import hashlib
 import importlib.util
-import os
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -88,6 +90,9 @@ class Embedder:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._quick = None  # the ONNX Runtime engine, made on first use
         self._quick_failed: str | None = None
+        self._quick_lock = threading.Lock()
+        self._max_tokens: int | None = None
+        self._tokenizer = None
         # The chat loop embeds a message to store it and again to recall with it: remember a few.
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -137,9 +142,42 @@ class Embedder:
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get_dim())
 
+    def _local_dir(self) -> Path | None:
+        source = Path(self._source())
+        return source if source.is_dir() else None
+
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        """The model's token window, from its config where it has one (no torch needed)."""
+        if self._max_tokens is None:
+            config = (self._local_dir() or Path("/nonexistent")) / "sentence_bert_config.json"
+            window = json.loads(config.read_text()).get("max_seq_length") if config.is_file() else None
+            self._max_tokens = int(window) if window else int(self.model.max_seq_length)
+        return self._max_tokens
+
+    @property
+    def tokenizer(self):
+        """The model's fast tokenizer as a `tokenizers.Tokenizer` (no truncation, no padding)."""
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            path = (self._local_dir() or Path("/nonexistent")) / "tokenizer.json"
+            if path.is_file():
+                tokenizer = Tokenizer.from_file(str(path))
+            else:  # a model without the file: the loaded model's own fast tokenizer
+                tokenizer = Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def pad_token(self) -> str:
+        config = (self._local_dir() or Path("/nonexistent")) / "tokenizer_config.json"
+        if config.is_file():
+            token = json.loads(config.read_text()).get("pad_token")
+            if isinstance(token, str):
+                return token
+        return self.model.tokenizer.pad_token
 
     # -- encoding ------------------------------------------------------------------------------
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
@@ -170,13 +208,19 @@ class Embedder:
             return "onnxruntime"
         return f"torch ({self._quick_failed})" if self._quick_failed else "torch"
 
-    def quick_engine(self) -> "OnnxEncoder | None":
+    def quick_engine(self):
+        """The ONNX Runtime engine (an OnnxEncoder), exporting the ONNX copy the first time; None
+        where there is no cache dir or the model does not export."""
         if self._quick is None and self.cache_dir is not None and self._quick_failed is None:
-            model = self.model
-            with self._lock:
-                if self._quick is None:
+            from memory.onnx_encoder import OnnxEncoder, export, onnx_path
+
+            with self._quick_lock:
+                if self._quick is None and self._quick_failed is None:
                     try:
-                        self._quick = OnnxEncoder.for_model(model, self._source(), self.cache_dir)
+                        path = onnx_path(self._source(), self.cache_dir)
+                        if not path.exists():
+                            torch_thread.run(export, self.model, path)
+                        self._quick = OnnxEncoder(path, self.tokenizer, self.pad_token(), self.max_tokens)
                     except Exception as exc:  # an architecture that does not export: torch still works
                         self._quick_failed = f"no ONNX copy: {exc.__class__.__name__}: {exc}"[:200]
         return self._quick
@@ -204,10 +248,7 @@ class Embedder:
         window = self.max_tokens - 2  # room for [CLS] and [SEP]
         if len(text) <= window:  # every token covers at least one character: it fits
             return [Span(0, len(text))]
-        tokenizer = self.model.tokenizer
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
-            "offset_mapping"
-        ]
+        offsets = self.tokenizer.encode(text, add_special_tokens=False).offsets
         if len(offsets) <= window:
             return [Span(0, len(text))]
         spans = []
@@ -218,99 +259,3 @@ class Embedder:
             if last == len(offsets) - 1:
                 break
         return spans
-
-
-class OnnxEncoder:
-    """A sentence-transformers model (transformer + mean pooling + normalize) run by ONNX Runtime."""
-
-    def __init__(self, path: Path, tokenizer, max_tokens: int):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Worker threads spin briefly after a run (the default). Turning that off made a chat turn's
-        # two encodes ~1.6x slower; nothing else runs in those few milliseconds worth protecting.
-        options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = tokenizer
-        self.max_tokens = max_tokens
-
-    @classmethod
-    def for_model(cls, model, source: str, cache_dir: Path) -> "OnnxEncoder":
-        """Open the cached ONNX copy of `model`, exporting it first if there is none."""
-        modules = [type(m).__name__ for m in model]
-        pooling = model[1].get_config_dict().get("pooling_mode") if len(modules) > 1 else None
-        if modules[:2] != ["Transformer", "Pooling"] or pooling != "mean":
-            raise ValueError(f"only mean-pooled models are exported (this one is {modules}, {pooling})")
-        path = cache_dir / f"embedder-{Path(source).name}-{_weights_tag(source)}.onnx"
-        if not path.exists():
-            torch_thread.run(_export, model, path)
-        return cls(path, model.tokenizer, int(model.max_seq_length))
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np")
-        feed = {"input_ids": batch["input_ids"].astype(np.int64),
-                "attention_mask": batch["attention_mask"].astype(np.int64)}
-        vectors = self.session.run(None, feed)[0].astype(np.float32, copy=False)
-        return np.ascontiguousarray(vectors)
-
-
-def _weights_tag(source: str) -> str:
-    """Changes when the weights or the exporting torch change, so a stale copy is never used."""
-    import torch
-
-    parts = [torch.__version__]
-    directory = Path(source)
-    for file in sorted(directory.rglob("*")) if directory.is_dir() else []:
-        if file.is_file():
-            stat = file.stat()
-            parts.append(f"{file.relative_to(directory)}:{stat.st_size}:{stat.st_mtime_ns}")
-    parts.append(str(directory.resolve()) if directory.exists() else source)
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
-
-
-def _export(model, path: Path) -> None:
-    """Export transformer + mean pooling + normalization as one ONNX graph (about a second)."""
-    import torch
-
-    from memory.runtime.private_files import ensure_private_dir
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, transformer):
-            super().__init__()
-            self.transformer = transformer
-
-        def forward(self, input_ids, attention_mask):
-            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean.float(), dim=-1)
-
-    ensure_private_dir(path.parent)
-    # A float32 copy (ONNX Runtime's CPU kernels are fp32); the loaded model may be encoding meanwhile.
-    transformer = copy.deepcopy(model[0].auto_model).float().eval()
-    example = model.tokenizer(["an example sentence"], return_tensors="pt")
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        with torch.no_grad(), _quiet():
-            torch.onnx.export(
-                Pooled(transformer).eval(), (example["input_ids"], example["attention_mask"]), str(tmp),
-                input_names=["input_ids", "attention_mask"], output_names=["embedding"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                              "embedding": {0: "batch"}},
-                opset_version=17, dynamo=False,
-            )
-        os.replace(tmp, path)  # complete or absent
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _quiet():
-    """The exporter warns about tracing details that do not apply to a fixed-architecture encoder."""
-    import contextlib
-    import warnings
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    return stack

@@ -96,3 +96,18 @@ def test_reindex_and_help(run):
     with pytest.raises(SystemExit) as exit_:
         main(["memory", "--help"])
     assert exit_.value.code == 0
+
+
+def test_storing_and_searching_one_text_loads_no_torch(cli_env, embedder):
+    """A script that stores or searches one turn pays for what it uses: ONNX Runtime and the
+    tokenizer, not torch and transformers (which took ~10 s a call). `embedder` has exported the
+    ONNX copy into the shared model cache, as the first chat or search does for a user."""
+    probe = ("import sys; from assistant.cli import main; "
+             "codes = [main(['memory', 'add', 'The cabin wifi password is redsparrow12']), "
+             "main(['memory', 'add', 'word ' * 400 + 'a long note, split into windows']), "
+             "main(['memory', 'search', 'cabin wifi', '-k', '1'])]; "
+             "print(codes, sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    done = subprocess.run([*MEMCHAT[:1], "-c", probe], env=cli_env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("[0, 0, 0] []"), done.stdout
+    assert "redsparrow12" in done.stdout  # the search found the turn the first call stored

@@ -1,0 +1,110 @@
+"""The quick engine: a sentence-transformers model run by ONNX Runtime, for one or two texts.
+
+The ONNX file is exported once from the loaded torch model into the model cache (about a second),
+named after the weights and the exporting torch, so a stale copy is never used. Opening it later
+needs neither torch nor transformers: tokens come from the `tokenizers` library.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.metadata
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def onnx_path(source: str, cache_dir: Path) -> Path:
+    return Path(cache_dir) / f"embedder-{Path(source).name}-{_weights_tag(source)}.onnx"
+
+
+class OnnxEncoder:
+    """A sentence-transformers model (transformer + mean pooling + normalize) run by ONNX Runtime."""
+
+    def __init__(self, path: Path, tokenizer, pad_token: str, max_tokens: int):
+        """tokenizer: a `tokenizers.Tokenizer`; a copy is set to truncate and pad like the model."""
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Worker threads spin briefly after a run (the default). Turning that off made a chat turn's
+        # two encodes ~1.6x slower; nothing else runs in those few milliseconds worth protecting.
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        self.tokenizer.enable_truncation(max_length=max_tokens)
+        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad_token) or 0, pad_token=pad_token)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        batch = self.tokenizer.encode_batch(texts)
+        feed = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64)}
+        vectors = self.session.run(None, feed)[0].astype(np.float32, copy=False)
+        return np.ascontiguousarray(vectors)
+
+
+def _weights_tag(source: str) -> str:
+    """Changes when the weights or the exporting torch change, so a stale copy is never used."""
+    parts = [importlib.metadata.version("torch")]
+    directory = Path(source)
+    for file in sorted(directory.rglob("*")) if directory.is_dir() else []:
+        if file.is_file():
+            stat = file.stat()
+            parts.append(f"{file.relative_to(directory)}:{stat.st_size}:{stat.st_mtime_ns}")
+    parts.append(str(directory.resolve()) if directory.exists() else source)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def export(model, path: Path) -> None:
+    """Export a loaded SentenceTransformer's transformer + mean pooling + normalization as one
+    ONNX graph (about a second). Call it on the torch thread."""
+    import torch
+
+    from memory.runtime.private_files import ensure_private_dir
+
+    modules = [type(m).__name__ for m in model]
+    pooling = model[1].get_config_dict().get("pooling_mode") if len(modules) > 1 else None
+    if modules[:2] != ["Transformer", "Pooling"] or pooling != "mean":
+        raise ValueError(f"only mean-pooled models are exported (this one is {modules}, {pooling})")
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, transformer):
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean.float(), dim=-1)
+
+    ensure_private_dir(path.parent)
+    # A float32 copy (ONNX Runtime's CPU kernels are fp32); the loaded model may be encoding meanwhile.
+    transformer = copy.deepcopy(model[0].auto_model).float().eval()
+    example = model.tokenizer(["an example sentence"], return_tensors="pt")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with torch.no_grad(), _quiet():
+            torch.onnx.export(
+                Pooled(transformer).eval(), (example["input_ids"], example["attention_mask"]), str(tmp),
+                input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                              "embedding": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
+        os.replace(tmp, path)  # complete or absent
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _quiet():
+    """The exporter warns about tracing details that do not apply to a fixed-architecture encoder."""
+    import contextlib
+    import warnings
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
