@@ -16,6 +16,8 @@ from memory.turn import validate_text
 def run_ask(args, settings) -> int:
     text = validate_text(read_text_arg(args.text))
     backend = create_backend(settings)  # a missing key fails here, before anything is stored
+    if hasattr(backend, "start_loading"):  # the local model loads while the store opens and recalls
+        backend.start_loading()
     with ProgressBar() as bar, open_memory(settings, bar) as memory:
         conversation_id = args.cid
         if args.continue_:

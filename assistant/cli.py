@@ -22,6 +22,8 @@ def _common() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from assistant.backends import BACKENDS
+
     common = _common()
     parser = argparse.ArgumentParser(
         prog="memchat", parents=[common],
@@ -100,16 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "and the local model's load time, first-token time and tokens/s")
     p.add_argument("--out", type=Path, help="also write results.json (and bench.png) here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p = commands.add_parser("eval", parents=[common], help="measure recall on a benchmark (LoCoMo)",
-                            description="Turn-level evidence recall@k on LoCoMo, through the normal recall path.")
-    p.add_argument("benchmark", choices=["locomo"])
-    p.add_argument("file", type=Path, help="a LoCoMo JSON file (e.g. ../shared/data/locomo/locomo-dev.json)")
-    p.add_argument("-k", type=int, default=10, help="hits per question (default 10)")
-    p.add_argument("--max-questions", type=int, help="stop after this many questions")
+    p = commands.add_parser("eval", parents=[common], help="measure recall (LoCoMo) or answers (fact/question cases)",
+                            description="locomo: turn-level evidence recall@k on LoCoMo, through the normal recall "
+                                        "path. answers: tell every case's facts to a fresh store, ask each question "
+                                        "in a new conversation through the chat loop, and report the share of "
+                                        "answers that state the expected fact, the share whose fact was recalled, "
+                                        "and the latency (data/answer-cases.jsonl is memchat's own set).")
+    p.add_argument("benchmark", choices=["locomo", "answers"])
+    p.add_argument("file", type=Path, help="a LoCoMo JSON file (e.g. ../shared/data/locomo/locomo-dev.json), "
+                                           "or a JSONL file of answer cases (e.g. data/answer-cases.jsonl)")
+    p.add_argument("-k", type=int, help="locomo: hits per question (default 10); answers: memories recalled per "
+                                        "reply (default: the chat setting, 5)")
+    p.add_argument("--max-questions", type=int, help="stop after this many questions or cases")
     p.add_argument("--signals", choices=["hybrid", "fusion", "dense", "lexical"], default="hybrid",
-                   help="hybrid (default: dense + lexical fused, plus neighbouring turns), fusion (without "
+                   help="locomo: hybrid (default: dense + lexical fused, plus neighbouring turns), fusion (without "
                         "the neighbours), dense or lexical alone; for comparisons")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--backend", choices=BACKENDS, help="answers: the model backend (default: local, or $MEMCHAT_BACKEND)")
+    p.add_argument("--model", help="answers: model for the backend")
+    p.add_argument("--max-new-tokens", type=int, help="answers: reply length cap (default 48)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (answers: with every reply)")
 
     # -- ask / chat / doctor ------------------------------------------------------------------
     p = commands.add_parser("ask", parents=[common], help="ask once: the reply streams to stdout",
@@ -156,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         overrides = {name: getattr(args, name, None) for name in ("data_dir", "store", *CHAT_FLAGS)}
+        if args.command == "eval":
+            overrides["k"] = None  # eval's -k means hits per question for locomo; run_eval reads it
         settings = load_settings(overrides)
         if args.command == "memory":
             from assistant.memory_commands import run_memory_command

@@ -31,7 +31,9 @@ class Settings:
     milvus_token: str | None = None
     embed_model: str = "all-MiniLM-L6-v2"
     embed_dtype: str = "auto"
-    local_weights: str = "auto"  # local model decoding: auto (the GGUF's own precision) | int4 | int8 | bf16
+    local_runtime: str = "auto"  # local model engine: auto (by the CPU) | onnx | torch
+    local_weights: str = "auto"  # torch engine's decoding weights: auto (the GGUF's own precision) | int4 | int8 | dense
+    local_dtype: str = "auto"  # torch engine's arithmetic: auto (bfloat16 only where native) | float32 | bfloat16
     backend: str = "local"
     model: str | None = None  # None: the backend's default model
     k: int = 5  # memories recalled per reply
@@ -87,7 +89,9 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "milvus_token": ("MEMCHAT_MILVUS_TOKEN",),
     "embed_model": ("MEMCHAT_EMBED_MODEL",),
     "embed_dtype": ("MEMCHAT_EMBED_DTYPE",),
+    "local_runtime": ("MEMCHAT_LOCAL_RUNTIME",),
     "local_weights": ("MEMCHAT_LOCAL_WEIGHTS",),
+    "local_dtype": ("MEMCHAT_LOCAL_DTYPE",),
     "backend": ("MEMCHAT_BACKEND",),
     "model": ("MEMCHAT_MODEL",),
     "k": ("MEMCHAT_K",),

@@ -13,7 +13,8 @@ def backend_readiness(settings: Settings) -> dict[str, str]:
         try:
             backend = create_backend(settings, name, model=settings.model if name == settings.backend else None)
             where = getattr(backend, "source", None) or getattr(backend, "_base_url", None) or "provider default endpoint"
-            status[name] = f"ready ({backend.model}; {where})"
+            how = f"; {backend.describe()}" if hasattr(backend, "describe") else ""
+            status[name] = f"ready ({backend.model}; {where}{how})"
         except BackendError as exc:
             status[name] = f"not ready: {exc}"
     return status
@@ -34,6 +35,10 @@ def run_doctor(settings: Settings) -> int:
               f"embedding model {stats['embed_model']}")
     except MemoryError_ as exc:
         print(f"store: not usable: {exc}")
+    from memory.runtime import cpu
+
+    print(f"\ncpu: {cpu.describe()['cpu']} ({', '.join(cpu.extensions()) or 'no AVX2'}); "
+          f"bfloat16 {'native' if cpu.native_bf16() else 'emulated'}")
     print("\nbackends:")
     for name, line in backend_readiness(settings).items():
         marker = "*" if name == settings.backend else " "

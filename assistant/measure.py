@@ -22,7 +22,11 @@ def run_bench(args, settings: Settings) -> int:
             print_json(result)
         else:
             for key, value in result.items():
-                print(f"{key:>16}: {value}")
+                if key == "engines":
+                    for runtime, figures in value.items():
+                        print(f"{runtime:>16}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+                else:
+                    print(f"{key:>16}: {value}")
         return 0
     from memory.bench import BenchConfig, run
 
@@ -47,6 +51,8 @@ def run_bench(args, settings: Settings) -> int:
 
 
 def run_eval(args, settings: Settings) -> int:
+    if args.benchmark == "answers":
+        return _run_answer_eval(args, settings)
     from memory.evaluate import evaluate, load_locomo
     from memory.recall import RecallWeights
 
@@ -54,8 +60,9 @@ def run_eval(args, settings: Settings) -> int:
     weights = {"hybrid": RecallWeights(), "fusion": RecallWeights(context=0.0),
                "dense": RecallWeights.only("dense"), "lexical": RecallWeights.only("lexical")}[args.signals]
     embedder = settings.embedder()
+    k = args.k or 10
     with ProgressBar(enabled=not args.json) as bar:
-        result = evaluate(samples, embedder, k=args.k, store=settings.store, weights=weights,
+        result = evaluate(samples, embedder, k=k, store=settings.store, weights=weights,
                           max_questions=args.max_questions, progress=bar).to_json()
     if args.json:
         print_json(result)
@@ -64,6 +71,35 @@ def run_eval(args, settings: Settings) -> int:
           f"({args.signals}); search p50 {result['search_p50_ms']} ms, p95 {result['search_p95_ms']} ms")
     for name, row in result["by_category"].items():
         print(f"  {name:>12}: {row['recall']:.4f}  ({row['questions']} questions)")
+    return 0
+
+
+def _run_answer_eval(args, settings: Settings) -> int:
+    from assistant.answer_eval import load_cases, run_answer_eval
+    from assistant.backends import GenerationOptions, create_backend
+    from memory.runtime import cpu
+
+    cases = load_cases(args.file)[: args.max_questions]
+    backend = create_backend(settings)
+    # Greedy, so a run is repeatable; 48 tokens hold a fact and keep the eval minutes long on 2 cores.
+    options = GenerationOptions(greedy=True, max_new_tokens=args.max_new_tokens or 48)
+    service_options = {"k": args.k or settings.k, "token_budget": settings.token_budget, "options": options}
+    with ProgressBar(enabled=not args.json) as bar:
+        result = run_answer_eval(cases, settings.embedder(), backend, service_options, bar, store=settings.store or "faiss")
+    result["machine"] = cpu.describe()
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{result['backend']} ({result['model']}): {result['stated']:.0%} of {result['cases']} answers state the "
+          f"expected fact; its fact was recalled for {result['recalled']:.0%}; "
+          f"{result['stated_when_recalled']:.0%} right when recalled")
+    print(f"  first token p50 {result['first_token_p50_ms']} ms, whole reply p50 {result['seconds_p50']} s")
+    for style, row in result["by_style"].items():
+        print(f"  {style:>10}: {row['stated']:.0%} of {row['cases']}")
+    wrong = [r for r in result["rows"] if not r["stated"]]
+    for row in wrong[:10]:
+        print(f"  ✗ {row['question']} — expected {row['expect'][0]!r}, got {row['answer'][:100]!r}"
+              f"{'' if row['recalled'] else ' (fact not recalled)'}")
     return 0
 
 

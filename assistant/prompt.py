@@ -33,6 +33,7 @@ class PromptReport:
     memories_cut: int
     recent_used: int
     recent_cut: int
+    memory_ids: list[int]  # the recalled turns the prompt holds, in prompt order
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
@@ -77,5 +78,6 @@ def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: 
     messages += [{"role": t.role, "content": t.text} for t in kept_recent if t.role in ("user", "assistant")]
     messages.append({"role": "user", "content": message})
     report = PromptReport(tokens=used, memories_used=len(kept_memories), memories_cut=len(memories) - len(kept_memories),
-                          recent_used=len(kept_recent), recent_cut=len(recent) - len(kept_recent))
+                          recent_used=len(kept_recent), recent_cut=len(recent) - len(kept_recent),
+                          memory_ids=[h.turn.id for h in kept_memories])
     return messages, report

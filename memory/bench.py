@@ -8,7 +8,6 @@ included). Corpus embeddings are computed once and cached, so bigger sizes reuse
 """
 from __future__ import annotations
 
-import platform
 import shutil
 import statistics
 import tempfile
@@ -124,10 +123,10 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
 
 
 def machine() -> dict:
-    import os
+    """The CPU model, its vector extensions, cores, torch's threads: every figure names its machine."""
+    from memory.runtime import cpu
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return cpu.describe()
 
 
 def run(config: BenchConfig, embedder: Embedder, progress) -> dict:
@@ -136,5 +135,6 @@ def run(config: BenchConfig, embedder: Embedder, progress) -> dict:
     queries = corpus.questions(config.queries)
     results = [measure(store, size, texts, vectors, queries, embedder, config, progress)
                for store in config.stores for size in sorted(config.sizes)]
-    return {"machine": machine(), "embed_model": embedder.model_id, "queries": config.queries,
+    return {"machine": machine(), "embed_model": embedder.model_id, "embed_dtype": embedder.dtype,
+            "embed_engine_one_text": embedder.engine, "queries": config.queries,
             "ingest_sample": config.ingest_sample, "results": results}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memory.runtime import torch_thread
+from memory.runtime import cpu, torch_thread
 from memory.errors import EmbeddingModelMissing
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -54,16 +54,13 @@ def _packaged_model_dir(name: str) -> Path | None:
 def resolve_dtype(dtype: str) -> str:
     """'auto' is bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX), else float32.
 
-    On the 2-core bench machine bf16 embeds 1.7x faster with the same LoCoMo recall (its vectors
-    agree with fp32 to cosine >= 0.998), so one store can hold vectors made either way.
+    On an AVX-512 BF16 machine bf16 embedded 1.7x faster with the same LoCoMo recall (its vectors
+    agree with fp32 to cosine >= 0.998), so one store can hold vectors made either way. Where bf16
+    is emulated (AVX2) it is slower than float32 (docs/benchmarks.md).
     """
     if dtype != "auto":
         return dtype
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    return "bfloat16" if cpu.native_bf16() else "float32"
 
 
 @dataclass(frozen=True)

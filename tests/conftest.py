@@ -56,8 +56,29 @@ def cli_env(data_dir, model_cache) -> dict:
 
 @pytest.fixture(scope="session")
 def local_backend(model_cache):
+    """The local backend as a user gets it: the engine this CPU runs best (ONNX Runtime on AVX2)."""
     from assistant.backends.local import LocalBackend
 
     backend = LocalBackend(None, model_cache)
+    backend.load()
+    return backend
+
+
+@pytest.fixture(scope="session")
+def torch_backend(model_cache, local_backend):  # local_backend: the GGUF is converted once
+    """The torch engine whatever the CPU, so its packed-weight path is tested on every machine."""
+    from assistant.backends.local import LocalBackend
+
+    backend = LocalBackend(None, model_cache, runtime="torch")
+    backend.load()
+    return backend
+
+
+@pytest.fixture(scope="session")
+def onnx_backend(model_cache, local_backend):
+    """The ONNX Runtime engine whatever the CPU."""
+    from assistant.backends.local import LocalBackend
+
+    backend = LocalBackend(None, model_cache, runtime="onnx")
     backend.load()
     return backend

@@ -1,13 +1,16 @@
-"""The local model's CPU decoding path: packed weights, single-query attention, one torch thread."""
+"""The local model's engines: ONNX Runtime and torch (packed weights, single-query attention, one
+torch thread), and the choice between them."""
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 import torch
 
-from assistant.backends import GenerationOptions, StreamState
+from assistant.backends import BackendError, GenerationOptions, StreamState
 from assistant.backends.cpu_decoding import QuantizedLinear, decode_attention
+from assistant.backends.local import choose_runtime
 from memory.runtime import torch_thread
 
 
@@ -18,13 +21,46 @@ def answer(backend, question: str, tokens: int = 12) -> str:
                                   threading.Event(), state))
 
 
-def test_packed_weights_keep_the_model_answering_correctly(local_backend):
+def test_packed_weights_keep_the_model_answering_correctly(torch_backend):
     """Packing SmolLM2 at its GGUF's own precision (4-bit blocks, 8-bit output layer) must not cost
     answers: quantizing activations too turned this one into French gibberish."""
-    layers = [m for m in local_backend._model.modules() if isinstance(m, QuantizedLinear)]
+    model = torch_backend.engine._model
+    layers = [m for m in model.modules() if isinstance(m, QuantizedLinear)]
     assert {m.bits for m in layers} == {4, 8}
-    assert local_backend._model.get_output_embeddings().bits == 8
-    assert "Paris" in answer(local_backend, "What is the capital of France?")
+    assert model.get_output_embeddings().bits == 8
+    assert "Paris" in answer(torch_backend, "What is the capital of France?")
+
+
+def test_the_onnx_engine_answers_streams_and_stops(onnx_backend):
+    assert "Paris" in answer(onnx_backend, "What is the capital of France?")
+    state, cancel = StreamState(), threading.Event()
+    chunks = []
+    for chunk in onnx_backend.stream([{"role": "user", "content": "Count from one to fifty in words."}],
+                                     GenerationOptions(greedy=True, max_new_tokens=200), cancel, state):
+        chunks.append(chunk)
+        if len(chunks) == 3:
+            cancel.set()  # as Escape does
+    assert len(chunks) == 3 and state.finish_reason == "cancelled"
+    assert state.usage["prompt_tokens"] == onnx_backend.prompt_tokens([{"role": "user", "content": "Count from one to fifty in words."}])
+    built = onnx_backend.engine.built
+    assert json.loads((built / "genai_config.json").read_text())["model"]["decoder"]["session_options"]["intra_op_num_threads"] >= 1
+
+
+def test_the_runtime_follows_the_cpu_and_can_be_chosen():
+    assert choose_runtime(native_bf16=True)[0] == "torch"
+    assert choose_runtime(native_bf16=False)[0] == "onnx"
+    assert choose_runtime("torch") == ("torch", "chosen by MEMCHAT_LOCAL_RUNTIME")
+    with pytest.raises(BackendError, match="auto, onnx, torch"):
+        choose_runtime("tpu")
+
+
+def test_capping_torch_at_avx2_counts_as_no_native_bf16(monkeypatch):
+    """Any machine: with torch capped at AVX2 (how the AVX2 path is measured on AVX-512), the CPU
+    counts as one without native bfloat16, and auto picks ONNX Runtime."""
+    from memory.runtime import cpu
+
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert cpu.native_bf16() is False and choose_runtime()[0] == "onnx"
 
 
 @pytest.mark.parametrize("bits", [4, 8])
@@ -79,5 +115,5 @@ def test_an_unknown_weights_setting_is_refused_with_the_choices(tmp_path):
     from assistant.backends import BackendError
     from assistant.backends.local import LocalBackend
 
-    with pytest.raises(BackendError, match="auto, int4, int8, bf16"):
-        LocalBackend(None, tmp_path, "int3")
+    with pytest.raises(BackendError, match="auto, int4, int8, dense"):
+        LocalBackend(None, tmp_path, "int3", runtime="torch")

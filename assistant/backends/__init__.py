@@ -12,7 +12,8 @@ def create_backend(settings, name: str | None = None, model: str | None = None) 
     if name == "local":
         from assistant.backends.local import LocalBackend
 
-        return LocalBackend(model, settings.models_dir, settings.local_weights)
+        return LocalBackend(model, settings.models_dir, settings.local_weights, settings.local_dtype,
+                            settings.local_runtime)
     if name == "gemini":
         from assistant.backends.gemini import GeminiBackend
 

