@@ -62,13 +62,24 @@ def load_cases(path: Path) -> list[Case]:
     return cases
 
 
-def states(answer: str, expect: list[str]) -> bool:
-    """Whether the answer states one of the accepted strings (case, spacing and punctuation aside)."""
-    def norm(text: str) -> str:
-        return " " + re.sub(r"[^\w@.+-]+", " ", text.casefold()).strip() + " "
+def _words(text: str) -> list[str]:
+    """Words, case aside; dots, @ and - inside a word stay (1.78, mara.k@fastmail.com, E-58213)."""
+    return re.findall(r"[\w@+-]+(?:\.[\w@+-]+)*", text.casefold())
 
-    said = norm(answer)
-    return any(norm(e).strip() in said for e in expect if e.strip())
+
+def states(answer: str, expect: list[str]) -> bool:
+    """Whether the answer says one of the accepted strings as whole words (case and punctuation aside)."""
+    said = _words(answer)
+
+    def same(word: str, want: str) -> bool:
+        return word == want or word == want + "s"  # "Thursdays" states Thursday
+
+    for accepted in expect:
+        wanted = _words(accepted)
+        for i in range(len(said) - len(wanted) + 1):
+            if wanted and all(same(w, x) for w, x in zip(said[i : i + len(wanted)], wanted)):
+                return True
+    return False
 
 
 def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict, progress,

@@ -6,6 +6,7 @@ that status, never as a normal answer.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class Reply:
 
 
 class ChatService:
-    def __init__(self, memory: Memory, backend: Backend, *, k: int = 5, token_budget: int = 2048,
+    def __init__(self, memory: Memory, backend: Backend, *, k: int = 3, token_budget: int = 2048,
                  options: GenerationOptions | None = None, recency_weight: float = 0.0):
         self.memory = memory
         self.backend = backend
@@ -69,7 +70,11 @@ class ChatService:
         hits: list[Hit] = []
         if use_memory and self.k > 0:
             seen = frozenset([user_turn.id, *(t.id for t in recent)])
-            hits = self.memory.recall(text, k=self.k, flt=RecallFilter(exclude_ids=seen), weights=self.weights)
+            # What the person said is evidence; memchat's own earlier replies are not (a wrong reply,
+            # recalled, was repeated as fact), and a turn that only asks something tells nothing.
+            found = self.memory.recall(text, k=self.k * 3, flt=RecallFilter(exclude_ids=seen, role="user"),
+                                       weights=self.weights)
+            hits = [h for h in found if not only_questions(h.turn.text)][: self.k]
         clock.lap("recall_ms")
 
         messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
@@ -119,6 +124,12 @@ class ChatService:
                      backend=self.backend.name, model=self.backend.model, usage=state.usage, timings=timings,
                      prompt=report, user_turn_id=user_turn.id, reply_turn_id=reply_turn.id, error=error,
                      warnings=warnings)
+
+
+def only_questions(text: str) -> bool:
+    """True for a turn in which every sentence asks something: it tells nothing about the person."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+    return bool(sentences) and all(s.rstrip().endswith("?") for s in sentences)
 
 
 class _Clock:

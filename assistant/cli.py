@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="a LoCoMo JSON file (e.g. ../shared/data/locomo/locomo-dev.json), "
                                            "or a JSONL file of answer cases (e.g. data/answer-cases.jsonl)")
     p.add_argument("-k", type=int, help="locomo: hits per question (default 10); answers: memories recalled per "
-                                        "reply (default: the chat setting, 5)")
+                                        "reply (default: the chat setting, 3)")
     p.add_argument("--max-questions", type=int, help="stop after this many questions or cases")
     p.add_argument("--signals", choices=["hybrid", "fusion", "dense", "lexical"], default="hybrid",
                    help="locomo: hybrid (default: dense + lexical fused, plus neighbouring turns), fusion (without "
@@ -149,7 +149,7 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--backend", choices=BACKENDS, help="model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="model for the backend (default: the backend's default)")
-    p.add_argument("-k", type=int, dest="k", help="memories recalled per reply (default 5)")
+    p.add_argument("-k", type=int, dest="k", help="memories recalled per reply (default 3)")
     p.add_argument("--token-budget", type=int, help="prompt token budget (default 2048)")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-p", type=float)

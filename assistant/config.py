@@ -36,7 +36,7 @@ class Settings:
     local_dtype: str = "auto"  # torch engine's arithmetic: auto (bfloat16 only where native) | float32 | bfloat16
     backend: str = "local"
     model: str | None = None  # None: the backend's default model
-    k: int = 5  # memories recalled per reply
+    k: int = 3  # memories recalled per reply (3 answered best on data/answer-cases.jsonl; docs/answers.md)
     token_budget: int = 2048  # prompt tokens (system + memories + recent turns + message)
     recency_weight: float = 0.0
     # Decoding: the defaults live once, in GenerationOptions.

@@ -84,11 +84,12 @@ def test_remote_prompt_carries_memories_key_in_header_and_streams(kind, memory, 
     assert reply.usage == {"prompt_tokens": 42, "completion_tokens": 3}
     request = server.requests[0]
     body = json.dumps(request.body)
-    assert "piano recital is on June 14" in body and "<memory" in body
+    last = request.body["contents"][-1]["parts"][0]["text"] if kind == "gemini" else request.body["messages"][-1]["content"]
+    assert last.endswith("- My daughter's piano recital is on June 14 at the town hall.\n\nMy question: When is the recital?")
     if kind == "gemini":
         assert request.path.endswith(":streamGenerateContent?alt=sse")
         assert request.headers.get("x-goog-api-key") == KEY
-        assert "piano recital" in json.dumps(request.body["systemInstruction"])
+        assert "remembers what the user told you" in json.dumps(request.body["systemInstruction"])
     else:
         assert request.path == "/v1/chat/completions" and request.body["stream"] is True
         assert request.headers.get("authorization") == f"Bearer {KEY}"
@@ -184,3 +185,31 @@ def test_hf_offline_mode_is_explained(memory, monkeypatch):
     with StandIn("openai") as server:
         reply = ChatService(memory, make_remote("openai", server.url)).ask("hello")
     assert reply.status == "failed" and "HF_HUB_OFFLINE" in reply.error and not server.requests
+
+
+# -- what the model is given ----------------------------------------------------------------------
+def test_the_prompt_gives_the_persons_statements_best_last_next_to_the_question(memory, hub_online):
+    """Measured on data/answer-cases.jsonl (docs/answers.md): the person's statements only (never
+    memchat's own earlier replies, nor questions that tell nothing), the best note last, right
+    before the question, one line each."""
+    fact = memory.remember("The cabin wifi password is redsparrow12.\nDon't share it.", conversation_id="a")
+    memory.remember("The cabin wifi password is 1234567890.", role="assistant", conversation_id="a")  # a wrong reply
+    memory.remember("What is the cabin wifi password?", conversation_id="b")  # an earlier question
+    other = memory.remember("The office wifi is called Corp-Guest.", conversation_id="c")
+    with StandIn("hf") as server:
+        reply = ChatService(memory, make_remote("hf", server.url), k=3).ask("Tell me the cabin wifi password.")
+    messages = server.requests[0].body["messages"]
+    question = messages[-1]["content"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]  # the worked example first
+    assert "1234567890" not in question and "What is the cabin wifi password?" not in question
+    notes = question.split("\n\nMy question: ")[0].splitlines()[1:]
+    assert notes[-1] == "- The cabin wifi password is redsparrow12. Don't share it."  # best last, one line
+    assert reply.prompt.memory_ids[-1] == fact.id and other.id in reply.prompt.memory_ids
+    assert question.endswith("My question: Tell me the cabin wifi password.")
+
+
+def test_without_memories_the_prompt_is_just_the_conversation(memory, hub_online):
+    with StandIn("hf") as server:
+        ChatService(memory, make_remote("hf", server.url)).ask("hello there")
+    messages = server.requests[0].body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"] and messages[-1]["content"] == "hello there"
