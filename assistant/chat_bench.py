@@ -49,7 +49,7 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
                 progress("chat turns", n + 1, len(questions))
         chosen = backend.runtime
         # Both engines, the chosen one first: each CPU's figures for the path it does not take too.
-        engines = {runtime: _local_model_speed(model_cache, runtime)
+        engines = {runtime: _local_model_speed(model_cache, "auto" if runtime == chosen else runtime)
                    for runtime in (chosen, *(r for r in ("onnx", "torch") if r != chosen))}
     finally:
         shutil.rmtree(work, ignore_errors=True)

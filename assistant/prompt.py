@@ -27,9 +27,10 @@ SYSTEM_PROMPT = (
 )
 NOTES_HEADING = "Notes: what I told you in earlier conversations"
 # One worked exchange in the prompt's own format: a 135M model copies the shape of an answer it has seen.
-EXAMPLE = [
-    {"role": "user", "content": NOTES_HEADING + ":\n- My brother Jonas works as a nurse in Bergen.\n"
-                                "- I had pancakes for breakfast.\n\nMy question: What does my brother do?"},
+EXAMPLE = [  # like a real prompt: a few notes, a neighbouring one among them, the answer in the last
+    {"role": "user", "content": NOTES_HEADING + ":\n- I had pancakes for breakfast.\n"
+                                "- My sister Ines lives in Bergen.\n- My brother Jonas works as a nurse.\n\n"
+                                "My question: What does my brother do?"},
     {"role": "assistant", "content": "Your brother Jonas works as a nurse."},
 ]
 EXAMPLE_TOKENS = 60  # the worked exchange, counted generously for any tokenizer
