@@ -19,6 +19,7 @@ from memory.recall import RecallFilter, RecallWeights
 from memory.turn import Hit
 
 RECENT_WINDOW = 20  # turns of the current conversation sent as chat history (and not recalled)
+OVERFETCH = 4  # recall this many times k, then keep the person's statements
 
 
 @dataclass
@@ -72,9 +73,11 @@ class ChatService:
             seen = frozenset([user_turn.id, *(t.id for t in recent)])
             # What the person said is evidence; memchat's own earlier replies are not (a wrong reply,
             # recalled, was repeated as fact), and a turn that only asks something tells nothing.
-            found = self.memory.recall(text, k=self.k * 3, flt=RecallFilter(exclude_ids=seen, role="user"),
+            # Filtered after an unfiltered recall: a role filter in SQL sends dense search to an
+            # exact scan of every matching vector (46 ms a turn at 10k memories, instead of ~6).
+            found = self.memory.recall(text, k=self.k * OVERFETCH, flt=RecallFilter(exclude_ids=seen),
                                        weights=self.weights)
-            hits = [h for h in found if not only_questions(h.turn.text)][: self.k]
+            hits = [h for h in found if h.turn.role == "user" and not only_questions(h.turn.text)][: self.k]
         clock.lap("recall_ms")
 
         messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
