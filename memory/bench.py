@@ -1,7 +1,7 @@
 """`memchat bench`: the same memories in each store at each size, measured end to end.
 
 Per store and size: ingest_per_s (turns embedded and stored per second through the normal import
-path, on a sample), search_p50_ms / search_p95_ms (one query end to end: embed it, hybrid search,
+path, on a sample of chat-shaped turns: corpus.chat_turns), search_p50_ms / search_p95_ms (one query end to end: embed it, hybrid search,
 fetch rows), recall_at_10 (the index's top 10 against exact search over the same vectors),
 disk_bytes (everything in the store's data dir) and cold_open_s (open a closed store, index load
 included). Corpus embeddings are computed once and cached, so bigger sizes reuse smaller ones.
@@ -73,16 +73,10 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
     work = Path(tempfile.mkdtemp(prefix=f"memchat-bench-{store}-"))
     options = {"faiss": {"kind": config.index_kind}, **config.store_options}
     try:
-        records = bench_records(texts[:size])
-        sample = min(config.ingest_sample, size)
+        ingest_per_s = _ingest_rate(store, options, embedder, min(config.ingest_sample, size), progress)
         memory = Memory(work, embedder, store=store, store_options=options)
-        embedder.encode(texts[:64])  # warm-up: the first batches pay for lazy initialisation
-        started = time.perf_counter()
-        memory.remember_many(records[:sample], total=sample, progress=progress)  # embeds for real
-        ingest_per_s = sample / (time.perf_counter() - started)
-        if size > sample:
-            memory.remember_many(records[sample:], total=size - sample, progress=progress,
-                                 vectors=vectors[sample:size], batch_size=2048)
+        memory.remember_many(bench_records(texts[:size]), total=size, progress=progress,
+                             vectors=vectors[:size], batch_size=2048)
         memory.close()
 
         started = time.perf_counter()
@@ -118,6 +112,21 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
             "disk_bytes": _dir_bytes(work),
             "cold_open_s": round(cold_open_s, 3),
         }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _ingest_rate(store: str, options: dict, embedder: Embedder, sample: int, progress) -> float:
+    """Turns per second through the normal import path (split, embed, SQLite, index) into an empty
+    store, on text shaped like real chat (corpus.chat_turns), not the short generated lines."""
+    work = Path(tempfile.mkdtemp(prefix=f"memchat-ingest-{store}-"))
+    try:
+        texts = corpus.chat_turns(sample)
+        embedder.encode(texts[:64])  # warm-up: the first batches pay for lazy initialisation
+        with Memory(work, embedder, store=store, store_options=options) as memory:
+            started = time.perf_counter()
+            memory.remember_many(bench_records(texts), total=sample, progress=progress)
+            return sample / (time.perf_counter() - started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -7,6 +7,7 @@ search path does the same work it does for a real user.
 """
 from __future__ import annotations
 
+import math
 import random
 
 PEOPLE = """Anna Ben Carla David Elena Farid Grace Hiro Ines Jamal Kofi Lena Marco Nadia Omar Priya
@@ -87,3 +88,26 @@ def turns(count: int, seed: int = 7) -> list[str]:
 def questions(count: int, seed: int = 11) -> list[str]:
     rng = random.Random(seed)
     return [_fill(rng.choice(QUESTIONS), rng) for _ in range(count)]
+
+
+# Lengths of real chat turns: LoCoMo's 1,451 dev turns have median 119 characters, p10 57, p90 221.
+CHAT_MEDIAN_CHARS = 120
+CHAT_SIGMA = 0.55  # of the log-normal: p10 ≈ 59, p90 ≈ 243 characters
+
+
+def chat_turns(count: int, seed: int = 13) -> list[str]:
+    """Turns shaped like real chat: generated sentences joined up to a length drawn from a
+    log-normal fitted to real conversations, so import speed is measured on what people import."""
+    rng = random.Random(seed)
+    sentences = iter(turns(count * 4, seed=seed))
+    out = []
+    for _ in range(count):
+        target = CHAT_MEDIAN_CHARS * math.exp(rng.gauss(0.0, CHAT_SIGMA))
+        text = next(sentences)
+        while len(text) < target:
+            longer = text + " " + next(sentences)
+            if abs(len(longer) - target) > abs(len(text) - target):
+                break  # the nearest length to the target, from below or above
+            text = longer
+        out.append(text)
+    return out
