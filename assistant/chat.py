@@ -71,13 +71,7 @@ class ChatService:
         hits: list[Hit] = []
         if use_memory and self.k > 0:
             seen = frozenset([user_turn.id, *(t.id for t in recent)])
-            # What the person said is evidence; memchat's own earlier replies are not (a wrong reply,
-            # recalled, was repeated as fact), and a turn that only asks something tells nothing.
-            # Filtered after an unfiltered recall: a role filter in SQL sends dense search to an
-            # exact scan of every matching vector (46 ms a turn at 10k memories, instead of ~6).
-            found = self.memory.recall(text, k=self.k * OVERFETCH, flt=RecallFilter(exclude_ids=seen),
-                                       weights=self.weights)
-            hits = [h for h in found if h.turn.role == "user" and not only_questions(h.turn.text)][: self.k]
+            hits = recall_notes(self.memory, text, self.k, seen, self.weights)
         clock.lap("recall_ms")
 
         messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
@@ -127,6 +121,16 @@ class ChatService:
                      backend=self.backend.name, model=self.backend.model, usage=state.usage, timings=timings,
                      prompt=report, user_turn_id=user_turn.id, reply_turn_id=reply_turn.id, error=error,
                      warnings=warnings)
+
+
+def recall_notes(memory: Memory, text: str, k: int, exclude: frozenset[int] = frozenset(),
+                 weights: RecallWeights | None = None) -> list[Hit]:
+    """The k memories a reply is given: what the person said is evidence; memchat's own earlier
+    replies are not (a wrong reply, recalled, was repeated as fact), and a turn that only asks
+    something tells nothing. Filtered after an unfiltered recall: a role filter in SQL sends
+    dense search to an exact scan of every matching vector (46 ms a turn at 10k memories, not ~6)."""
+    found = memory.recall(text, k=k * OVERFETCH, flt=RecallFilter(exclude_ids=exclude), weights=weights)
+    return [h for h in found if h.turn.role == "user" and not only_questions(h.turn.text)][:k]
 
 
 def only_questions(text: str) -> bool:

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signals", choices=["hybrid", "fusion", "dense", "lexical"], default="hybrid",
                    help="locomo: hybrid (default: dense + lexical fused, plus neighbouring turns), fusion (without "
                         "the neighbours), dense or lexical alone; for comparisons")
+    p.add_argument("--answers", action="store_true",
+                   help="locomo: answer the questions instead (no memory / memchat's recall / the annotated "
+                        "evidence), scored with LoCoMo's token F1; 60 questions unless --max-questions")
     p.add_argument("--backend", choices=BACKENDS, help="answers: the model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="answers: model for the backend")
     p.add_argument("--max-new-tokens", type=int, help="answers: reply length cap (default 48)")

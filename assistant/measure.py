@@ -53,6 +53,8 @@ def run_bench(args, settings: Settings) -> int:
 def run_eval(args, settings: Settings) -> int:
     if args.benchmark == "answers":
         return _run_answer_eval(args, settings)
+    if args.answers:
+        return _run_locomo_answers(args, settings)
     from memory.evaluate import evaluate, load_locomo
     from memory.recall import RecallWeights
 
@@ -100,6 +102,31 @@ def _run_answer_eval(args, settings: Settings) -> int:
     for row in wrong[:10]:
         print(f"  ✗ {row['question']} — expected {row['expect'][0]!r}, got {row['answer'][:100]!r}"
               f"{'' if row['recalled'] else ' (fact not recalled)'}")
+    return 0
+
+
+def _run_locomo_answers(args, settings: Settings) -> int:
+    from assistant.backends import create_backend
+    from assistant.locomo_answers import MODES, run_locomo_answers
+    from memory.evaluate import load_locomo
+    from memory.runtime import cpu
+
+    samples = load_locomo(args.file)
+    backend = create_backend(settings)
+    k = args.k or settings.k
+    with ProgressBar(enabled=not args.json) as bar:
+        result = run_locomo_answers(samples, settings.embedder(), backend, k, args.max_questions or 60,
+                                    args.max_new_tokens or 32, bar)
+    result["machine"] = cpu.describe()
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{result['backend']} ({result['model']}), {result['questions']} LoCoMo questions, token F1:")
+    for mode in MODES:
+        print(f"  {mode:>10}: {result['f1'][mode]:.3f}   (reply p50 {result['seconds_p50'][mode]} s)")
+    print(f"  evidence among the {k} recalled notes: {result['evidence_recalled']:.0%}")
+    for name, row in result["by_category"].items():
+        print(f"  {name:>12} ({row['questions']}): " + ", ".join(f"{m} {row[m]:.3f}" for m in MODES))
     return 0
 
 

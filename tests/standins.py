@@ -26,6 +26,7 @@ class Step:
     stall_s: float = 0.0
     malformed: bool = False
     finish_reason: str | None = None  # e.g. "SAFETY" for Gemini
+    chunk_delay_s: float = 0.0  # between streamed chunks, as a model generating them would
 
 
 @dataclass
@@ -90,9 +91,13 @@ class StandIn:
         handler.send_header("connection", "close")
         handler.end_headers()
         events = self._gemini_events(step) if self.kind == "gemini" else self._openai_events(step)
-        for event in events:
-            handler.wfile.write(f"data: {event}\r\n\r\n".encode())
-            handler.wfile.flush()
+        try:
+            for event in events:
+                handler.wfile.write(f"data: {event}\r\n\r\n".encode())
+                handler.wfile.flush()
+                time.sleep(step.chunk_delay_s)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading, as a cancel does
+            pass
         handler.close_connection = True
 
     @staticmethod

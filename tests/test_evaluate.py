@@ -69,3 +69,32 @@ def test_eval_command_on_the_project_fixture(tmp_path, capsys):
     assert set(result) == {"k", "recall", "by_category", "questions", "search_p50_ms", "search_p95_ms"}
     assert result["questions"] == 12 and 0 < result["recall"] <= 1
     assert sum(c["questions"] for c in result["by_category"].values()) == 12
+
+
+def test_locomo_answer_scoring_follows_the_benchmark():
+    from assistant.locomo_answers import normalize_answer, score, token_f1
+
+    assert normalize_answer("The Cat, and a Dog!") == "cat dog"
+    assert token_f1("painting the sunrise", "painted a sunrise") == 1.0  # articles and stems aside
+    assert token_f1("She painted a sunrise", "painted sunrise") == pytest.approx(0.8)  # one extra word
+    assert token_f1("Paris", "Lisbon") == 0.0
+    assert token_f1("in Lisbon, Portugal", "Lisbon") == pytest.approx(2 * (1 / 3) / (1 / 3 + 1))
+    # multi-hop: each comma-separated part of the answer is matched by its best part of the reply
+    assert score("hiking, painting", "painting, hiking", 1) == 1.0
+    assert score("hiking", "painting, hiking", 1) == 0.5
+    assert score("a park", "a park; a garden", 3) == 1.0  # open-domain: the part before the semicolon
+
+
+def test_locomo_answers_three_rows_on_the_project_fixture(tmp_path, capsys, cli_env, monkeypatch, local_backend):
+    monkeypatch.setenv("MEMCHAT_MODEL_CACHE", cli_env["MEMCHAT_MODEL_CACHE"])
+    code = main(["eval", "locomo", str(LOCOMO_MINI), "--answers", "--max-questions", "3", "--max-new-tokens", "12",
+                 "--json", "--data-dir", str(tmp_path / "unused")])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["questions"] == 3
+    assert set(result["f1"]) == {"no memory", "recall", "evidence"}
+    for row in result["rows"]:
+        for mode in ("no memory", "recall", "evidence"):
+            assert 0.0 <= row[mode]["f1"] <= 1.0 and row[mode]["reply"].strip()
+    assert result["f1"]["recall"] == pytest.approx(sum(r["recall"]["f1"] for r in result["rows"]) / 3, abs=1e-4)
+    # the questions are spread over both samples of the fixture
+    assert len({r["question"] for r in result["rows"]}) == 3

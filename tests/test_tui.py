@@ -65,40 +65,51 @@ def test_send_before_ready_streams_reply_and_fills_memory_panel(make_app, data_d
     asyncio.run(run())
 
 
+# A reply that is still streaming when the test acts: the local engine can finish a 300-token
+# reply inside the wait for idle that follows a key press, so these two stream from a stand-in
+# that sends a chunk every 50 ms, as a model generating them would.
+SLOW = [Step(chunks=[f"word{n} " for n in range(400)], chunk_delay_s=0.05)]
+
+
 def test_escape_stops_a_reply_and_keeps_what_streamed(make_app, data_dir, embedder):
     async def run():
-        app = make_app(max_new_tokens=300)
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.ready)
-            await send(pilot, "Write a long story about a dragon.")
-            await until(pilot, lambda: app.generating and len(list(app.query(TurnView))) == 2
-                        and list(app.query(TurnView))[1].source not in ("…", ""))
-            await pilot.press("escape")
-            await until(pilot, lambda: not app.generating)
-            reply_view = list(app.query(TurnView))[1]
-            assert reply_view.border_subtitle == "stopped"
-            conversation_id = app.conversation_id
+        with StandIn("gemini", SLOW) as server:
+            app = make_app(backend="gemini", gemini_api_key="test-key-123", gemini_base_url=server.url)
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: app.ready)
+                await send(pilot, "Write a long story about a dragon.")
+                await until(pilot, lambda: app.generating and len(list(app.query(TurnView))) == 2
+                            and list(app.query(TurnView))[1].source not in ("…", ""))
+                await pilot.press("escape")
+                await until(pilot, lambda: not app.generating)
+                reply_view = list(app.query(TurnView))[1]
+                assert reply_view.border_subtitle == "stopped"
+                assert "word0" in reply_view.source and "word399" not in reply_view.source
+                conversation_id = app.conversation_id
         return conversation_id
     cid = asyncio.run(run())
     with Memory(data_dir, embedder) as memory:
         user, reply = memory.turns(cid)
-        assert user.text == "Write a long story about a dragon." and reply.status == "stopped" and reply.text
+        assert user.text == "Write a long story about a dragon." and reply.status == "stopped"
+        assert reply.text.startswith("word0 ")
 
 
 def test_quit_during_generation_keeps_the_user_turn(make_app, data_dir, embedder):
     async def run():
-        app = make_app(max_new_tokens=300)
-        async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.ready)
-            await send(pilot, "Tell me everything about volcanoes.")
-            await until(pilot, lambda: app.generating)
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: app.return_code is not None)  # the reply stopped and the app exited
+        with StandIn("gemini", SLOW) as server:
+            app = make_app(backend="gemini", gemini_api_key="test-key-123", gemini_base_url=server.url)
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: app.ready)
+                await send(pilot, "Tell me everything about volcanoes.")
+                await until(pilot, lambda: app.generating)
+                await pilot.press("ctrl+q")
+                await until(pilot, lambda: app.return_code is not None)  # the reply stopped and the app exited
         return app.return_code
     assert asyncio.run(run()) == 0
     with Memory(data_dir, embedder) as memory:
         texts = [t.text for t in memory.turns()]
         assert "Tell me everything about volcanoes." in texts
+        assert any(t.status == "stopped" and t.text.startswith("word0") for t in memory.turns())
 
 
 def test_switch_conversation_and_open_memory_at_its_turn(make_app, data_dir, embedder):
