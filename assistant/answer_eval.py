@@ -5,7 +5,8 @@ different styles, with distractors about neighbouring things, and a question who
 one fact. Every case's facts and distractors are told to one fresh store, as a person tells them:
 each a user turn in a conversation of its own, a day apart. Then each question is asked in a new
 conversation through the same ChatService as `memchat ask`, so earlier questions and replies are
-remembered as they would be. An answer counts when it contains one of the accepted strings.
+remembered as they would be. An answer counts when it states one of the accepted strings as whole
+words (case and punctuation aside).
 """
 from __future__ import annotations
 

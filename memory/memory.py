@@ -7,25 +7,24 @@ from SQL, which always wins.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from memory import fulltext, indexing
 from memory import recall as R
 from memory.datadir import DataDirLock
-from memory.runtime.private_files import ensure_private_dir
 from memory.embedding import Embedder
 from memory.errors import ModelMismatch, NotFound
 from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
-from memory.stores import IndexState, open_store
+from memory.runtime.private_files import ensure_private_dir
+from memory.stores import open_store
 from memory.turn import Hit, NewTurn, Turn
-from memory.writing import new_conversation_id, reembed_turns, write_turns
+from memory.writing import reembed_turns, write_turns
 
 # progress(phase, done, total): the CLI draws a bar from it; memory/ draws nothing itself.
 Progress = Callable[[str, int, int], None]

@@ -83,7 +83,6 @@ def test_remote_prompt_carries_memories_key_in_header_and_streams(kind, memory, 
     assert reply.answer == "Hello from the stand-in." and reply.status == "ok"
     assert reply.usage == {"prompt_tokens": 42, "completion_tokens": 3}
     request = server.requests[0]
-    body = json.dumps(request.body)
     last = request.body["contents"][-1]["parts"][0]["text"] if kind == "gemini" else request.body["messages"][-1]["content"]
     assert last.endswith("- My daughter's piano recital is on June 14 at the town hall.\n\nMy question: When is the recital?")
     if kind == "gemini":

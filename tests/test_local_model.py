@@ -115,5 +115,8 @@ def test_an_unknown_weights_setting_is_refused_with_the_choices(tmp_path):
     from assistant.backends import BackendError
     from assistant.backends.local import LocalBackend
 
-    with pytest.raises(BackendError, match="auto, int4, int8, dense"):
-        LocalBackend(None, tmp_path, "int3", runtime="torch")
+    for runtime in ("torch", "onnx"):
+        with pytest.raises(BackendError, match="auto, int4, int8, dense"):
+            LocalBackend(None, tmp_path, "int3", runtime=runtime)
+    with pytest.raises(BackendError, match="auto, float32, bfloat16"):
+        LocalBackend(None, tmp_path, dtype="fp8")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
-from assistant.backends.torch_engine import SHIPPED, TorchEngine
+from assistant.backends.torch_engine import SHIPPED, TorchEngine, check_settings
 from memory.runtime import torch_thread
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
@@ -89,6 +89,7 @@ class LocalBackend:
 
     def __init__(self, model: str | None, cache_dir: Path, weights: str = "auto", dtype: str = "auto",
                  runtime: str = "auto"):
+        check_settings(weights, dtype)
         self.runtime, self.why = choose_runtime(runtime)
         self.source = resolve_model(model)
         self.model = DEFAULT_MODEL if model in (None, "") else model
@@ -99,7 +100,7 @@ class LocalBackend:
 
             self.engine = OnnxEngine(directory)
         else:
-            self.engine = TorchEngine(directory, weights, dtype)  # checks the settings now, before any load
+            self.engine = TorchEngine(directory, weights, dtype)
         self._loaded = False
         self._lock = threading.Lock()
 

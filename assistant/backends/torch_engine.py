@@ -31,12 +31,17 @@ def compute_dtype(dtype: str = "auto") -> str:
     return "bfloat16" if cpu.native_bf16() else "float32"
 
 
+def check_settings(weights: str, dtype: str) -> None:
+    """MEMCHAT_LOCAL_WEIGHTS and MEMCHAT_LOCAL_DTYPE, refused when wrong whichever engine runs."""
+    if weights not in WEIGHTS:
+        raise BackendError(f"local weights {weights!r}: use one of {', '.join(WEIGHTS)}", "not_found")
+    if dtype not in DTYPES:
+        raise BackendError(f"local dtype {dtype!r}: use one of {', '.join(DTYPES)}", "not_found")
+
+
 class TorchEngine:
     def __init__(self, directory: Path, weights: str = "auto", dtype: str = "auto"):
-        if weights not in WEIGHTS:
-            raise BackendError(f"local weights {weights!r}: use one of {', '.join(WEIGHTS)}", "not_found")
-        if dtype not in DTYPES:
-            raise BackendError(f"local dtype {dtype!r}: use one of {', '.join(DTYPES)}", "not_found")
+        check_settings(weights, dtype)
         self.directory = directory
         self.weights = "dense" if weights == "bf16" else weights
         self.dtype = compute_dtype(dtype)
