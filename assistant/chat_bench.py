@@ -35,6 +35,7 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
             memory.remember_many(bench_records(texts), vectors=vectors, batch_size=4096, progress=progress)
             backend = LocalBackend(None, model_cache)
             backend.load()  # converts the GGUF once if the cache is empty
+            # k=5, more than the default 3, so figures compare with earlier runs and err on the slow side.
             service = ChatService(memory, backend, k=5, options=GenerationOptions(greedy=True, max_new_tokens=1))
             questions = corpus.questions(turns + 5, seed=23)
             conversation = None
