@@ -52,18 +52,6 @@ def _packaged_model_dir(name: str) -> Path | None:
     return path if path.is_dir() else None
 
 
-def resolve_dtype(dtype: str) -> str:
-    """'auto' is bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX), else float32.
-
-    On an AVX-512 BF16 machine bf16 embedded 1.7x faster with the same LoCoMo recall (its vectors
-    agree with fp32 to cosine >= 0.998), so one store can hold vectors made either way. Where bf16
-    is emulated (AVX2) it is slower than float32 (docs/benchmarks.md).
-    """
-    if dtype != "auto":
-        return dtype
-    return "bfloat16" if cpu.native_bf16() else "float32"
-
-
 @dataclass(frozen=True)
 class Span:
     """A slice of a turn's text that fits the model's window (chunks point back to their turn)."""
@@ -81,7 +69,9 @@ class Embedder:
         if dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"embedding dtype {dtype!r}: use auto, float32 or bfloat16")
         self.model_id = DEFAULT_MODEL if _PACKAGED.get(model.lower()) else model
-        self.dtype = resolve_dtype(dtype)
+        # auto: bfloat16 where native (on an AVX-512 BF16 machine it embedded 1.7x faster with the
+        # same LoCoMo recall; vectors agree with fp32 to cosine >= 0.998, so a store may hold both).
+        self.dtype = cpu.float_dtype(dtype)
         self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
@@ -140,16 +130,20 @@ class Embedder:
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get_dim())
 
-    def _local_dir(self) -> Path | None:
-        source = Path(self._source())
-        return source if source.is_dir() else None
+    def _model_file(self, name: str) -> Path | None:
+        """A file of the model's local directory, or None (a Hub name, or no such file)."""
+        path = Path(self._source()) / name
+        return path if path.is_file() else None
+
+    def _model_config(self, name: str) -> dict:
+        path = self._model_file(name)
+        return json.loads(path.read_text()) if path is not None else {}
 
     @property
     def max_tokens(self) -> int:
         """The model's token window, from its config where it has one (no torch needed)."""
         if self._max_tokens is None:
-            config = (self._local_dir() or Path("/nonexistent")) / "sentence_bert_config.json"
-            window = json.loads(config.read_text()).get("max_seq_length") if config.is_file() else None
+            window = self._model_config("sentence_bert_config.json").get("max_seq_length")
             self._max_tokens = int(window) if window else int(self.model.max_seq_length)
         return self._max_tokens
 
@@ -159,8 +153,8 @@ class Embedder:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
-            path = (self._local_dir() or Path("/nonexistent")) / "tokenizer.json"
-            if path.is_file():
+            path = self._model_file("tokenizer.json")
+            if path is not None:
                 tokenizer = Tokenizer.from_file(str(path))
             else:  # a model without the file: the loaded model's own fast tokenizer
                 tokenizer = Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
@@ -170,12 +164,8 @@ class Embedder:
         return self._tokenizer
 
     def pad_token(self) -> str:
-        config = (self._local_dir() or Path("/nonexistent")) / "tokenizer_config.json"
-        if config.is_file():
-            token = json.loads(config.read_text()).get("pad_token")
-            if isinstance(token, str):
-                return token
-        return self.model.tokenizer.pad_token
+        token = self._model_config("tokenizer_config.json").get("pad_token")
+        return token if isinstance(token, str) else self.model.tokenizer.pad_token
 
     # -- encoding ------------------------------------------------------------------------------
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:

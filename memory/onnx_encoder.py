@@ -1,4 +1,5 @@
-"""The quick engine: a sentence-transformers model run by ONNX Runtime, for one or two texts.
+"""The quick engine: a sentence-transformers model run by ONNX Runtime: one or two texts on every
+CPU, and batches too where bfloat16 is not native (memory/embedding.py says why).
 
 The ONNX file is exported once from the loaded torch model into the model cache (about a second),
 named after the weights and the exporting torch, so a stale copy is never used. Opening it later

@@ -15,20 +15,11 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
-from memory.runtime import torch_thread
+from memory.runtime import cpu, torch_thread
 
 WEIGHTS = ("auto", "int4", "int8", "dense", "bf16")  # MEMCHAT_LOCAL_WEIGHTS; bf16: the old name of dense
 DTYPES = ("auto", "float32", "bfloat16")  # MEMCHAT_LOCAL_DTYPE; auto: bfloat16 only where it is native
 SHIPPED = "shipped-precision.json"  # in a converted model: the GGUF's weight types, for weights=auto
-
-
-def compute_dtype(dtype: str = "auto") -> str:
-    """bfloat16 where the CPU has it natively; float32 where it would be emulated (docs/benchmarks.md)."""
-    from memory.runtime import cpu
-
-    if dtype != "auto":
-        return dtype
-    return "bfloat16" if cpu.native_bf16() else "float32"
 
 
 def check_settings(weights: str, dtype: str) -> None:
@@ -44,7 +35,7 @@ class TorchEngine:
         check_settings(weights, dtype)
         self.directory = directory
         self.weights = "dense" if weights == "bf16" else weights
-        self.dtype = compute_dtype(dtype)
+        self.dtype = cpu.float_dtype(dtype)
         self._model = None
         self._tokenizer = None
 

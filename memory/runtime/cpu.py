@@ -49,6 +49,14 @@ def native_bf16() -> bool:
     return not capped and bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+def float_dtype(choice: str = "auto") -> str:
+    """The float type to compute in: 'auto' is bfloat16 where it is native, float32 where it would
+    be emulated (there a 289-token prefill took 4-5x longer in bf16; docs/benchmarks.md)."""
+    if choice != "auto":
+        return choice
+    return "bfloat16" if native_bf16() else "float32"
+
+
 def describe() -> dict:
     """For benchmark reports: the CPU, its extensions, cores, torch's threads where torch is loaded."""
     import sys
