@@ -116,7 +116,7 @@ class ChatService:
         if completion and generation_ms > 0:
             timings["tokens_per_s"] = round(completion / (generation_ms / 1000), 1)
         warnings = [f"the {self.backend.name} backend ignores {name}" for name in
-                    self.options.unsupported(self.backend.supported_options)]
+                    self.options.unsupported(self.backend.supported_options)] + self.memory.take_notices()
         return Reply(conversation_id=conversation_id, answer=answer, status=status, memories=hits,
                      backend=self.backend.name, model=self.backend.model, usage=state.usage, timings=timings,
                      prompt=report, user_turn_id=user_turn.id, reply_turn_id=reply_turn.id, error=error,

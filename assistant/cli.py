@@ -13,16 +13,20 @@ from assistant.config import load_settings
 
 
 def _common() -> argparse.ArgumentParser:
+    from memory.stores import STORES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="where memories live (default: $MEMCHAT_DATA_DIR or the platform's user data dir)")
-    common.add_argument("--store", default=argparse.SUPPRESS, choices=["faiss", "pgvector", "milvus"],
-                        help="vector store (default: the one this data dir uses; faiss for a new one)")
+    common.add_argument("--store", default=argparse.SUPPRESS, choices=list(STORES),
+                        help="vector store (default: the one this data dir uses; faiss for a new one); "
+                             "`memchat doctor` lists each with its settings")
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     from assistant.backends import BACKENDS
+    from memory.stores import STORES
 
     common = _common()
     parser = argparse.ArgumentParser(
@@ -84,14 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = mem.add_parser("migrate", parents=[common], help="move the vectors to another store (no re-embedding)",
                        description="Copy every vector from the SQLite record into another store and make it "
                                    "this data dir's store from now on.")
-    p.add_argument("--to", required=True, choices=["faiss", "pgvector", "milvus"])
+    p.add_argument("--to", required=True, choices=list(STORES))
     mem.add_parser("reembed", parents=[common],
                    help="re-embed every turn with the configured embedding model (MEMCHAT_EMBED_MODEL)")
 
     # -- bench -------------------------------------------------------------------------------
     p = commands.add_parser("bench", parents=[common], help="measure ingest, search latency and recall per store and size",
                             description="Generate a corpus, embed it once (cached), and measure each store at each size.")
-    p.add_argument("--stores", default="faiss", help="comma-separated stores: faiss,pgvector,milvus (default: faiss)")
+    p.add_argument("--stores", default="faiss", help=f"comma-separated stores, of {','.join(STORES)} (default: faiss); a hosted "
+                        "store joins only when its service is configured")
     p.add_argument("--sizes", default="1000,10000", help="comma-separated memory counts (default: 1000,10000)")
     p.add_argument("--queries", type=int, default=200, help="queries per measurement (default 200)")
     p.add_argument("--ingest-sample", type=int, default=2000,

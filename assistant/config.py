@@ -11,7 +11,7 @@ from pathlib import Path
 
 from assistant.backends.base import GenerationOptions  # a plain dataclass: no heavy imports
 
-SECRET_FIELDS = ("gemini_api_key", "hf_token", "milvus_token")
+SECRET_FIELDS = ("gemini_api_key", "hf_token")
 
 
 def default_data_dir() -> Path:
@@ -25,10 +25,6 @@ class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     model_cache: Path | None = None  # converted local models; None: <data_dir>/models
     store: str | None = None  # None: the store the data dir last used (faiss for a new one)
-    pg_url: str | None = None  # None: an embedded PostgreSQL in <data dir>/pgdata
-    pg_ef_search: int = 200
-    milvus_uri: str | None = None  # None: Milvus Lite in <data dir>/milvus.db
-    milvus_token: str | None = None
     embed_model: str = "all-MiniLM-L6-v2"
     embed_dtype: str = "auto"
     local_runtime: str = "auto"  # local model engine: auto (by the CPU) | onnx | torch
@@ -51,6 +47,9 @@ class Settings:
     hf_token: str | None = None
     hf_base_url: str | None = None
     timeout_s: float = 60.0
+    # Each vector store's own settings, {store: {option: value}}, read from the variables that the
+    # store registry (memory/stores) names; keys among them are never printed.
+    store_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -66,15 +65,22 @@ class Settings:
     def redacted(self) -> dict[str, object]:
         """All settings as plain values, keys replaced by a mark saying only whether one is set."""
         out = {}
+        from memory.stores import STORES
+
         for f in fields(self):
-            if f.name == "sources":
+            if f.name in ("sources", "store_settings"):
                 continue
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS:
                 value = "set (hidden)" if value else "not set"
-            elif f.name == "pg_url" and value:
-                value = _hide_password(value)
             out[f.name] = str(value) if isinstance(value, Path) else value
+        for store, options in self.store_settings.items():
+            for option, value in options.items():
+                if option in STORES[store].secrets:
+                    value = "set (hidden)"
+                elif "://" in value:
+                    value = _hide_password(value)
+                out[f"{store}.{option}"] = value
         return out
 
 
@@ -83,10 +89,6 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "data_dir": ("MEMCHAT_DATA_DIR",),
     "model_cache": ("MEMCHAT_MODEL_CACHE",),
     "store": ("MEMCHAT_STORE",),
-    "pg_url": ("MEMCHAT_PG_URL",),
-    "pg_ef_search": ("MEMCHAT_PG_EF_SEARCH",),
-    "milvus_uri": ("MEMCHAT_MILVUS_URI",),
-    "milvus_token": ("MEMCHAT_MILVUS_TOKEN",),
     "embed_model": ("MEMCHAT_EMBED_MODEL",),
     "embed_dtype": ("MEMCHAT_EMBED_DTYPE",),
     "local_runtime": ("MEMCHAT_LOCAL_RUNTIME",),
@@ -122,9 +124,8 @@ def _hide_password(url: str) -> str:
 
 
 def store_options(settings: "Settings") -> dict:
-    """Per-store options for Memory, from the settings."""
-    return {"pgvector": {"url": settings.pg_url, "ef_search": settings.pg_ef_search},
-            "milvus": {"uri": settings.milvus_uri, "token": settings.milvus_token}}
+    """Per-store options for Memory, from the settings: {store: {option: value}}."""
+    return {store: dict(options) for store, options in settings.store_settings.items()}
 
 
 def _bool(raw: str) -> bool:
@@ -139,7 +140,7 @@ def _bool(raw: str) -> bool:
 CONVERTERS = {
     "data_dir": lambda raw: Path(raw).expanduser(),
     "model_cache": lambda raw: Path(raw).expanduser(),
-    "k": int, "token_budget": int, "pg_ef_search": int, "top_k": int, "max_new_tokens": int, "seed": int,
+    "k": int, "token_budget": int, "top_k": int, "max_new_tokens": int, "seed": int,
     "recency_weight": float, "temperature": float, "top_p": float, "timeout_s": float,
     "greedy": _bool,
 }
@@ -159,7 +160,7 @@ def load_settings(overrides: dict | None = None, env_file: Path | None = Path(".
     dotenv = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
     settings = Settings()
     for f in fields(Settings):
-        if f.name == "sources":
+        if f.name in ("sources", "store_settings"):
             continue
         settings.sources[f.name] = "default"
         for var in ENV_NAMES.get(f.name, ()):
@@ -172,8 +173,22 @@ def load_settings(overrides: dict | None = None, env_file: Path | None = Path(".
                 setattr(settings, f.name, _convert(f.name, os.environ[var]))
                 settings.sources[f.name] = f"environment ({var})"
                 break
+    _load_store_settings(settings, dotenv)
     for name, value in (overrides or {}).items():
         if value is not None:
             setattr(settings, name, Path(value).expanduser() if name == "data_dir" else value)
             settings.sources[name] = "command line"
     return settings
+
+
+def _load_store_settings(settings: Settings, dotenv: dict) -> None:
+    """Each store's options from the variables its registry entry names (environment over .env)."""
+    from memory.stores import STORES
+
+    for spec in STORES.values():
+        for option, var in spec.settings.items():
+            for where, values in (("environment", os.environ), (".env", dotenv)):
+                if values.get(var):
+                    settings.store_settings.setdefault(spec.name, {})[option] = values[var]
+                    settings.sources[f"{spec.name}.{option}"] = f"{where} ({var})"
+                    break

@@ -3,6 +3,7 @@ and show it here: a table, JSON, a plot."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from assistant.common import print_json
@@ -31,7 +32,7 @@ def run_bench(args, settings: Settings) -> int:
     from memory.bench import BenchConfig, run
 
     config = BenchConfig(
-        stores=[s.strip() for s in args.stores.split(",") if s.strip()],
+        stores=_bench_stores(args.stores, store_options(settings)),
         sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
         queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index,
         cache_dir=settings.data_dir / "bench-cache",
@@ -48,6 +49,23 @@ def run_bench(args, settings: Settings) -> int:
     else:
         render_table(results)
     return 0
+
+
+def _bench_stores(names: str, options: dict) -> list[str]:
+    """The stores to measure: known ones, and hosted ones only where their service is configured."""
+    from memory.errors import BadInput
+    from memory.stores import STORES
+
+    chosen = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        if name not in STORES:
+            raise BadInput(f"unknown vector store {name!r}; available: {', '.join(STORES)}")
+        spec = STORES[name]
+        if spec.configured(options.get(name, {})):
+            chosen.append(name)
+        else:
+            print(f"memchat: {name} skipped: set {spec.settings[spec.requires]} to measure it", file=sys.stderr)
+    return chosen
 
 
 def run_eval(args, settings: Settings) -> int:

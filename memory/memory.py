@@ -22,6 +22,7 @@ from memory.embedding import Embedder
 from memory.errors import ModelMismatch, NotFound
 from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.runtime.private_files import ensure_private_dir
+from memory.store_guard import StoreGuard
 from memory.stores import open_store
 from memory.turn import Hit, NewTurn, Turn
 from memory.writing import reembed_turns, write_turns
@@ -72,6 +73,8 @@ class Memory:
             self.store_options = store_options or {}  # per store name: {"faiss": {"kind": "ivf"}, ...}
             self.store = open_store(self.store_name, self.data_dir, int(dim) if dim else None, store_id,
                                     **self.store_options.get(self.store_name, {}))
+            self.notices: list[str] = []  # said once to the person: a remote store that failed, ...
+            self.guard = StoreGuard(self.store, self.engine, self.notices.append)
             self._unsaved = 0
             self.sync_index(progress or _no_progress)
         except BaseException:
@@ -98,7 +101,9 @@ class Memory:
     def sync_index(self, progress: Progress = _no_progress, force: bool = False) -> str:
         """Bring the vector index in line with SQL: nothing, catch up, or rebuild. Returns which."""
         self._unsaved = 0
-        return indexing.sync(self.engine, self.store, progress, force)
+        outcome = indexing.sync(self.engine, self.store, progress, force)
+        self.guard.behind = False  # whatever a failed write missed, the store now holds
+        return outcome
 
     def migrate_store(self, target: str, progress: Progress = _no_progress) -> int:
         """Make `target` this data dir's vector store: copy the vectors from SQLite (no re-embedding)."""
@@ -115,20 +120,27 @@ class Memory:
             new_store.close()
             raise
         old_store.close()
+        self.guard.close()
+        self.guard = StoreGuard(new_store, self.engine, self.notices.append)
         self.store_name = target
         with self.engine.begin() as conn:
             set_meta(conn, "vector_store", target)
         return self.store.count()
 
+    def take_notices(self) -> list[str]:
+        """What the person should be told once (a store that failed), cleared as it is taken."""
+        taken, self.notices[:] = list(self.notices), []
+        return taken
+
     def _index_added(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.store.add(ids, vectors)
+        self.guard.add(ids, vectors)
         self._unsaved += len(ids)
         if self._unsaved >= SAVE_EVERY:
             self.save_index()
 
     def save_index(self) -> None:
         with self.engine.connect() as conn:
-            self.store.save(indexing.sql_state(conn))
+            self.guard.save(indexing.sql_state(conn))
         self._unsaved = 0
 
     # -- writing -------------------------------------------------------------------------------
@@ -189,7 +201,7 @@ class Memory:
     def recall(self, query: str, k: int = 10, flt: R.RecallFilter | None = None,
                weights: R.RecallWeights | None = None) -> list[Hit]:
         with self.engine.connect() as conn:
-            ranked = R.hybrid_recall(conn, self.store, self.embedder.encode_query, query, k,
+            ranked = R.hybrid_recall(conn, self.guard, self.embedder.encode_query, query, k,
                                      flt or R.RecallFilter(), weights or R.RecallWeights())
             by_id = {t.id: t for t in self._fetch(conn, [r.turn_id for r in ranked])}
         return [Hit(by_id[r.turn_id], r.score, r.signals, r.similarity) for r in ranked if r.turn_id in by_id]
@@ -309,7 +321,7 @@ class Memory:
             if conversation_condition is not None:
                 conn.execute(delete(conversations).where(conversation_condition))
             bump_generation(conn)
-        self.store.delete(np.array(vector_ids, dtype=np.int64))
+        self.guard.delete(np.array(vector_ids, dtype=np.int64))
         self.save_index()  # rewrite the index file now, so the vectors are gone from disk too
         scrub(self.engine)
         return count
@@ -346,6 +358,7 @@ class Memory:
         if getattr(self, "store", None) is not None:
             if self._unsaved:
                 self.save_index()
+            self.guard.close()
             self.store.close()
             self.store = None
             self.engine.dispose()

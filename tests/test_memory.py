@@ -232,11 +232,11 @@ def test_ivf_index_matches_exact_search_and_supports_delete(tmp_path):
     vectors = (centers[rng.integers(0, 40, 5000)] + 0.3 * rng.normal(size=(5000, 64))).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.arange(1, 5001, dtype=np.int64)
-    store = FaissStore(tmp_path / "idx", 64, kind="ivf")
+    store = FaissStore(tmp_path, 64, kind="ivf")
     store.add(ids, vectors)
     store.save(IndexState(0, 5000, 5000))
     assert store.index_kind == "ivf"
-    reopened = FaissStore(tmp_path / "idx", None, kind="ivf")
+    reopened = FaissStore(tmp_path, None, kind="ivf")
     assert reopened.index_kind == "ivf" and reopened.count() == 5000
     overlap = []
     for q in vectors[:100] + 0.05:

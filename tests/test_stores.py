@@ -1,5 +1,6 @@
-"""One conformance suite for every vector store: FAISS, PostgreSQL+pgvector (an embedded server the
-fixture starts), Milvus Lite. The same tests, through the same Memory facade."""
+"""One conformance suite for every registered vector store, through the same Memory facade: FAISS,
+PostgreSQL+pgvector (an embedded server the fixture starts), Milvus Lite, Qdrant's local mode, and
+Pinecone and Weaviate through their real SDKs against loopback stand-ins (tests/*_standin.py)."""
 from __future__ import annotations
 
 import threading
@@ -10,6 +11,8 @@ from memory.errors import MemoryError_
 from memory.memory import Memory
 from memory.recall import RecallFilter, RecallWeights
 from memory.stores import STORES
+from tests.pinecone_standin import PineconeStandIn
+from tests.weaviate_standin import WeaviateStandIn
 
 DENSE = RecallWeights.only("dense")
 FACTS = [
@@ -21,14 +24,46 @@ FACTS = [
 ]
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(scope="module")
+def pinecone_service():
+    with PineconeStandIn() as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def weaviate_service():
+    with WeaviateStandIn() as service:
+        yield service
+
+
+def service_options(store: str, pinecone: PineconeStandIn | None = None, weaviate: WeaviateStandIn | None = None) -> dict:
+    """Memory's store_options pointing the hosted stores at their stand-ins."""
+    options = {}
+    if pinecone is not None:
+        options["pinecone"] = {"api_key": pinecone.api_key, "control_url": pinecone.url}
+    if weaviate is not None:
+        options["weaviate"] = {"url": weaviate.url, "grpc_url": weaviate.grpc_url, "api_key": weaviate.api_key}
+    return options
+
+
+@pytest.fixture(params=list(STORES))
 def store_name(request) -> str:
     return request.param
 
 
 @pytest.fixture
-def filled(data_dir, embedder, store_name):
-    memory = Memory(data_dir, embedder, store=store_name)
+def store_options(request, store_name) -> dict:
+    """Each store's settings; the hosted ones get a stand-in (started only when their case runs)."""
+    if store_name == "pinecone":
+        return service_options(store_name, pinecone=request.getfixturevalue("pinecone_service"))
+    if store_name == "weaviate":
+        return service_options(store_name, weaviate=request.getfixturevalue("weaviate_service"))
+    return {}
+
+
+@pytest.fixture
+def filled(data_dir, embedder, store_name, store_options):
+    memory = Memory(data_dir, embedder, store=store_name, store_options=store_options)
     ids = [memory.remember(text, conversation_id=cid, created_at=1_000 + i).id for i, (text, cid) in enumerate(FACTS)]
     yield memory, ids
     memory.close()
@@ -61,10 +96,10 @@ def test_forget_and_count(filled):
     assert memory.store.count() == 3
 
 
-def test_persists_across_reopen_and_rebuilds_from_sql(data_dir, embedder, store_name, filled):
+def test_persists_across_reopen_and_rebuilds_from_sql(data_dir, embedder, store_name, store_options, filled):
     memory, ids = filled
     memory.close()
-    with Memory(data_dir, embedder, store=store_name) as reopened:
+    with Memory(data_dir, embedder, store=store_name, store_options=store_options) as reopened:
         assert reopened.sync_index() == "current" and reopened.store.count() == 5
         reopened.store.reset(reopened.store.dim)  # lose the index entirely
         assert reopened.store.count() == 0
@@ -96,18 +131,22 @@ def test_concurrent_readers(filled):
     assert not errors and len(results) == 30 and all(results)
 
 
-def test_migrate_copies_vectors_without_reembedding(data_dir, embedder, store_name):
-    with Memory(data_dir, embedder) as memory:  # starts on FAISS
-        for text, cid in FACTS:
-            memory.remember(text, conversation_id=cid)
+def test_migrate_copies_vectors_without_reembedding(data_dir, embedder, store_name, store_options):
+    with Memory(data_dir, embedder, store_options=store_options) as memory:  # starts on FAISS
+        ids = [memory.remember(text, conversation_id=cid).id for text, cid in FACTS][:1]
         with memory.engine.connect() as conn:
             before = conn.exec_driver_sql("SELECT id, vector FROM embeddings ORDER BY id").all()
         assert memory.migrate_store(store_name) == 5
         with memory.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT id, vector FROM embeddings ORDER BY id").all() == before
-    with Memory(data_dir, embedder) as memory:  # the data dir now opens on the new store
+    with Memory(data_dir, embedder, store_options=store_options) as memory:  # the data dir now opens on the new store
         assert memory.store_name == store_name and memory.store.count() == 5
         assert "Lisbon" in memory.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.text
+        memory.forget(ids)  # forgetting on the new store, then back to FAISS: nothing else lost
+        assert memory.migrate_store("faiss") == 4
+    with Memory(data_dir, embedder) as memory:
+        assert memory.store_name == "faiss" and memory.store.count() == 4 and len(memory.turns()) == 4
+        assert "Lisbon" not in " ".join(t.text for t in memory.turns())
 
 
 def test_unreachable_servers_give_a_clear_error(data_dir, embedder, tmp_path):

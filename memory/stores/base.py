@@ -11,6 +11,13 @@ from typing import Protocol
 
 import numpy as np
 
+from memory.errors import MemoryError_
+
+
+class StoreUnavailable(MemoryError_):
+    """A remote store could not be reached, timed out or refused the key. Recall goes on without it
+    (exact search over SQLite's vectors) and writes are caught up on the next open."""
+
 
 @dataclass(frozen=True)
 class IndexState:

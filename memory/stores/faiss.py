@@ -23,6 +23,7 @@ from memory.runtime.private_files import make_private
 from memory.stores.base import IndexState
 
 MAGIC = b"MEMCHATIDX1"
+FILE_NAME = "index.faiss"
 # Past this many vectors `auto` switches to IVF (measured; see docs/benchmarks.md).
 EXACT_LIMIT = 20_000
 # One query at a time: a second OpenMP team (FAISS's) competes with torch's for the 2 cores, and each
@@ -33,10 +34,12 @@ SEARCH_THREADS = 1
 class FaissStore:
     name = "faiss"
 
-    def __init__(self, path: Path, dim: int | None, kind: str = "auto", nprobe: int | None = None):
+    def __init__(self, data_dir: Path, dim: int | None, store_id: str = "", kind: str = "auto",
+                 nprobe: int | None = None):
+        # store_id is unused: the file lives in this store's own data dir.
         if kind not in ("auto", "flat", "ivf"):
             raise ValueError(f"unknown FAISS index kind {kind!r} (auto, flat or ivf)")
-        self.path = Path(path)
+        self.path = Path(data_dir) / FILE_NAME
         self.kind = kind
         self.nprobe = nprobe
         self.dim = dim

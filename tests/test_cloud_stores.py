@@ -1,0 +1,119 @@
+"""The hosted stores' own promises, beyond the conformance suite (tests/test_stores.py): Pinecone's
+eventual consistency, retries, limits and keys; and for Pinecone and Weaviate, a chat that goes on
+when the service stops mid-conversation and a store that catches up when it is back. Through the
+real SDKs against the loopback stand-ins."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.backends.gemini import GeminiBackend
+from assistant.chat import ChatService
+from memory.errors import MemoryError_
+from memory.memory import Memory
+from memory.recall import RecallWeights
+from tests.pinecone_standin import PineconeStandIn
+from tests.standins import StandIn
+from tests.test_stores import service_options
+from tests.weaviate_standin import WeaviateStandIn
+
+DENSE = RecallWeights.only("dense")
+SISTER = "My sister Anna moved to Lisbon to work as a nurse."
+OTHERS = ["The quarterly budget report is due on Friday.", "I prefer green tea over coffee in the morning.",
+          "Our dog Biscuit needs his heartworm pill monthly."]
+
+
+def hosted(kind: str, **kwargs):
+    return PineconeStandIn(**kwargs) if kind == "pinecone" else WeaviateStandIn(**kwargs)
+
+
+def options_for(kind: str, service) -> dict:
+    return service_options(kind, **{kind: service})
+
+
+def test_pinecone_finds_a_turn_before_the_index_shows_it(data_dir, embedder):
+    """Writes stay invisible to the service's search for 30 s here; recall finds them anyway, in
+    this process and in the next one, and a forgotten turn is not served though the service still has it."""
+    with PineconeStandIn(lag_s=30) as service:
+        options = options_for("pinecone", service)
+        with Memory(data_dir, embedder, store="pinecone", store_options=options) as memory:
+            ids = [memory.remember(text).id for text in [SISTER, *OTHERS]]
+            assert service.visible(memory.store.namespace) == {}  # the service shows nothing yet
+            assert memory.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.id == ids[0]
+        with Memory(data_dir, embedder, store="pinecone", store_options=options) as memory:
+            assert memory.sync_index() == "current" and memory.store.count() == 4
+            assert memory.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.id == ids[0]
+            memory.forget([ids[0]])
+            assert memory.recall("where does my sibling live", k=4, weights=DENSE)[0].turn.id != ids[0]
+            assert ids[0] not in [h.turn.id for h in memory.recall("sister Anna Lisbon", k=4, weights=DENSE)]
+
+
+def test_pinecone_batches_within_the_service_limits_and_retries_429(tmp_path):
+    from memory.stores.pinecone import PineconeStore
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(2_500, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with PineconeStandIn(lag_s=0) as service:
+        store = PineconeStore(tmp_path, 384, "limits", api_key=service.api_key, control_url=service.url)
+        store.add(np.arange(1, 2_501), vectors)  # the stand-in refuses > 1,000 vectors or > 2 MB per request
+        assert sum(service.upsert_sizes) == 2_500 and max(service.upsert_sizes) <= 1_000
+        store.delete(np.arange(1, 1_201))  # the stand-in refuses > 1,000 ids per delete
+        service.fail_next = [429, 503]
+        ids, _ = store.search(vectors[2_000], 5)
+        assert ids[0] == 2_001
+        assert store.count() == 1_300 and len(service.visible(store.namespace)) == 1_300
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["pinecone", "weaviate"])
+def test_a_wrong_key_is_one_line_without_the_key(kind, data_dir, embedder):
+    with hosted(kind) as service:
+        options = options_for(kind, service)
+        options[kind]["api_key"] = "sk-wrong-0123456789"
+        with pytest.raises(MemoryError_) as raised:
+            Memory(data_dir, embedder, store=kind, store_options=options)
+    message = str(raised.value)
+    assert "refused the API key" in message and "\n" not in message and "sk-wrong" not in message
+
+
+@pytest.mark.parametrize("kind", ["pinecone", "weaviate"])
+def test_chat_goes_on_when_the_store_stops_mid_chat(kind, data_dir, embedder):
+    """The service stops between two messages: the next recall answers from SQLite's vectors, the
+    person is told once, nothing is lost, and no key is written anywhere."""
+    with StandIn("gemini") as model, hosted(kind) as service:
+        memory = Memory(data_dir, embedder, store=kind, store_options=options_for(kind, service))
+        chat = ChatService(memory, GeminiBackend("gemini-stand-in", "AIzaKey-model", model.url, 10.0), k=3)
+        for text in [SISTER, *OTHERS]:
+            memory.remember(text, conversation_id="facts")
+        first = chat.ask("Where does my sister live?")
+        assert first.warnings == [] and "Lisbon" in first.memories[0].turn.text
+        service.stop()
+        second = chat.ask("Remind me, which city did my sibling move to?")
+        assert second.status == "ok" and "Lisbon" in " ".join(h.turn.text for h in second.memories)
+        assert len(second.warnings) == 1 and kind in second.warnings[0] and "SQLite" in second.warnings[0]
+        assert service.api_key not in second.warnings[0]
+        third = chat.ask("And what does my dog need?")
+        assert third.warnings == [] and any("Biscuit" in h.turn.text for h in third.memories)
+        memory.close()
+    with Memory(data_dir, embedder, store="faiss") as memory:  # SQLite kept every turn
+        assert len(memory.turns()) == 4 + 6
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            assert service.api_key.encode() not in path.read_bytes(), path.name
+
+
+def test_pinecone_catches_up_after_an_outage(data_dir, embedder):
+    with PineconeStandIn(lag_s=0) as service:
+        options = options_for("pinecone", service)
+        with Memory(data_dir, embedder, store="pinecone", store_options=options) as memory:
+            namespace = memory.store.namespace
+            memory.remember(OTHERS[0])
+            service.outage = True
+            missed = memory.remember(SISTER)  # stored in SQLite; the store misses it
+            assert "pinecone" in memory.take_notices()[0]
+        assert len(service.visible(namespace)) == 1
+        service.outage = False
+        with Memory(data_dir, embedder, store="pinecone", store_options=options) as memory:
+            assert memory.store.count() == 2 and len(service.visible(namespace)) == 2
+            assert memory.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.id == missed.id
