@@ -20,16 +20,33 @@ def backend_readiness(settings: Settings) -> dict[str, str]:
     return status
 
 
+def store_readiness(settings: Settings) -> dict[str, str]:
+    """Per registered store: what it is and whether its settings are there; nothing is contacted."""
+    from memory.stores import STORES
+
+    lines = {}
+    for spec in STORES.values():
+        options = settings.store_settings.get(spec.name, {})
+        if not spec.configured(options):
+            lines[spec.name] = f"not configured: set {spec.settings[spec.requires]} ({spec.about})"
+        else:
+            given = ", ".join(spec.settings[o] for o in options) or "no settings needed"
+            lines[spec.name] = f"set up ({spec.about}; {given})"
+    return lines
+
+
 def run_doctor(settings: Settings) -> int:
     print("memchat configuration (flags > environment > .env > defaults)")
     for name, value in settings.redacted().items():
         print(f"  {name:>15} = {value!s:<40} [{settings.sources.get(name, 'default')}]")
     print(f"\ndata dir: {settings.data_dir}")
+    current_store = settings.store
     try:
         from assistant.common import open_memory
 
         with open_memory(settings) as memory:
             stats = memory.stats()
+        current_store = stats["store"]
         print(f"store: {stats['turns']} turns in {stats['conversations']} conversations, "
               f"{stats['indexed']} vectors indexed ({stats['store']}, {stats['index_kind']}), "
               f"embedding model {stats['embed_model']}")
@@ -39,6 +56,10 @@ def run_doctor(settings: Settings) -> int:
 
     print(f"\ncpu: {cpu.describe()['cpu']} ({', '.join(cpu.extensions()) or 'no AVX2'}); "
           f"bfloat16 {'native' if cpu.native_bf16() else 'emulated'}")
+    print("\nvector stores (--store, MEMCHAT_STORE; `memchat memory migrate --to NAME` moves the vectors):")
+    for name, line in store_readiness(settings).items():
+        marker = "*" if name == current_store else " "
+        print(f" {marker} {name:>8}: {line}")
     print("\nbackends:")
     for name, line in backend_readiness(settings).items():
         marker = "*" if name == settings.backend else " "

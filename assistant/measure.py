@@ -159,6 +159,8 @@ def plot(report: dict, path: Path) -> None:
     for n, store in enumerate(dict.fromkeys(r["store"] for r in report["results"])):
         color = f"C{n}"
         rows = sorted((r for r in report["results"] if r["store"] == store), key=lambda r: r["size"])
+        if "local mode" in rows[0].get("location", ""):
+            store = f"{store} (local mode)"
         sizes = [r["size"] for r in rows]
         left.plot(sizes, [r["search_p50_ms"] for r in rows], marker="o", color=color, label=f"{store} p50")
         left.plot(sizes, [r["search_p95_ms"] for r in rows], marker="x", linestyle="--", color=color,
@@ -189,6 +191,22 @@ def render_table(report: dict) -> None:
     for key, header in columns.items():
         table.add_column(header, justify="left" if key in ("store", "index") else "right")
     for row in report["results"]:
-        cells = dict(row, size=f"{row['size']:,}", disk_bytes=f"{row['disk_bytes'] / 1e6:,.1f}")
+        disk = f"{row['disk_bytes'] / 1e6:,.1f}" + ("*" if row.get("remote") else "")
+        cells = dict(row, size=f"{row['size']:,}", disk_bytes=disk)
         table.add_row(*[str(cells[key]) for key in columns])
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for store, location in {r["store"]: r.get("location", "data dir") for r in report["results"]}.items():
+        console.print(f"  {store}: {location_note(location)}", highlight=False)
+    if any(r.get("remote") for r in report["results"]):
+        console.print("  * disk: SQLite's share only; the vectors live in the service", highlight=False)
+
+
+def location_note(location: str) -> str:
+    """Where a store's row was measured, saying so when it is not a hosted service's speed."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(location).hostname if "://" in location else None
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return f"{location} (a loopback server: a stand-in or your own, not the hosted service's speed)"
+    return location

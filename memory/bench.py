@@ -102,9 +102,13 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
             truth = np.argsort(-(exact_matrix @ qvec))[:10] + 1  # vector ids are 1-based row numbers
             overlaps.append(len(set(got.tolist()) & set(truth.tolist())) / 10)
         index_kind = getattr(memory.store, "index_kind", store)
+        # Where the vectors lived: a remote store's row is that service's (or stand-in's) speed, and
+        # its disk_bytes are SQLite's alone.
+        location = getattr(memory.store, "location", "data dir")
+        remote = bool(getattr(memory.store, "remote", False))
         memory.close()
         return {
-            "store": store, "size": size, "index": index_kind,
+            "store": store, "size": size, "index": index_kind, "location": location, "remote": remote,
             "ingest_per_s": round(ingest_per_s, 1),
             "search_p50_ms": round(statistics.median(latencies), 2),
             "search_p95_ms": round(_percentile(latencies, 95), 2),

@@ -156,3 +156,56 @@ def test_unreachable_servers_give_a_clear_error(data_dir, embedder, tmp_path):
     with pytest.raises(MemoryError_, match="cannot open Milvus|Milvus"):
         Memory(tmp_path / "other", embedder, store="milvus",
                store_options={"milvus": {"uri": "http://127.0.0.1:9", "token": ""}})
+
+
+# -- the registry: one table, read by everything that offers a choice of store -------------------
+def test_no_other_list_of_store_names_exists():
+    """A literal naming two or more stores anywhere but the registry is a second list to keep in step."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [*root.glob("assistant/**/*.py"), *root.glob("memory/**/*.py")]:
+        if path == root / "memory" / "stores" / "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
+                items = node.keys if isinstance(node, ast.Dict) else node.elts
+                named = {n.value for n in items if isinstance(n, ast.Constant) and n.value in STORES}
+                if len(named) >= 2:
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno} {sorted(named)}")
+    assert not offenders, offenders
+
+
+def test_a_new_store_is_one_module_and_one_entry(monkeypatch, data_dir, embedder, capsys):
+    """Register a store under a new name (FAISS's module stands in for a new one): the CLI, doctor,
+    the settings modal's choices, bench and migrate offer it, and Memory opens it; nothing else edited."""
+    from assistant.cli import build_parser
+    from assistant.config import load_settings
+    from assistant.doctor import store_readiness
+    from assistant.measure import _bench_stores
+    from memory import stores
+
+    spec = stores.StoreSpec("faiss-copy", "memory.stores.faiss", "FaissStore", "a registered copy of faiss")
+    monkeypatch.setitem(stores.STORES, spec.name, spec)
+    parser = build_parser()
+    assert parser.parse_args(["memory", "migrate", "--to", "faiss-copy"]).to == "faiss-copy"
+    assert parser.parse_args(["chat", "--store", "faiss-copy"]).store == "faiss-copy"
+    assert "faiss-copy" in store_readiness(load_settings(env_file=None))
+    assert _bench_stores("faiss,faiss-copy", {}) == ["faiss", "faiss-copy"]
+    with Memory(data_dir, embedder) as memory:
+        memory.remember(FACTS[0][0])
+        assert memory.migrate_store("faiss-copy") == 1
+    with Memory(data_dir, embedder) as memory:
+        assert memory.store_name == "faiss-copy" and memory.store.count() == 1
+
+
+def test_hosted_stores_join_the_bench_only_when_configured(capsys):
+    from assistant.measure import _bench_stores
+
+    assert _bench_stores("faiss,pinecone,weaviate", {}) == ["faiss"]
+    assert "set PINECONE_API_KEY" in capsys.readouterr().err
+    assert _bench_stores("pinecone", {"pinecone": {"api_key": "k"}}) == ["pinecone"]
+    with pytest.raises(MemoryError_, match="unknown vector store 'chroma'"):
+        _bench_stores("chroma", {})

@@ -209,3 +209,33 @@ def test_markup_and_escape_sequences_in_memories_are_shown_as_text(make_app, dat
             source = app.query_one(TurnView).source
             assert "\x1b" not in source and "\\x1b[31m" in source and "[bold red]" in source
     asyncio.run(run())
+
+
+def test_settings_move_the_memory_to_another_store(make_app, data_dir, embedder):
+    """F4 lists every registered store; choosing one copies the vectors there and the status bar says
+    so; a hosted store that is not set up is refused with the variable to set, nothing moved."""
+    from textual.widgets import Select
+
+    from assistant.tui.screens.settings import SettingsScreen
+    from memory.stores import STORES
+
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("My locker code at the gym is 4471.", conversation_id="gym")
+
+    async def run():
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.memory is not None)
+            await pilot.press("f4")
+            await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
+            select = app.screen.query_one("#store", Select)
+            assert [value for _, value in select._options] == list(STORES)
+            select.value = "qdrant"
+            app.screen.query_one("#save").press()  # below the fold of a 36-line terminal
+            await until(pilot, lambda: app.query_one(StatusBar).store == "qdrant")
+            app.apply_settings({"store": "pinecone"})
+            await until(pilot, lambda: any("PINECONE_API_KEY" in n.message for n in app._notifications))
+            assert app.memory.store_name == "qdrant"
+    asyncio.run(run())
+    with Memory(data_dir, embedder) as memory:
+        assert memory.store_name == "qdrant" and memory.store.count() == 1

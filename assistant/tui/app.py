@@ -306,7 +306,8 @@ class MemchatApp(App):
 
     # -- settings ------------------------------------------------------------------------------
     def action_settings(self) -> None:
-        self.push_screen(SettingsScreen(self.settings), lambda values: values and self.apply_settings(values))
+        store = self.memory.store_name if self.memory is not None else None
+        self.push_screen(SettingsScreen(self.settings, store), lambda values: values and self.apply_settings(values))
 
     def apply_settings(self, values: dict) -> None:
         from assistant.backends import BACKENDS, GenerationOptions
@@ -314,6 +315,8 @@ class MemchatApp(App):
         if values.get("backend") not in (None, *BACKENDS):
             self.notify(f"unknown backend {values['backend']!r}; use one of: {', '.join(BACKENDS)}", severity="error")
             return
+        if "store" in values:
+            self.move_store(values.pop("store"))
         backend_changed = any(values.get(k, getattr(self.settings, k)) != getattr(self.settings, k) for k in ("backend", "model"))
         for name, value in values.items():
             setattr(self.settings, name, value)
@@ -328,6 +331,29 @@ class MemchatApp(App):
         self.service.token_budget = self.settings.token_budget
         self.service.options = GenerationOptions.from_settings(self.settings)
         self.notify("settings applied")
+
+    def move_store(self, target: str) -> None:
+        """Copy every vector into `target` (no re-embedding) and use it from now on."""
+        from assistant.config import store_options
+        from memory.stores import STORES
+
+        spec = STORES[target]
+        if not spec.configured(self.settings.store_settings.get(target, {})):
+            self.notify(f"{target} is not set up: set {spec.settings[spec.requires]} and restart memchat",
+                        severity="error", timeout=10)
+            return
+        self.notify(f"moving the vectors to {target}…")
+
+        def moved(count: int) -> None:
+            self.settings.store = target
+            self.query_one(StatusBar).store = target
+            self.notify(f"the memory now uses {target} ({count} vectors)")
+
+        def move(memory) -> int:
+            memory.store_options = store_options(self.settings)
+            return memory.migrate_store(target)
+
+        self.in_thread(move, moved)
 
     # -- actions -------------------------------------------------------------------------------
     def action_toggle_memories(self) -> None:

@@ -1,4 +1,4 @@
-"""The settings modal: backend, model, recall and decoding knobs. Returns the changed values."""
+"""The settings modal: backend, model, vector store, recall and decoding knobs. Returns the changed values."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
@@ -8,6 +8,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Switch
 
 from assistant.backends import BACKENDS
+from memory.stores import STORES
 
 NUMBER_FIELDS = {  # setting: (label, type)
     "k": ("memories recalled per reply (k)", int),
@@ -22,9 +23,10 @@ NUMBER_FIELDS = {  # setting: (label, type)
 class SettingsScreen(ModalScreen[dict | None]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, store: str | None = None) -> None:
         super().__init__()
         self.settings = settings
+        self.store = store  # the store the open memory uses
 
     def compose(self) -> ComposeResult:
         s = self.settings
@@ -33,6 +35,9 @@ class SettingsScreen(ModalScreen[dict | None]):
             yield Select([(name, name) for name in BACKENDS], value=s.backend, allow_blank=False, id="backend")
             yield Label("model (empty: the backend's default)")
             yield Input(value=s.model or "", id="model")
+            if self.store is not None:
+                yield Label("vector store (a change copies every vector from SQLite into it)")
+                yield Select([(name, name) for name in STORES], value=self.store, allow_blank=False, id="store")
             for name, (label, _) in NUMBER_FIELDS.items():
                 yield Label(label)
                 yield Input(value=str(getattr(s, name)), id=name)
@@ -50,6 +55,8 @@ class SettingsScreen(ModalScreen[dict | None]):
         values = {"backend": self.query_one("#backend", Select).value,
                   "model": self.query_one("#model", Input).value.strip() or None,
                   "greedy": self.query_one("#greedy", Switch).value}
+        if self.store is not None and self.query_one("#store", Select).value != self.store:
+            values["store"] = self.query_one("#store", Select).value
         for name, (label, kind) in NUMBER_FIELDS.items():
             raw = self.query_one(f"#{name}", Input).value.strip()
             try:
