@@ -22,6 +22,8 @@ def run_ask(args, settings) -> int:
         conversation_id = args.cid
         if args.continue_:
             conversation_id = memory.latest_conversation()
+            if conversation_id is None:
+                raise NotFound("no conversation to continue yet; ask without -c to start one")
         elif conversation_id is not None and not memory.has_conversation(conversation_id):
             raise NotFound(f"no conversation {conversation_id!r}; `memchat memory list` shows them")
         service = service_from_settings(memory, backend, settings)
@@ -31,13 +33,30 @@ def run_ask(args, settings) -> int:
             sys.stdout.write(visible(chunk))
             sys.stdout.flush()
 
-        cancel = threading.Event()
-        try:
-            reply = service.ask(text, conversation_id, use_memory=not args.no_memory,
-                                on_chunk=show if streaming else None, cancel=cancel)
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
+        cancel, done = threading.Event(), threading.Event()
+        outcome: dict = {}
+
+        def turn() -> None:
+            try:
+                outcome["reply"] = service.ask(text, conversation_id, use_memory=not args.no_memory,
+                                               on_chunk=show if streaming else None, cancel=cancel)
+            except BaseException as exc:  # raised again on the main thread below
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        # The turn runs beside the main thread, so Ctrl+C (delivered to the main thread) stops the
+        # reply and the chat loop still records it, marked stopped, with what streamed. (An Event,
+        # not Thread.join: a join interrupted by Ctrl+C may later report a live thread as finished.)
+        threading.Thread(target=turn, name="memchat-ask", daemon=True).start()
+        while not done.is_set():
+            try:
+                done.wait(0.1)
+            except KeyboardInterrupt:
+                cancel.set()
+        if "error" in outcome:
+            raise outcome["error"]
+        reply = outcome["reply"]
         if streaming and reply.answer and not reply.answer.endswith("\n"):
             sys.stdout.write("\n")
             sys.stdout.flush()
@@ -54,4 +73,7 @@ def run_ask(args, settings) -> int:
         if reply.error:
             print(f"memchat: error: {reply.error}", file=sys.stderr)
             return 1
+        if reply.status == "stopped":
+            print("memchat: stopped; the reply so far is kept in the conversation (marked stopped)", file=sys.stderr)
+            return 130
         return 0

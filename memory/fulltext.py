@@ -25,12 +25,16 @@ from sqlalchemy.engine import Connection
 NEIGHBOUR_WEIGHT = 0.5  # bm25 weight of the previous/next turn's words; the turn's own count 1.0
 _BATCH = 500  # ids per IN (...) list
 
+# A failed reply's text is memchat's placeholder ("(no reply: connection refused)"), not something
+# said: it is indexed as empty, in its own row and in its neighbours'. A turn's status is final
+# when it is written (nothing updates it), so the rows stay what FTS5 indexed.
+_SAID = "CASE WHEN {t}.status = 'failed' THEN '' ELSE {t}.text END"
 VIEW_DDL = (
-    "CREATE VIEW turns_in_context AS SELECT t.id AS id, t.text AS text, "
-    "coalesce((SELECT p.text FROM turns p WHERE p.conversation_id = t.conversation_id AND p.id < t.id "
-    "ORDER BY p.id DESC LIMIT 1), '') AS before, "
-    "coalesce((SELECT n.text FROM turns n WHERE n.conversation_id = t.conversation_id AND n.id > t.id "
-    "ORDER BY n.id LIMIT 1), '') AS after "
+    f"CREATE VIEW turns_in_context AS SELECT t.id AS id, {_SAID.format(t='t')} AS text, "
+    f"coalesce((SELECT {_SAID.format(t='p')} FROM turns p WHERE p.conversation_id = t.conversation_id "
+    "AND p.id < t.id ORDER BY p.id DESC LIMIT 1), '') AS before, "
+    f"coalesce((SELECT {_SAID.format(t='n')} FROM turns n WHERE n.conversation_id = t.conversation_id "
+    "AND n.id > t.id ORDER BY n.id LIMIT 1), '') AS after "
     "FROM turns t"
 )
 

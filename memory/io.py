@@ -137,10 +137,13 @@ def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:
         title = conv.get("title") or ""
         mapping = conv["mapping"]
         node_id = conv.get("current_node") or _last_leaf(mapping)
-        branch = []
+        branch, visited = [], set()
         while node_id is not None:
+            if not isinstance(node_id, str) or node_id in visited:  # parent links must end at a root
+                raise BadInput(f"{where}: the parent links of message {node_id!r} form a cycle or are broken")
+            visited.add(node_id)
             node = mapping.get(node_id)
-            if node is None:
+            if not isinstance(node, dict):
                 raise BadInput(f"{where}: message {node_id!r} is referenced but missing")
             branch.append(node)
             node_id = node.get("parent")
@@ -171,7 +174,7 @@ def _parse_json(path: Path, content: str):
 
 
 def _last_leaf(mapping: dict) -> str | None:
-    leaves = [k for k, v in mapping.items() if not v.get("children")]
+    leaves = [k for k, v in mapping.items() if isinstance(v, dict) and not v.get("children")]
     return leaves[-1] if leaves else None
 
 

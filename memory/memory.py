@@ -187,10 +187,6 @@ class Memory:
             self._index_added(vector_ids, vectors)
         return stored
 
-    def set_status(self, turn_id: int, status: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(turns).where(turns.c.id == turn_id).values(status=status))
-
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         with self.engine.begin() as conn:
             result = conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(title=title))

@@ -185,24 +185,26 @@ def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: Rec
     return list(best.items())[:n]
 
 
+EXACT_BATCH = 2_048  # vectors scored at a time: ~3 MB at 384 dims, however many turns match
+
+
 def _exact_filtered(conn, qvec, n, where, params, exclude) -> list[tuple[int, float]]:
+    """The best n matching turns by exact inner product, reading the vectors in batches so a broad
+    filter never holds all of them at once (it loaded up to 50k vectors, ~77 MB, per query)."""
+    best: dict[int, float] = {}
     rows = conn.execute(
         text(f"SELECT e.turn_id, e.vector FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE {where}"),
         params,
-    ).all()
-    rows = [r for r in rows if r[0] not in exclude]
-    if not rows:
-        return []
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-    scores = matrix @ qvec
-    best: dict[int, float] = {}
-    for i in np.argsort(-scores):
-        turn_id = rows[i][0]
-        if turn_id not in best:
-            best[turn_id] = float(scores[i])
-            if len(best) == n:
-                break
-    return list(best.items())
+    )
+    for batch in rows.partitions(EXACT_BATCH):
+        batch = [r for r in batch if r[0] not in exclude]
+        if not batch:
+            continue
+        scores = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), -1) @ qvec
+        for (turn_id, _), score in zip(batch, scores.tolist()):
+            if score > best.get(turn_id, -2.0):  # a turn scores as its best chunk
+                best[turn_id] = score
+    return sorted(best.items(), key=lambda item: -item[1])[:n]
 
 
 CONTEXT_SOURCES = 20  # fused hits whose neighbouring turns join the context signal

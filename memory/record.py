@@ -119,9 +119,20 @@ def _migration_3_turns_in_context(conn: Connection) -> None:
     fulltext.rebuild(conn)
 
 
+def _migration_4_failed_replies_unindexed(conn: Connection) -> None:
+    # A failed reply's placeholder text leaves the full-text index, its own row and its
+    # neighbours' (memory/fulltext.py VIEW_DDL): a new view, and the index rebuilt from it.
+    from memory import fulltext
+
+    conn.exec_driver_sql("DROP VIEW IF EXISTS turns_in_context")
+    conn.exec_driver_sql(fulltext.VIEW_DDL)
+    fulltext.rebuild(conn)
+
+
 # Append new migrations at the end; never edit, rename or reorder one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _migration_1_initial, _migration_2_term_statistics, _migration_3_turns_in_context,
+    _migration_4_failed_replies_unindexed,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

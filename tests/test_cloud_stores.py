@@ -66,6 +66,22 @@ def test_pinecone_batches_within_the_service_limits_and_retries_429(tmp_path):
         store.close()
 
 
+def test_weaviate_retries_a_busy_server(tmp_path):
+    import grpc
+
+    from memory.stores.weaviate import WeaviateStore
+
+    vectors = np.eye(4, 8, dtype=np.float32)
+    with WeaviateStandIn() as service:
+        store = WeaviateStore(tmp_path, 8, "busy", url=service.url, grpc_url=service.grpc_url, api_key=service.api_key)
+        store.add(np.arange(1, 5), vectors)
+        service.fail_next = [grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.RESOURCE_EXHAUSTED]
+        ids, scores = store.search(vectors[2], 2)
+        assert ids.tolist()[0] == 3 and scores[0] == pytest.approx(1.0, abs=1e-5)
+        assert service.grpc_calls[-3:] == ["Search"] * 3  # two refusals, then the answer
+        store.close()
+
+
 @pytest.mark.parametrize("kind", ["pinecone", "weaviate"])
 def test_a_wrong_key_is_one_line_without_the_key(kind, data_dir, embedder):
     with hosted(kind) as service:

@@ -139,3 +139,27 @@ def test_kill_9_during_import_then_rerun_completes_without_duplicates(tmp_path, 
         result = memory.remember_many(read_records(path)[1])
         assert result.added == 2500 - stats["turns"] and result.skipped == stats["turns"]
         assert memory.stats()["turns"] == memory.stats()["indexed"] == 2500
+
+
+def test_chatgpt_export_with_a_parent_cycle_is_rejected_not_followed_forever(tmp_path):
+    """Found by reading the code (#12): following `parent` with no visited set looped forever."""
+    import threading
+
+    mapping = {"a": {"id": "a", "parent": "b", "children": [],
+                     "message": {"id": "a", "author": {"role": "user"}, "content": {"parts": ["hi"]}}},
+               "b": {"id": "b", "parent": "a", "children": ["a"], "message": None}}
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps([{"title": "loop", "id": "c1", "current_node": "a", "mapping": mapping}]))
+    outcome = []
+
+    def read() -> None:
+        try:
+            read_records(path, "chatgpt")
+        except BadInput as exc:
+            outcome.append(str(exc))
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "import still following the cycle"
+    assert outcome and "conversation 0" in outcome[0] and "cycle" in outcome[0]

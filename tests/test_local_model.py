@@ -120,3 +120,23 @@ def test_an_unknown_weights_setting_is_refused_with_the_choices(tmp_path):
             LocalBackend(None, tmp_path, "int3", runtime=runtime)
     with pytest.raises(BackendError, match="auto, float32, bfloat16"):
         LocalBackend(None, tmp_path, dtype="fp8")
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_a_dropped_backend_frees_its_model(runtime, model_cache, local_backend):
+    """Found by reading the code (#12): a class-level lru_cache on count_tokens kept every engine,
+    so each backend or model switch in the app leaked a whole model."""
+    import gc
+    import weakref
+
+    from assistant.backends.local import LocalBackend
+    from memory.runtime import torch_thread
+
+    backend = LocalBackend(None, model_cache, runtime=runtime)
+    backend.load()
+    assert backend.count_tokens("hello there") == backend.count_tokens("hello there") > 0
+    engine = weakref.ref(backend.engine)
+    torch_thread.run(int)  # the shared torch thread has moved past the load job (and let go of it)
+    del backend
+    gc.collect()
+    assert engine() is None

@@ -358,3 +358,48 @@ def test_one_text_and_a_batch_embed_alike_and_the_onnx_copy_is_reused(embedder, 
     again = Embedder(cache_dir=model_cache)
     assert np.allclose(again.encode([texts[0]]), one_by_one[:1], atol=1e-5)
     assert copies[0].stat().st_mtime_ns == exported_at  # opened, not exported again
+
+
+def test_a_failed_replys_placeholder_is_not_searchable_anywhere(memory):
+    """Found by reading the code (#12): the placeholder of a failed reply was full-text indexed, and
+    its words entered the neighbouring turn's row, so "quota" found the user's question."""
+    from memory.recall import RecallWeights
+
+    question = memory.remember("What is the capital of Peru?", conversation_id="c")
+    memory.remember("(no reply: the gemini backend refused the request: quota exhausted)", "assistant",
+                    conversation_id="c", status="failed")
+    answer = memory.remember("Lima is the capital of Peru.", "assistant", conversation_id="c")
+    lexical = RecallWeights.only("lexical")
+    assert memory.recall("quota exhausted", k=5, weights=lexical) == []
+    assert {h.turn.id for h in memory.recall("capital of Peru", k=5, weights=lexical)} == {question.id, answer.id}
+    memory.forget([question.id])  # the index stays consistent around the failed turn
+    assert [h.turn.id for h in memory.recall("capital of Peru", k=5, weights=lexical)] == [answer.id]
+    with memory.engine.connect() as conn:
+        assert conn.exec_driver_sql("INSERT INTO turns_fts(turns_fts, rank) VALUES ('integrity-check', 1)") is not None
+
+
+def test_a_broad_filtered_recall_reads_vectors_in_batches(data_dir, embedder):
+    """Found by reading the code (#12): a filtered recall loaded every matching vector at once (up to
+    50k, ~77 MB, for one query). 20k matching vectors now peak at a few MB, with the same answer."""
+    import tracemalloc
+
+    from memory.recall import RecallFilter, RecallWeights
+    from memory.turn import NewTurn
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(20_000, embedder.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    records = [NewTurn(text=f"note {i}", conversation_id="big" if i % 10 else "other", created_at=1_000 + i)
+               for i in range(20_000)]
+    with Memory(data_dir, embedder) as memory:
+        memory.remember_many(records, vectors=vectors)
+        query = vectors[12_345] + 0.01 * vectors[1]
+        query /= np.linalg.norm(query)
+        memory.embedder.remember_vector("the query", query)
+        tracemalloc.start()
+        hits = memory.recall("the query", k=3, flt=RecallFilter(conversation_id="big"),
+                             weights=RecallWeights.only("dense"))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert hits[0].turn.text == "note 12345"
+    assert peak < 12_000_000, f"{peak / 1e6:.1f} MB for one filtered recall"

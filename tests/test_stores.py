@@ -209,3 +209,19 @@ def test_hosted_stores_join_the_bench_only_when_configured(capsys):
     assert _bench_stores("pinecone", {"pinecone": {"api_key": "k"}}) == ["pinecone"]
     with pytest.raises(MemoryError_, match="unknown vector store 'chroma'"):
         _bench_stores("chroma", {})
+
+
+def test_pgvector_vacuums_after_a_forget_not_on_every_save(data_dir, embedder):
+    """Found by reading the code (#12): every save ran VACUUM, so every `ask` or `add` vacuumed."""
+    from sqlalchemy import event
+
+    with Memory(data_dir, embedder, store="pgvector") as memory:
+        vacuums = []
+        event.listen(memory.store.engine, "before_cursor_execute",
+                     lambda conn, cursor, statement, *rest: vacuums.append(statement)
+                     if statement.startswith("VACUUM") else None)
+        ids = [memory.remember(text, conversation_id=cid).id for text, cid in FACTS]
+        memory.save_index()
+        assert vacuums == []
+        memory.forget(ids[:1])
+        assert len(vacuums) == 1

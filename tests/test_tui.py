@@ -239,3 +239,19 @@ def test_settings_move_the_memory_to_another_store(make_app, data_dir, embedder)
     asyncio.run(run())
     with Memory(data_dir, embedder) as memory:
         assert memory.store_name == "qdrant" and memory.store.count() == 1
+
+
+def test_quitting_during_the_first_model_conversion_does_not_freeze(data_dir, tmp_path, local_backend):
+    """Found by reading the code (#12): quitting while the first model conversion held the store
+    lock blocked the UI thread on that lock until the conversion ended (~30 s)."""
+    settings = load_settings({"data_dir": data_dir, "model_cache": tmp_path / "fresh-cache"}, env_file=None)
+
+    async def run():
+        app = MemchatApp(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.store_lock.locked())  # the loader is converting
+            started = time.monotonic()
+            await pilot.press("ctrl+q")
+        return time.monotonic() - started
+
+    assert asyncio.run(run()) < 5.0

@@ -36,6 +36,7 @@ class WeaviateStandIn:
         self.collections: dict[str, dict] = {}  # name -> {"config", "dim", "objects": {uuid: (vector, props, created)}}
         self.lock = threading.Lock()
         self.grpc_calls: list[str] = []
+        self.fail_next: list[grpc.StatusCode] = []  # codes to answer the next gRPC calls with (RESOURCE_EXHAUSTED, ...)
         self.rest_calls: list[tuple[str, str, dict]] = []
         stand_in = self
 
@@ -146,6 +147,8 @@ class _Service(weaviate_pb2_grpc.WeaviateServicer):
 
     def _check(self, context, name: str) -> None:
         self.s.grpc_calls.append(name)
+        if self.s.fail_next:
+            context.abort(self.s.fail_next.pop(0), "try again later")
         metadata = dict(context.invocation_metadata())
         if metadata.get("authorization") != f"Bearer {self.s.api_key}":
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "anonymous access not enabled")

@@ -36,6 +36,9 @@ class OnnxEngine:
         self.built = built_path(directory)
         self._model = None
         self._tokenizer = None
+        # Memoized per engine (the prompt recounts the same recent turns every turn). A class-level
+        # lru_cache held every engine, and so every model, alive after a switch.
+        self.count_tokens = functools.lru_cache(maxsize=4096)(self._count_tokens)
 
     def describe(self) -> str:
         return f"onnxruntime-genai {PRECISION}, {_threads()} threads"
@@ -76,8 +79,7 @@ class OnnxEngine:
             shutil.rmtree(scratch, ignore_errors=True)
 
     # -- the engine protocol ---------------------------------------------------------------------
-    @functools.lru_cache(maxsize=4096)  # the prompt recounts the same recent turns every turn
-    def count_tokens(self, text: str) -> int:
+    def _count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text))
 
     def _encode_chat(self, messages: list[dict]):

@@ -38,6 +38,9 @@ class TorchEngine:
         self.dtype = cpu.float_dtype(dtype)
         self._model = None
         self._tokenizer = None
+        # Memoized per engine (the prompt recounts the same recent turns every turn). A class-level
+        # lru_cache held every engine, and so every model, alive after a switch.
+        self.count_tokens = functools.lru_cache(maxsize=4096)(self._count_tokens)
 
     def describe(self) -> str:
         bits = self._bits(self.directory)
@@ -85,8 +88,8 @@ class TorchEngine:
             return 8, 8
         types = json.loads(shipped.read_text())
         return (4 if types.get("blocks", "").startswith("Q4") else 8), 8
-    @functools.lru_cache(maxsize=4096)  # the prompt recounts the same recent turns every turn
-    def count_tokens(self, text: str) -> int:
+
+    def _count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prompt_tokens(self, messages: list[dict]) -> int:

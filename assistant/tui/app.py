@@ -19,11 +19,11 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer
 
-from assistant.config import Settings
+from assistant.config import Settings, store_options
 from assistant.tui.commands import MemchatCommands, help_markdown, run_slash
 from assistant.tui.screens.dialogs import ConfirmScreen, HelpScreen
 from assistant.tui.screens.memory_browser import MemoryBrowser
-from assistant.tui.screens.settings import SettingsScreen
+from assistant.tui.screens.settings import SettingsScreen, store_move_refusal
 from assistant.tui.widgets.conversation_list import ConversationList
 from assistant.tui.widgets.memory_panel import MemoryPanel
 from assistant.tui.widgets.prompt_input import PromptInput
@@ -110,6 +110,9 @@ class MemchatApp(App):
                 if hasattr(backend, "load"):
                     backend.load()
                 self.service = service_from_settings(self.memory, backend, self.settings)
+                if self.quitting:  # the app closed while this held the lock: the store is ours to close
+                    self.memory.close()
+                    return
             self.call_from_thread(self._models_ready, time.perf_counter() - started)
         except (MemoryError_, BackendError) as exc:
             self.call_from_thread(self._load_failed, str(exc))
@@ -334,26 +337,19 @@ class MemchatApp(App):
 
     def move_store(self, target: str) -> None:
         """Copy every vector into `target` (no re-embedding) and use it from now on."""
-        from assistant.config import store_options
-        from memory.stores import STORES
-
-        spec = STORES[target]
-        if not spec.configured(self.settings.store_settings.get(target, {})):
-            self.notify(f"{target} is not set up: set {spec.settings[spec.requires]} and restart memchat",
-                        severity="error", timeout=10)
+        refusal = store_move_refusal(self.settings, target)
+        if refusal:
+            self.notify(refusal, severity="error", timeout=10)
             return
         self.notify(f"moving the vectors to {target}…")
+        self.memory.store_options = store_options(self.settings)
 
         def moved(count: int) -> None:
             self.settings.store = target
             self.query_one(StatusBar).store = target
             self.notify(f"the memory now uses {target} ({count} vectors)")
 
-        def move(memory) -> int:
-            memory.store_options = store_options(self.settings)
-            return memory.migrate_store(target)
-
-        self.in_thread(move, moved)
+        self.in_thread(lambda memory: memory.migrate_store(target), moved)
 
     # -- actions -------------------------------------------------------------------------------
     def action_toggle_memories(self) -> None:
@@ -390,9 +386,14 @@ class MemchatApp(App):
         self.exit()
 
     def on_unmount(self) -> None:
-        if self.memory is not None:
-            with self.store_lock:
+        # Never wait for the lock on the UI thread: a first model conversion holds it for ~30 s.
+        # Whoever holds it closes the store when done (load_everything checks `quitting`).
+        self.quitting = True
+        if self.memory is not None and self.store_lock.acquire(blocking=False):
+            try:
                 self.memory.close()
+            finally:
+                self.store_lock.release()
 
 
 def run_app(settings: Settings) -> int:

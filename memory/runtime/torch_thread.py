@@ -53,6 +53,9 @@ def _serve() -> None:
         future, fn, args, kwargs = _jobs.get()
         if future.set_running_or_notify_cancel():
             _call(future, fn, args, kwargs)
+        # Let go of the job while waiting for the next: its function is often a model's bound
+        # method, which would keep that model alive after its owner dropped it.
+        del future, fn, args, kwargs
 
 
 def _call(future: Future, fn, args, kwargs) -> None:

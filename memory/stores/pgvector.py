@@ -49,6 +49,7 @@ class PgvectorStore:
             raise MemoryError_(f"cannot use PostgreSQL at {_safe(url)}: {str(exc).splitlines()[0]}") from None
         self.engine = create_engine(_sqlalchemy_url(url), pool_pre_ping=True)
         event.listen(self.engine, "connect", _register_vector)
+        self._deleted = False  # rows deleted since the last VACUUM
         if dim is not None:
             self._create_table(dim)
 
@@ -101,6 +102,7 @@ class PgvectorStore:
         if self.dim is not None and len(ids):
             with self.engine.begin() as conn:
                 conn.exec_driver_sql(f"DELETE FROM {self.table} WHERE id = ANY(%s)", ([int(i) for i in ids],))
+            self._deleted = True
 
     def count(self) -> int:
         if self.dim is None:
@@ -121,9 +123,12 @@ class PgvectorStore:
                 "INSERT INTO memchat_index_state VALUES (%s, %s, %s, %s) ON CONFLICT (store) DO UPDATE "
                 "SET generation = EXCLUDED.generation, max_id = EXCLUDED.max_id, count = EXCLUDED.count",
                 (self.store_id, state.generation, state.max_id, state.count))
-        if self.dim is not None:  # VACUUM outside a transaction: forgotten rows leave the table's pages
+        # After a forget only (not on every save: each `ask` or `add` would vacuum the table): VACUUM,
+        # outside a transaction, so forgotten vectors leave the table's pages.
+        if self.dim is not None and self._deleted:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql(f"VACUUM {self.table}")
+            self._deleted = False
 
     def disk_bytes(self) -> int:
         if self.dim is None:

@@ -20,6 +20,14 @@ NUMBER_FIELDS = {  # setting: (label, type)
 }
 
 
+def store_move_refusal(settings, target: str) -> str | None:
+    """Why the memory cannot move to `target` now, or None: a hosted store needs its settings."""
+    spec = STORES[target]
+    if spec.configured(settings.store_settings.get(target, {})):
+        return None
+    return f"{target} is not set up: set {spec.settings[spec.requires]} and restart memchat"
+
+
 class SettingsScreen(ModalScreen[dict | None]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
