@@ -337,12 +337,11 @@ class MemchatApp(App):
 
     def move_store(self, target: str) -> None:
         """Copy every vector into `target` (no re-embedding) and use it from now on."""
-        refusal = store_move_refusal(self.settings, target)
-        if refusal:
+        if refusal := store_move_refusal(self.settings, target):
             self.notify(refusal, severity="error", timeout=10)
             return
         self.notify(f"moving the vectors to {target}…")
-        self.memory.store_options = store_options(self.settings)
+        self.memory.store_options = store_options(self.settings)  # the hosted stores' settings, keys included
 
         def moved(count: int) -> None:
             self.settings.store = target
