@@ -197,9 +197,9 @@ def render_table(report: dict) -> None:
     console = Console()
     console.print(table)
     for store, location in {r["store"]: r.get("location", "data dir") for r in report["results"]}.items():
-        console.print(f"  {store}: {location_note(location)}", highlight=False)
+        console.print(f"  {store}: {location_note(location)}", highlight=False, soft_wrap=True)
     if any(r.get("remote") for r in report["results"]):
-        console.print("  * disk: SQLite's share only; the vectors live in the service", highlight=False)
+        console.print("  * disk: SQLite's share only; the vectors live in the service", highlight=False, soft_wrap=True)
 
 
 def location_note(location: str) -> str:

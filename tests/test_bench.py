@@ -10,16 +10,27 @@ from memory import corpus
 
 def test_bench_reports_each_store_and_size_with_the_machine(tmp_path, capsys, cli_env, monkeypatch, embedder):
     monkeypatch.setenv("MEMCHAT_MODEL_CACHE", cli_env["MEMCHAT_MODEL_CACHE"])
-    code = main(["bench", "--stores", "faiss", "--sizes", "150,300", "--queries", "12", "--ingest-sample", "40",
+    code = main(["bench", "--stores", "faiss,qdrant", "--sizes", "150,300", "--queries", "12", "--ingest-sample", "40",
                  "--json", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data")])
     report = json.loads(capsys.readouterr().out)
-    assert code == 0 and [(r["store"], r["size"]) for r in report["results"]] == [("faiss", 150), ("faiss", 300)]
+    assert code == 0 and [(r["store"], r["size"]) for r in report["results"]] == [
+        ("faiss", 150), ("faiss", 300), ("qdrant", 150), ("qdrant", 300)]
     assert {"cpu", "extensions", "cores"} <= set(report["machine"]) and report["embed_dtype"] in ("float32", "bfloat16")
     for row in report["results"]:
         assert row["recall_at_10"] == 1.0  # exact search below the IVF switch: its own top 10 is exact
         assert row["search_p50_ms"] <= row["search_p95_ms"] and row["ingest_per_s"] > 0
     assert (tmp_path / "out" / "bench.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == report
+    # Where each row was measured is said: Qdrant's local mode is not a Qdrant server's speed, and
+    # a row against a loopback address (a stand-in) is not a hosted service's.
+    from assistant.measure import render_table
+
+    report["results"].append(dict(report["results"][0], store="pinecone", location="http://127.0.0.1:8443",
+                                  remote=True))
+    render_table(report)
+    table = capsys.readouterr().out
+    assert "not a Qdrant server" in table and "not the hosted service's speed" in table
+    assert "SQLite's share only" in table
 
 
 def test_chat_shaped_turns_follow_real_chat_lengths():
