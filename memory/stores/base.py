@@ -28,6 +28,13 @@ class IndexState:
     count: int
 
 
+def batches(ids: np.ndarray, vectors: np.ndarray, size: int):
+    """(ids, float32 vectors) in slices of at most `size`: what a store sends per request."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    for start in range(0, len(ids), size):
+        yield np.asarray(ids[start:start + size]), vectors[start:start + size]
+
+
 class VectorStore(Protocol):
     name: str
     dim: int | None  # None until the first vector arrives

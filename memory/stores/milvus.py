@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from memory.errors import MemoryError_
-from memory.stores.base import IndexState
+from memory.stores.base import IndexState, batches
 
 BATCH = 5_000
 
@@ -62,10 +62,8 @@ class MilvusStore:
             return
         if self.dim is None:
             self._create(vectors.shape[1])
-        vectors = np.asarray(vectors, dtype=np.float32)
-        for start in range(0, len(ids), BATCH):
-            self.client.insert(self.collection, [{"id": int(i), "vector": v} for i, v in
-                                                 zip(ids[start:start + BATCH].tolist(), vectors[start:start + BATCH])])
+        for chunk_ids, chunk in batches(ids, vectors, BATCH):
+            self.client.insert(self.collection, [{"id": int(i), "vector": v} for i, v in zip(chunk_ids.tolist(), chunk)])
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.dim is None or k <= 0:

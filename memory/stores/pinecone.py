@@ -28,7 +28,7 @@ import numpy as np
 from memory.errors import MemoryError_
 from memory.runtime.private_files import make_private
 from memory.stores import remote
-from memory.stores.base import IndexState
+from memory.stores.base import IndexState, batches
 
 MAX_UPSERT_VECTORS = 1_000
 MAX_UPSERT_BYTES = 2_000_000
@@ -129,15 +129,13 @@ class PineconeStore:
             return
         if self.dim is None:
             self._create(vectors.shape[1])
-        vectors = np.asarray(vectors, dtype=np.float32)
         # A float32 written as JSON takes up to ~24 bytes ("-0.012345678901234567,"): stay under both limits.
-        batch = max(1, min(MAX_UPSERT_VECTORS, MAX_UPSERT_BYTES // (vectors.shape[1] * 24 + 64)))
-        for start in range(0, len(ids), batch):
-            chunk = [(str(i), v.tolist()) for i, v in zip(ids[start:start + batch].tolist(),
-                                                          vectors[start:start + batch])]
-            self._call("add", lambda: self.index.upsert(vectors=chunk, namespace=self.namespace))
-            self.recent.added(ids[start:start + batch], vectors[start:start + batch])
-            self._count += len(chunk)
+        size = max(1, min(MAX_UPSERT_VECTORS, MAX_UPSERT_BYTES // (vectors.shape[1] * 24 + 64)))
+        for chunk_ids, chunk in batches(ids, vectors, size):
+            records = [(str(i), v.tolist()) for i, v in zip(chunk_ids.tolist(), chunk)]
+            self._call("add", lambda: self.index.upsert(vectors=records, namespace=self.namespace))
+            self.recent.added(chunk_ids, chunk)
+            self._count += len(records)
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.index is None or self.dim is None or k <= 0:

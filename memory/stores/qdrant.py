@@ -15,7 +15,7 @@ import numpy as np
 
 from memory.errors import MemoryError_
 from memory.stores import remote
-from memory.stores.base import IndexState
+from memory.stores.base import IndexState, batches
 
 BATCH = 1_000  # points per upsert: well under a server's 32 MB request limit at 384 dims
 TIMEOUT_S = 10
@@ -94,9 +94,8 @@ class QdrantStore:
             return
         if self.dim is None:
             self._create(vectors.shape[1])
-        vectors = np.asarray(vectors, dtype=np.float32)
-        for start in range(0, len(ids), BATCH):
-            batch = models.Batch(ids=ids[start:start + BATCH].tolist(), vectors=vectors[start:start + BATCH].tolist())
+        for chunk_ids, chunk in batches(ids, vectors, BATCH):
+            batch = models.Batch(ids=chunk_ids.tolist(), vectors=chunk.tolist())
             with warnings.catch_warnings():  # local mode warns past 20k points; the bench says so itself
                 warnings.simplefilter("ignore", UserWarning)
                 self._call("add", lambda: self.client.upsert(self.collection, points=batch, wait=True))

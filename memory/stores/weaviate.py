@@ -22,7 +22,7 @@ import numpy as np
 
 from memory.errors import MemoryError_
 from memory.stores import remote
-from memory.stores.base import IndexState
+from memory.stores.base import IndexState, batches
 
 BATCH = 1_000  # objects per gRPC batch: ~1.6 MB at 384 dims, under the server's 10 MB message limit
 MAX_DELETE = 10_000  # objects one delete_many may match (the server's QUERY_MAXIMUM_RESULTS default)
@@ -111,10 +111,9 @@ class WeaviateStore:
             return
         if self.dim is None:
             self._create(vectors.shape[1])
-        vectors = np.asarray(vectors, dtype=np.float32)
-        for start in range(0, len(ids), BATCH):
+        for chunk_ids, chunk in batches(ids, vectors, BATCH):
             objects = [DataObject(uuid=uuid.UUID(int=i), vector=v.tolist(), properties={})
-                       for i, v in zip(ids[start:start + BATCH].tolist(), vectors[start:start + BATCH])]
+                       for i, v in zip(chunk_ids.tolist(), chunk)]
             result = self._call("add", lambda: self._vectors.data.insert_many(objects))
             if result.has_errors:
                 first = next(iter(result.errors.values()))
