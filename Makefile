@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench eval clean
+.PHONY: install run test fuzz bench eval clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# 10,000 hostile files and texts per importer (the suite runs 150); results in docs/reliability.md
+fuzz: install
+	MEMCHAT_FUZZ_CASES=10000 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 bench: install
 	$(BIN)/memchat bench --stores faiss --sizes 1000,10000,100000 --out docs/bench

@@ -18,6 +18,49 @@ from memory.errors import BadInput
 from memory.turn import NewTurn, from_iso, validate_role, validate_text
 
 FORMATS = ("jsonl", "chatgpt", "locomo")
+STATUSES = ("ok", "failed", "stopped")
+# What a malformed record raises on its way through a reader (a string where a dict belongs, a
+# number that is not one, JSON nested past Python's recursion limit): turned into a rejection
+# naming the record, never a traceback.
+MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RecursionError)
+
+
+class _Record:
+    """`with _Record(where):` one record's parsing; any malformation becomes BadInput naming it."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if kind is not None and issubclass(kind, MALFORMED):
+            raise BadInput(f"{self.where}: malformed record ({kind.__name__}: {str(exc)[:120]})") from None
+        return False
+
+
+def _stored_text(value, name: str, optional: bool = True) -> str | None:
+    """A string field that goes into SQLite as is: it must be text SQLite can hold."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise BadInput(f"{name} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{name} is not valid UTF-8") from None
+    if "\x00" in value:
+        raise BadInput(f"{name} contains a NUL character")
+    return value
+
+
+def _timestamp(value: float) -> float:
+    """Epoch seconds a calendar can show (year 1 to 9999); NaN and infinities are not times."""
+    value = float(value)
+    if not -62_000_000_000 < value < 253_000_000_000:
+        raise BadInput(f"created_at {value!r} is not a date")
+    return value
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -93,9 +136,12 @@ def _read_jsonl(path: Path, content: str) -> list[NewTurn]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BadInput(f"{where}: invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise BadInput(f"{where}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise BadInput(f"{where}: expected a JSON object")
-        records.append(_record_from_object(obj, where, default_cid, base_time + number * 1e-6))
+        with _Record(where):
+            records.append(_record_from_object(obj, where, default_cid, base_time + number * 1e-6))
     return records
 
 
@@ -104,24 +150,29 @@ def _record_from_object(obj: dict, where: str, default_cid: str, default_time: f
         text = validate_text(obj.get("text"))
         role = validate_role(obj.get("role", "user"))
         created = obj.get("created_at")
-        created_at = from_iso(created) if created is not None else default_time
+        try:
+            created_at = _timestamp(from_iso(created)) if created is not None else default_time
+        except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+            raise BadInput(f"bad created_at ({exc})") from None
         meta = obj.get("meta") or {}
         if not isinstance(meta, dict):
             raise BadInput("meta must be a JSON object")
+        _stored_text(json.dumps(meta, ensure_ascii=False), "meta")
         turn_id = obj.get("id")
-        if turn_id is not None and not (isinstance(turn_id, int) and turn_id > 0):
+        if turn_id is not None and not (type(turn_id) is int and 0 < turn_id < 2 ** 63):
             raise BadInput("id must be a positive integer")
         cid = obj.get("conversation_id") or default_cid
-        if not isinstance(cid, str):
-            cid = str(cid)
+        cid = _stored_text(cid if isinstance(cid, str) else json.dumps(cid), "conversation_id")
+        status = obj.get("status", "ok")
+        if status not in STATUSES:
+            raise BadInput(f"status must be one of: {', '.join(STATUSES)}")
+        backend, model = _stored_text(obj.get("backend"), "backend"), _stored_text(obj.get("model"), "model")
     except BadInput as exc:
         raise BadInput(f"{where}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"{where}: bad created_at ({exc})") from None
     tokens = obj.get("tokens")
-    return NewTurn(text=text, role=role, conversation_id=cid, created_at=created_at,
-                   status=obj.get("status", "ok"), backend=obj.get("backend"), model=obj.get("model"),
-                   tokens=tokens if isinstance(tokens, int) else None, meta=meta, id=turn_id)
+    return NewTurn(text=text, role=role, conversation_id=cid, created_at=created_at, status=status,
+                   backend=backend, model=model, tokens=tokens if type(tokens) is int and 0 <= tokens < 2 ** 63 else None,
+                   meta=meta, id=turn_id)
 
 
 def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:
@@ -129,40 +180,51 @@ def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:
     last saw (current_node back to the root), user and assistant text only."""
     data = _parse_json(path, content)
     records = []
+    if not isinstance(data, list):
+        raise BadInput(f"{path}: a ChatGPT export is a JSON list of conversations")
     for n, conv in enumerate(data):
         where = f"{path}: conversation {n}"
-        if not isinstance(conv, dict) or not isinstance(conv.get("mapping"), dict):
-            raise BadInput(f"{where}: no 'mapping' of messages")
-        cid = str(conv.get("conversation_id") or conv.get("id") or f"chatgpt-{n}")
-        title = conv.get("title") or ""
-        mapping = conv["mapping"]
-        node_id = conv.get("current_node") or _last_leaf(mapping)
-        branch, visited = [], set()
-        while node_id is not None:
-            if not isinstance(node_id, str) or node_id in visited:  # parent links must end at a root
-                raise BadInput(f"{where}: the parent links of message {node_id!r} form a cycle or are broken")
-            visited.add(node_id)
-            node = mapping.get(node_id)
-            if not isinstance(node, dict):
-                raise BadInput(f"{where}: message {node_id!r} is referenced but missing")
-            branch.append(node)
-            node_id = node.get("parent")
-        conv_time = float(conv.get("create_time") or 0)
-        for i, node in enumerate(reversed(branch)):
-            message = node.get("message") or {}
-            role = (message.get("author") or {}).get("role")
-            parts = (message.get("content") or {}).get("parts") or []
-            body = "\n".join(p for p in parts if isinstance(p, str)).strip()
-            if role not in ("user", "assistant") or not body:
-                continue
-            try:
-                validate_text(body)
-            except BadInput as exc:
-                raise BadInput(f"{where}, message {message.get('id')}: {exc}") from None
-            created = message.get("create_time") or (conv_time + i * 1e-3)
-            records.append(NewTurn(text=body, role=role, conversation_id=cid, created_at=float(created),
-                                   meta={"source": "chatgpt", "message_id": message.get("id")},
-                                   conversation_title=title))
+        with _Record(where):
+            records += _chatgpt_conversation(conv, n, where)
+    return records
+
+
+def _chatgpt_conversation(conv, n: int, where: str) -> list[NewTurn]:
+    records = []
+    if not isinstance(conv, dict) or not isinstance(conv.get("mapping"), dict):
+        raise BadInput(f"{where}: no 'mapping' of messages")
+    cid = conv.get("conversation_id") or conv.get("id") or f"chatgpt-{n}"
+    cid = _stored_text(cid if isinstance(cid, str) else json.dumps(cid), "conversation id")
+    title = conv.get("title")
+    title = _stored_text(title, "title") if isinstance(title, str) else ""
+    mapping = conv["mapping"]
+    node_id = conv.get("current_node") or _last_leaf(mapping)
+    branch, visited = [], set()
+    while node_id is not None:
+        if not isinstance(node_id, str) or node_id in visited:  # parent links must end at a root
+            raise BadInput(f"{where}: the parent links of message {node_id!r} form a cycle or are broken")
+        visited.add(node_id)
+        node = mapping.get(node_id)
+        if not isinstance(node, dict):
+            raise BadInput(f"{where}: message {node_id!r} is referenced but missing")
+        branch.append(node)
+        node_id = node.get("parent")
+    conv_time = _timestamp(conv.get("create_time") or 0)
+    for i, node in enumerate(reversed(branch)):
+        message = node.get("message") or {}
+        role = (message.get("author") or {}).get("role")
+        parts = (message.get("content") or {}).get("parts") or []
+        body = "\n".join(p for p in parts if isinstance(p, str)).strip()
+        if role not in ("user", "assistant") or not body:
+            continue
+        try:
+            validate_text(body)
+        except BadInput as exc:
+            raise BadInput(f"{where}, message {message.get('id')}: {exc}") from None
+        created = _timestamp(message.get("create_time") or (conv_time + i * 1e-3))
+        records.append(NewTurn(text=body, role=role, conversation_id=cid, created_at=created,
+                               meta={"source": "chatgpt", "message_id": message.get("id")},
+                               conversation_title=title))
     return records
 
 
@@ -171,6 +233,8 @@ def _parse_json(path: Path, content: str):
         return json.loads(content)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise BadInput(f"{path}: JSON nested too deeply to be a conversation export") from None
 
 
 def _last_leaf(mapping: dict) -> str | None:
@@ -186,13 +250,16 @@ def parse_locomo_date(value: str) -> float:
 
 def _read_locomo(path: Path, content: str) -> list[NewTurn]:
     data = _parse_json(path, content)
+    if not isinstance(data, list):
+        raise BadInput(f"{path}: a LoCoMo file is a JSON list of samples")
     records = []
     for n, sample in enumerate(data):
         where = f"{path}: sample {n}"
         conversation = sample.get("conversation") if isinstance(sample, dict) else None
         if not isinstance(conversation, dict):
             raise BadInput(f"{where}: no 'conversation' object")
-        records.extend(locomo_turns(sample, where))
+        with _Record(where):
+            records.extend(locomo_turns(sample, where))
     return records
 
 

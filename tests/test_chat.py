@@ -238,8 +238,11 @@ def test_ctrl_c_during_ask_keeps_what_streamed(data_dir, cli_env):
     words = [f"word{i} " for i in range(40)]
     with StandIn("gemini", [Step(chunks=words, chunk_delay_s=0.25)]) as server:
         env = dict(cli_env, GEMINI_API_KEY=KEY, MEMCHAT_GEMINI_BASE_URL=server.url)
+        # A terminal's default: a run started in the background (CI under nohup) inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler at all.
         proc = subprocess.Popen([*MEMCHAT, "ask", "tell me a long story", "--backend", "gemini"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         first = proc.stdout.read(6)  # "word0 " has streamed
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
