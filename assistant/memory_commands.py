@@ -38,79 +38,83 @@ def run_memory_command(args, settings: Settings) -> int:
 
         text = validate_text(read_text_arg(args.text))  # before loading anything
     with ProgressBar() as bar, open_memory(settings, bar, check_model=action != "reembed") as memory:
-        if action == "add":
-            turn = memory.remember(text, role=args.role, conversation_id=args.conversation)
-            if args.json:
-                print_json(turn.to_json())
-            else:
-                print(f"stored turn {turn.id} in conversation {turn.conversation_id}")
-        elif action == "search":
-            from memory.recall import RecallFilter
-
-            flt = RecallFilter(conversation_id=args.conversation, role=args.role,
-                               since=_time_filter(args.since, "--since"), until=_time_filter(args.until, "--until"))
-            hits = memory.recall(args.query, k=args.k, flt=flt)
-            if args.json:
-                print_json([h.to_json() for h in hits])
-            else:
-                for hit in hits:
-                    _print_turn(hit.turn, hit.score)
-                if not hits:
-                    print("no memories found")
-        elif action == "list":
-            if args.conversation:
-                rows = memory.turns(args.conversation, limit=args.limit)
+        try:
+            if action == "add":
+                turn = memory.remember(text, role=args.role, conversation_id=args.conversation)
                 if args.json:
-                    print_json([t.to_json() for t in rows])
-                for turn in [] if args.json else rows:
+                    print_json(turn.to_json())
+                else:
+                    print(f"stored turn {turn.id} in conversation {turn.conversation_id}")
+            elif action == "search":
+                from memory.recall import RecallFilter
+
+                flt = RecallFilter(conversation_id=args.conversation, role=args.role,
+                                   since=_time_filter(args.since, "--since"), until=_time_filter(args.until, "--until"))
+                hits = memory.recall(args.query, k=args.k, flt=flt)
+                if args.json:
+                    print_json([h.to_json() for h in hits])
+                else:
+                    for hit in hits:
+                        _print_turn(hit.turn, hit.score)
+                    if not hits:
+                        print("no memories found")
+            elif action == "list":
+                if args.conversation:
+                    rows = memory.turns(args.conversation, limit=args.limit)
+                    if args.json:
+                        print_json([t.to_json() for t in rows])
+                    for turn in [] if args.json else rows:
+                        _print_turn(turn)
+                else:
+                    convs = memory.conversations()[: args.limit]
+                    if args.json:
+                        print_json(convs)
+                    for c in [] if args.json else convs:
+                        from memory.turn import to_iso
+
+                        print(f"{c['id']}  {to_iso(c['updated_at'])[:19]}  {c['turns']:>5} turns  {visible(c['title'])}")
+            elif action == "show":
+                found = [memory.get(i) for i in args.ids]
+                if args.json:
+                    print_json([t.to_json() for t in found])
+                for turn in [] if args.json else found:
                     _print_turn(turn)
-            else:
-                convs = memory.conversations()[: args.limit]
+            elif action == "forget":
+                return _forget(memory, args)
+            elif action == "export":
+                from memory.io import export_jsonl
+
+                count = export_jsonl(memory, args.file, bar)
+                print(f"exported {count} turns to {args.file}")
+            elif action == "import":
+                from memory.io import read_records
+
+                fmt, records = read_records(args.file, args.format)
+                result = memory.remember_many(records, total=len(records), progress=bar)
                 if args.json:
-                    print_json(convs)
-                for c in [] if args.json else convs:
-                    from memory.turn import to_iso
-
-                    print(f"{c['id']}  {to_iso(c['updated_at'])[:19]}  {c['turns']:>5} turns  {visible(c['title'])}")
-        elif action == "show":
-            found = [memory.get(i) for i in args.ids]
-            if args.json:
-                print_json([t.to_json() for t in found])
-            for turn in [] if args.json else found:
-                _print_turn(turn)
-        elif action == "forget":
-            return _forget(memory, args)
-        elif action == "export":
-            from memory.io import export_jsonl
-
-            count = export_jsonl(memory, args.file, bar)
-            print(f"exported {count} turns to {args.file}")
-        elif action == "import":
-            from memory.io import read_records
-
-            fmt, records = read_records(args.file, args.format)
-            result = memory.remember_many(records, total=len(records), progress=bar)
-            if args.json:
-                print_json({"format": fmt, "added": result.added, "skipped": result.skipped})
-            else:
-                print(f"imported {result.added} turns from {args.file} ({fmt}); "
-                      f"{result.skipped} already stored")
-        elif action == "stats":
-            stats = memory.stats()
-            if args.json:
-                print_json(stats)
-            else:
-                for key, value in stats.items():
-                    print(f"{key:>14}: {value}")
-        elif action == "reindex":
-            memory.sync_index(bar, force=True)
-            print(f"rebuilt the {memory.store_name} index: {memory.store.count()} vectors")
-        elif action == "migrate":
-            count = memory.migrate_store(args.to, bar)
-            print(f"{memory.store_name} now holds this store's {count} vectors (copied from SQLite, not re-embedded)")
-        elif action == "reembed":
-            count = memory.reembed(bar)
-            print(f"re-embedded {count} turns with {memory.embedder.model_id}")
+                    print_json({"format": fmt, "added": result.added, "skipped": result.skipped})
+                else:
+                    print(f"imported {result.added} turns from {args.file} ({fmt}); "
+                          f"{result.skipped} already stored")
+            elif action == "stats":
+                stats = memory.stats()
+                if args.json:
+                    print_json(stats)
+                else:
+                    for key, value in stats.items():
+                        print(f"{key:>14}: {value}")
+            elif action == "reindex":
+                memory.sync_index(bar, force=True)
+                print(f"rebuilt the {memory.store_name} index: {memory.store.count()} vectors")
+            elif action == "migrate":
+                count = memory.migrate_store(args.to, bar)
+                print(f"{memory.store_name} now holds this store's {count} vectors (copied from SQLite, not re-embedded)")
+            elif action == "reembed":
+                count = memory.reembed(bar)
+                print(f"re-embedded {count} turns with {memory.embedder.model_id}")
+        finally:  # a store that failed during the command (a hosted store is a cache: nothing was lost)
+            for note in memory.take_notices():
+                print(f"memchat: note: {note}", file=sys.stderr)
     return 0
 
 

@@ -22,8 +22,8 @@ from memory.embedding import Embedder
 from memory.errors import ModelMismatch, NotFound
 from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.runtime.private_files import ensure_private_dir
-from memory.store_guard import StoreGuard
-from memory.stores import open_store
+from memory.store_guard import StoreGuard, Unreachable
+from memory.stores import StoreRefused, StoreUnavailable, open_store
 from memory.turn import Hit, NewTurn, Turn
 from memory.writing import reembed_turns, write_turns
 
@@ -71,12 +71,22 @@ class Memory:
                 # The store the data dir last used, unless the caller names one.
                 self.store_name = store or get_meta(conn, "vector_store", "faiss")
             self.store_options = store_options or {}  # per store name: {"faiss": {"kind": "ivf"}, ...}
-            self.store = open_store(self.store_name, self.data_dir, int(dim) if dim else None, store_id,
-                                    **self.store_options.get(self.store_name, {}))
             self.notices: list[str] = []  # said once to the person: a remote store that failed, ...
+            try:
+                self.store = open_store(self.store_name, self.data_dir, int(dim) if dim else None, store_id,
+                                        **self.store_options.get(self.store_name, {}))
+            except StoreRefused:
+                raise  # a wrong key is a setting to fix: say so now
+            except StoreUnavailable as exc:  # an outage: SQLite has everything, so open without it
+                self.store = Unreachable(self.store_name, int(dim) if dim else None, str(exc))
             self.guard = StoreGuard(self.store, self.engine, self.notices.append)
             self._unsaved = 0
-            self.sync_index(progress or _no_progress)
+            try:
+                self.sync_index(progress or _no_progress)
+            except StoreUnavailable as exc:
+                if isinstance(exc, StoreRefused):
+                    raise
+                self.guard.mark_down(exc)
         except BaseException:
             self._lock.release()
             raise
@@ -265,14 +275,18 @@ class Memory:
             model = get_meta(conn, "embed_model") or self.embedder.model_id
             dim = get_meta(conn, "embed_dim")
         db = self.data_dir / DB_NAME
+        try:
+            indexed = self.store.count()
+        except StoreUnavailable:
+            indexed = None  # a hosted store that is down: unknown until it is back
         return {
             "data_dir": str(self.data_dir),
             "turns": turn_count,
             "conversations": conversation_count,
             "vectors": vector_count,
-            "indexed": self.store.count(),
+            "indexed": indexed,
             "store": self.store_name,
-            "index_kind": getattr(self.store, "index_kind", self.store_name) if self.store.count() else "empty",
+            "index_kind": getattr(self.store, "index_kind", self.store_name) if indexed != 0 else "empty",
             "embed_model": model,
             "embed_dim": int(dim) if dim else None,
             "db_bytes": sum(p.stat().st_size for p in db.parent.glob(DB_NAME + "*") if p.is_file()),

@@ -83,6 +83,11 @@ class StoreGuard:
             return outcome.get("value")
         raise StoreUnavailable("down")
 
+    def mark_down(self, exc: StoreUnavailable) -> None:
+        """The store failed outside a guarded call (while opening): treat it as down, writes missed."""
+        self.behind = True
+        self._failed(exc)
+
     def _failed(self, exc: StoreUnavailable) -> None:
         self._down_until = time.monotonic() + RETRY_AFTER_S
         if not self._reported:
@@ -137,3 +142,23 @@ class StoreGuard:
 
     def close(self) -> None:
         self._exact = None
+
+
+class Unreachable:
+    """Stands in for a hosted store that could not be opened (an outage, not a refused key), so
+    the memory opens anyway: every call fails into the guard's fallback, and the next open that
+    reaches the service catches it up."""
+
+    remote = True
+    index_kind = "unreachable"
+
+    def __init__(self, name: str, dim: int | None, reason: str):
+        self.name, self.dim, self.reason = name, dim, reason
+
+    def _down(self, *args):
+        raise StoreUnavailable(self.reason)
+
+    add = search = delete = count = reset = state = save = _down
+
+    def close(self) -> None:
+        pass

@@ -4,6 +4,8 @@ when the service stops mid-conversation and a store that catches up when it is b
 real SDKs against the loopback stand-ins."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -129,7 +131,34 @@ def test_pinecone_catches_up_after_an_outage(data_dir, embedder):
             missed = memory.remember(SISTER)  # stored in SQLite; the store misses it
             assert "pinecone" in memory.take_notices()[0]
         assert len(service.visible(namespace)) == 1
+        with Memory(data_dir, embedder, store="pinecone", store_options=options) as memory:  # opens though down
+            assert "pinecone" in memory.take_notices()[0]
+            assert memory.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.id == missed.id
+            memory.remember(OTHERS[1])  # missed too
         service.outage = False
         with Memory(data_dir, embedder, store="pinecone", store_options=options) as memory:
-            assert memory.store.count() == 2 and len(service.visible(namespace)) == 2
+            assert memory.store.count() == 3 and len(service.visible(namespace)) == 3
             assert memory.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.id == missed.id
+
+
+def test_the_cli_on_pinecone_notes_an_outage_and_doctor_hides_the_key(data_dir, monkeypatch, capsys):
+    from assistant.cli import main
+
+    with PineconeStandIn(lag_s=0) as service:
+        monkeypatch.setenv("PINECONE_API_KEY", service.api_key)
+        monkeypatch.setenv("MEMCHAT_PINECONE_CONTROL_URL", service.url)
+        args = ["--data-dir", str(data_dir), "--store", "pinecone"]
+        assert main(["memory", "add", "My bike lock code is 2291.", *args]) == 0
+        service.outage = True
+        assert main(["memory", "add", SISTER, *args]) == 0  # stored in SQLite all the same
+        err = capsys.readouterr().err
+        assert "memchat: note: pinecone failed" in err and service.api_key not in err
+        service.outage = False
+        assert main(["memory", "search", "where does my sibling live", "--json", *args]) == 0
+        assert "Lisbon" in json.loads(capsys.readouterr().out)[0]["text"]
+        assert main(["memory", "stats", "--json", *args]) == 0
+        assert json.loads(capsys.readouterr().out)["indexed"] == 2
+        assert main(["doctor", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "pinecone.api_key = set (hidden)" in " ".join(out.split()) and service.api_key not in out
+    assert "MEMCHAT_PINECONE_CONTROL_URL" in out

@@ -19,6 +19,10 @@ class StoreUnavailable(MemoryError_):
     (exact search over SQLite's vectors) and writes are caught up on the next open."""
 
 
+class StoreRefused(StoreUnavailable):
+    """The service refused the key: a setting to fix, not an outage to ride out."""
+
+
 @dataclass(frozen=True)
 class IndexState:
     """Which SQL state an index reflects: bumped `generation` on deletes, highest vector id added."""

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from memory.stores.base import StoreUnavailable
+from memory.stores.base import StoreRefused, StoreUnavailable
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})  # what the services document as retryable
 ATTEMPTS = 4
@@ -35,7 +35,8 @@ def call(fn: Callable, *, store: str, what: str, status_of: Callable[[Exception]
             if status in RETRY_STATUS and attempt < attempts - 1:
                 sleep(min(4.0, 0.25 * 2 ** attempt) * (1 + random.random()))
                 continue
-            raise StoreUnavailable(describe_failure(store, what, exc, status, secrets, key_var)) from None
+            kind = StoreRefused if status in (401, 403) else StoreUnavailable
+            raise kind(describe_failure(store, what, exc, status, secrets, key_var)) from None
 
 
 def describe_failure(store: str, what: str, exc: Exception, status: int | None, secrets: tuple[str, ...],

@@ -57,8 +57,10 @@ class WeaviateStore:
                 additional_config=AdditionalConfig(timeout=Timeout(init=TIMEOUT_S, query=TIMEOUT_S, insert=60)),
                 skip_init_checks=True)
         except Exception as exc:  # the client's start-up errors have no common base but Exception
-            raise MemoryError_(remote.describe_failure("weaviate", "connect", exc, _status(exc), self._secrets,
-                                                       "WEAVIATE_API_KEY")) from None
+            status = _status(exc)
+            kind = remote.StoreRefused if status in (401, 403) else remote.StoreUnavailable
+            raise kind(remote.describe_failure("weaviate", "connect", exc, status, self._secrets,
+                                               "WEAVIATE_API_KEY")) from None
         self.collection_name = f"Memchat_{store_id}"
         self.state_name = f"MemchatState_{store_id}"
         self.dim = None
