@@ -37,6 +37,8 @@ class _Record:
     def __exit__(self, kind, exc, tb) -> bool:
         if kind is not None and issubclass(kind, MALFORMED):
             raise BadInput(f"{self.where}: malformed record ({kind.__name__}: {str(exc)[:120]})") from None
+        if kind is not None and issubclass(kind, BadInput) and not str(exc).startswith(self.where):
+            raise BadInput(f"{self.where}: {exc}") from None  # a check deeper down that did not say where
         return False
 
 
@@ -222,8 +224,9 @@ def _chatgpt_conversation(conv, n: int, where: str) -> list[NewTurn]:
         except BadInput as exc:
             raise BadInput(f"{where}, message {message.get('id')}: {exc}") from None
         created = _timestamp(message.get("create_time") or (conv_time + i * 1e-3))
-        records.append(NewTurn(text=body, role=role, conversation_id=cid, created_at=created,
-                               meta={"source": "chatgpt", "message_id": message.get("id")},
+        meta = {"source": "chatgpt", "message_id": message.get("id")}
+        _stored_text(json.dumps(meta, ensure_ascii=False), "message id")
+        records.append(NewTurn(text=body, role=role, conversation_id=cid, created_at=created, meta=meta,
                                conversation_title=title))
     return records
 
@@ -266,7 +269,8 @@ def _read_locomo(path: Path, content: str) -> list[NewTurn]:
 def locomo_turns(sample: dict, where: str = "LoCoMo sample") -> list[NewTurn]:
     """The turns of one LoCoMo sample: speaker in the text, image captions appended, session dates."""
     conversation = sample["conversation"]
-    cid = str(sample.get("sample_id") or "locomo")
+    cid = sample.get("sample_id") or "locomo"
+    cid = _stored_text(cid if isinstance(cid, str) else json.dumps(cid), "sample_id")
     sessions = sorted(
         (int(key.split("_")[1]), key) for key in conversation
         if key.startswith("session_") and key.count("_") == 1 and isinstance(conversation[key], list)
@@ -283,10 +287,11 @@ def locomo_turns(sample: dict, where: str = "LoCoMo sample") -> list[NewTurn]:
             body = f"{turn['speaker']}: {turn['text']}"
             if turn.get("blip_caption"):
                 body += f" [shared an image: {turn['blip_caption']}]"
+            meta = {"source": "locomo", "speaker": turn["speaker"], "dia_id": turn.get("dia_id"), "session": number}
+            _stored_text(json.dumps(meta, ensure_ascii=False), "the turn's speaker or dia_id")
             records.append(NewTurn(
                 text=validate_text(body), role="user", conversation_id=cid,
                 created_at=start + i,  # one second apart keeps the session's order
-                meta={"source": "locomo", "speaker": turn["speaker"], "dia_id": turn.get("dia_id"),
-                      "session": number},
+                meta=meta,
             ))
     return records
