@@ -163,3 +163,24 @@ def test_chatgpt_export_with_a_parent_cycle_is_rejected_not_followed_forever(tmp
     worker.join(10)
     assert not worker.is_alive(), "import still following the cycle"
     assert outcome and "conversation 0" in outcome[0] and "cycle" in outcome[0]
+
+
+def test_a_bad_date_deep_in_a_chatgpt_record_names_the_record(tmp_path):
+    """Found by `make fuzz`: a date check below the record raised a rejection that did not say where."""
+    mapping = {"a": {"id": "a", "parent": None, "children": [], "message": {
+        "id": "a", "author": {"role": "user"}, "content": {"parts": ["hi"]}, "create_time": 1e300}}}
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps([{"title": "t", "id": "c1", "current_node": "a", "mapping": mapping}]))
+    with pytest.raises(BadInput, match=r"conversation 0.*created_at .* is not a date"):
+        read_records(path, "chatgpt")
+
+
+@pytest.mark.parametrize("field", ["speaker", "dia_id"])
+def test_locomo_text_sqlite_cannot_hold_is_a_rejection_not_an_insert_failure(tmp_path, field):
+    """Found by `make fuzz`: a lone surrogate in a LoCoMo speaker passed validation and failed at insert."""
+    sample = json.loads(LOCOMO_MINI.read_text())[:1]
+    sample[0]["conversation"]["session_1"][0][field] = "Caro\ud800line"
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(sample))  # ensure_ascii keeps the surrogate as \ud800 in the file
+    with pytest.raises(BadInput, match=r"sample 0: .*not valid UTF-8"):
+        read_records(path)  # before anything is stored
