@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test fuzz bench eval clean
+.PHONY: install run test fuzz crash-trials bench eval clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test: install
 # 10,000 hostile files and texts per importer (the suite runs 150); results in docs/reliability.md
 fuzz: install
 	MEMCHAT_FUZZ_CASES=10000 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+# 100 kill -9 trials at random moments of import, ask, forget, reembed, migrate (the suite runs 5)
+crash-trials: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.crash_trials --trials 100
 
 bench: install
 	$(BIN)/memchat bench --stores faiss --sizes 1000,10000,100000 --out docs/bench

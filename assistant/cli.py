@@ -6,6 +6,7 @@ input); they never print a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -173,6 +174,7 @@ CHAT_FLAGS = ("backend", "model", "k", "token_budget", "temperature", "top_p", "
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings = None
     try:
         overrides = {name: getattr(args, name, None) for name in ("data_dir", "store", *CHAT_FLAGS)}
         if args.command == "eval":
@@ -204,7 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memchat: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `memchat … | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as exc:  # expected failures carry exit_code; anything else is a bug: re-raise
+        from memory.errors import storage_failure
+
+        if getattr(exc, "exit_code", None) is None:
+            exc = storage_failure(exc, settings.data_dir if settings else "the data dir") or exc
         code = getattr(exc, "exit_code", None)
         if code is None:
             raise

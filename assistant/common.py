@@ -11,12 +11,17 @@ from assistant.config import Settings, store_options
 from memory.errors import BadInput
 
 
-def open_memory(settings: Settings, progress=None, check_model: bool = True):
-    """Open the store the settings point at (the lock, the record and the index)."""
+def open_memory(settings: Settings, progress=None, check_model: bool = True, on_wait=None):
+    """Open the store the settings point at (the record and the index). `on_wait(message)` hears
+    when another memchat holds the memory for a while (default: a line on stderr)."""
     from memory.memory import Memory
 
     return Memory(settings.data_dir, settings.embedder(), store=settings.store, store_options=store_options(settings),
-                  progress=progress, check_model=check_model)
+                  progress=progress, check_model=check_model, on_wait=on_wait or say_waiting)
+
+
+def say_waiting(message: str) -> None:
+    print(f"memchat: {message}…", file=sys.stderr, flush=True)
 
 
 def read_text_arg(value: str) -> str:

@@ -2,4 +2,4 @@
 
 Never imports `assistant/`.
 """
-from memory.errors import MemoryError_, StoreInUse, ModelMismatch, BadInput  # noqa: F401
+from memory.errors import MemoryError_, ModelMismatch, BadInput  # noqa: F401

@@ -2,6 +2,8 @@
 
 The CLI and the TUI print `str(error)` and exit (status 2 for bad input), never a traceback.
 """
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class MemoryError_(Exception):
@@ -16,10 +18,6 @@ class BadInput(MemoryError_):
     exit_code = 2
 
 
-class StoreInUse(MemoryError_):
-    """Another process holds the data dir's write lock."""
-
-
 class ModelMismatch(MemoryError_):
     """The store's vectors were made by a different embedding model than the one configured."""
 
@@ -32,3 +30,39 @@ class NotFound(MemoryError_):
     """A turn or conversation id that the store does not hold."""
 
     exit_code = 2
+
+
+class StorageFailure(MemoryError_):
+    """The data dir's disk is full, or it is read-only: the operation changed nothing."""
+
+
+@contextmanager
+def storage_failures_named(data_dir) -> Iterator[None]:
+    """Raise a full or read-only disk as StorageFailure, which the faces show as one line."""
+    try:
+        yield
+    except Exception as exc:
+        failure = None if isinstance(exc, MemoryError_) else storage_failure(exc, data_dir)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def storage_failure(exc: BaseException, data_dir) -> StorageFailure | None:
+    """The one-line error for a disk that is full or read-only, from SQLite's or the OS's error
+    (None for anything else). SQLite rolls the transaction back in both cases, and the index file
+    is written to a temp file first, so nothing was half-written."""
+    import errno
+
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps sqlite3's error
+    sqlite_code = (getattr(cause, "sqlite_errorcode", None) or 0) & 0xFF  # the primary code
+    os_code = getattr(cause, "errno", None)
+    if sqlite_code == 13 or os_code in (errno.ENOSPC, errno.EDQUOT):  # SQLITE_FULL
+        return StorageFailure(f"the disk holding {data_dir} is full; nothing was changed. Free some space "
+                              "and run it again")
+    if sqlite_code == 8 or os_code == errno.EROFS:  # SQLITE_READONLY
+        return StorageFailure(f"{data_dir} is read-only; nothing was changed. memchat needs to write there, "
+                              "even to search (its lock and SQLite's shared-memory file live there)")
+    if os_code in (errno.EACCES, errno.EPERM):
+        return StorageFailure(f"memchat may not write to {data_dir} ({cause.strerror}); nothing was changed")
+    return None

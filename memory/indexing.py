@@ -27,11 +27,16 @@ def sql_state(conn: Connection) -> IndexState:
     return IndexState(generation, int(max_id), int(count))
 
 
-def sync(engine: Engine, store, progress: Progress, force: bool = False) -> str:
-    """Nothing, catch up, or rebuild `store` from SQLite; returns "current", "caught up" or "rebuilt"."""
+def sync(engine: Engine, store, progress: Progress, force: bool = False,
+         have: IndexState | None = None, save: bool = True) -> str:
+    """Nothing, catch up, or rebuild `store` from SQLite; returns "current", "caught up" or "rebuilt".
+
+    `have` is what the store holds when the caller knows better than its last saved stamp (a
+    process's index with additions not saved yet); `save` stamps the result on the store.
+    """
     with engine.connect() as conn:
         truth = sql_state(conn)
-    have = store.state()
+    have = have or store.state()
     if not force and have == truth and store.count() == truth.count:
         return "current"
     catch_up = (
@@ -47,8 +52,20 @@ def sync(engine: Engine, store, progress: Progress, force: bool = False) -> str:
     if store.count() != truth.count:  # should not happen; SQL wins, so start over
         store.reset(store.dim)
         _add_rows(engine, store, 0, truth.count, progress)
-    store.save(truth)
+    if save:
+        store.save(truth)
     return "caught up" if catch_up else "rebuilt"
+
+
+def changed_since(conn: Connection) -> tuple[int, int]:
+    """(deletion generation, highest vector id): a cheap look at whether anyone changed the vectors.
+
+    Embedding ids are never reused and every delete bumps the generation, so if neither moved,
+    nothing did. Both are index lookups; the count in sql_state is a scan.
+    """
+    generation = int(get_meta(conn, "index_generation", "0"))
+    max_id = conn.execute(select(func.coalesce(func.max(embeddings.c.id), 0))).scalar_one()
+    return generation, int(max_id)
 
 
 def _add_rows(engine: Engine, store, after_id: int, total: int, progress: Progress, batch: int = 10_000) -> None:

@@ -152,6 +152,8 @@ def _record_from_object(obj: dict, where: str, default_cid: str, default_time: f
         text = validate_text(obj.get("text"))
         role = validate_role(obj.get("role", "user"))
         created = obj.get("created_at")
+        if created is not None and not isinstance(created, str):
+            raise BadInput(f"created_at must be an ISO 8601 date such as \"2024-05-01T09:30:00Z\", not {created!r:.40}")
         try:
             created_at = _timestamp(from_iso(created)) if created is not None else default_time
         except (TypeError, ValueError, OverflowError, AttributeError) as exc:

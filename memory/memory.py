@@ -3,6 +3,10 @@
 Order of every write: one SQL transaction (turn row, full-text rows, embedding blobs), commit,
 then the vector index. If the process dies between the two, the next open catches the index up
 from SQL, which always wins.
+
+Several processes may open one data dir at once: memory/datadir.py locks each operation, not the
+process (shared to search, exclusive to change the index or to re-embed), and before the index is
+searched or changed it takes in what the others wrote or forgot (memory/vector_index.py).
 """
 from __future__ import annotations
 
@@ -15,22 +19,21 @@ from typing import Callable, Iterable
 import numpy as np
 from sqlalchemy import delete, func, select, text, update
 
-from memory import fulltext, indexing
+from memory import fulltext
 from memory import recall as R
 from memory.datadir import DataDirLock
 from memory.embedding import Embedder
-from memory.errors import ModelMismatch, NotFound
+from memory.errors import ModelMismatch, NotFound, storage_failures_named
 from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.runtime.private_files import ensure_private_dir
-from memory.store_guard import StoreGuard, Unreachable
-from memory.stores import StoreRefused, StoreUnavailable, open_store
+from memory.stores import StoreUnavailable
 from memory.turn import Hit, NewTurn, Turn
-from memory.writing import reembed_turns, write_turns
+from memory.vector_index import VectorIndex
+from memory.writing import commit_batch, embed_batch, reembed_turns
 
 # progress(phase, done, total): the CLI draws a bar from it; memory/ draws nothing itself.
 Progress = Callable[[str, int, int], None]
 DB_NAME = "memchat.db"
-SAVE_EVERY = 1000  # unsaved index additions before the index file is rewritten
 
 
 def _no_progress(phase: str, done: int, total: int) -> None:
@@ -53,43 +56,42 @@ class Memory:
         store_options: dict | None = None,
         progress: Progress | None = None,
         check_model: bool = True,
+        on_wait: Callable[[str], None] | None = None,
     ):
-        self.data_dir = ensure_private_dir(Path(data_dir))
-        self._lock = DataDirLock(self.data_dir)
-        self._lock.acquire()
-        try:
-            self.engine = open_record(self.data_dir / DB_NAME)
-            self.embedder = embedder or Embedder()
-            if check_model:
-                self._check_model()
-            with self.engine.begin() as conn:
-                dim = get_meta(conn, "embed_dim")
-                store_id = get_meta(conn, "store_id")
-                if store_id is None:  # names this store's tables in shared servers (pgvector, Milvus)
-                    store_id = uuid.uuid4().hex[:12]
-                    set_meta(conn, "store_id", store_id)
-                # The store the data dir last used, unless the caller names one.
-                self.store_name = store or get_meta(conn, "vector_store", "faiss")
-            self.store_options = store_options or {}  # per store name: {"faiss": {"kind": "ivf"}, ...}
-            self.notices: list[str] = []  # said once to the person: a remote store that failed, ...
+        """`on_wait(message)` is called once when an operation waits over a second for another
+        process's (a re-embed in another terminal, say)."""
+        self.embedder = embedder or Embedder()
+        with storage_failures_named(data_dir):
+            self.data_dir = ensure_private_dir(Path(data_dir))
+            self._lock = DataDirLock(self.data_dir, on_wait)
             try:
-                self.store = open_store(self.store_name, self.data_dir, int(dim) if dim else None, store_id,
-                                        **self.store_options.get(self.store_name, {}))
-            except StoreRefused:
-                raise  # a wrong key is a setting to fix: say so now
-            except StoreUnavailable as exc:  # an outage: SQLite has everything, so open without it
-                self.store = Unreachable(self.store_name, int(dim) if dim else None, str(exc))
-            self.guard = StoreGuard(self.store, self.engine, self.notices.append)
-            self._unsaved = 0
-            try:
-                self.sync_index(progress or _no_progress)
-            except StoreUnavailable as exc:
-                if isinstance(exc, StoreRefused):
-                    raise
-                self.guard.mark_down(exc)
-        except BaseException:
-            self._lock.release()
-            raise
+                with self._lock.exclusive("opening the memory"):
+                    self._open(store, store_options, progress, check_model)
+            except BaseException:
+                self._lock.close()
+                raise
+
+    def _open(self, store, store_options, progress, check_model) -> None:
+        self.engine = open_record(self.data_dir / DB_NAME)
+        if check_model:
+            self._check_model()
+        with self.engine.begin() as conn:
+            if get_meta(conn, "store_id") is None:  # names this store's tables in shared servers
+                set_meta(conn, "store_id", uuid.uuid4().hex[:12])
+            # The store the data dir last used, unless the caller names one.
+            name = store or get_meta(conn, "vector_store", "faiss")
+        self.notices: list[str] = []  # said once to the person: a remote store that failed, ...
+        # per store name: {"faiss": {"kind": "ivf"}, ...}
+        self.index = VectorIndex(self.engine, self.data_dir, name, store_options or {}, self.embedder.model_id,
+                                 self.notices.append, progress or _no_progress)
+
+    @property
+    def store(self):
+        return self.index.store
+
+    @property
+    def store_name(self) -> str:
+        return self.index.name
 
     # -- model identity ------------------------------------------------------------------------
     def _check_model(self) -> None:
@@ -110,48 +112,25 @@ class Memory:
     # -- index upkeep --------------------------------------------------------------------------
     def sync_index(self, progress: Progress = _no_progress, force: bool = False) -> str:
         """Bring the vector index in line with SQL: nothing, catch up, or rebuild. Returns which."""
-        self._unsaved = 0
-        outcome = indexing.sync(self.engine, self.store, progress, force)
-        self.guard.behind = False  # whatever a failed write missed, the store now holds
-        return outcome
+        with self._lock.exclusive("rebuilding the vector index"):
+            return self.index.sync(progress, force)
 
-    def migrate_store(self, target: str, progress: Progress = _no_progress) -> int:
-        """Make `target` this data dir's vector store: copy the vectors from SQLite (no re-embedding)."""
-        with self.engine.connect() as conn:
-            dim = get_meta(conn, "embed_dim")
-            store_id = get_meta(conn, "store_id")
-        new_store = open_store(target, self.data_dir, int(dim) if dim else None, store_id,
-                               **self.store_options.get(target, {}))
-        old_store, self.store = self.store, new_store
-        try:
-            self.sync_index(progress, force=True)
-        except BaseException:
-            self.store = old_store
-            new_store.close()
-            raise
-        old_store.close()
-        self.guard.close()
-        self.guard = StoreGuard(new_store, self.engine, self.notices.append)
-        self.store_name = target
-        with self.engine.begin() as conn:
-            set_meta(conn, "vector_store", target)
-        return self.store.count()
+    def migrate_store(self, target: str, progress: Progress = _no_progress, options: dict | None = None) -> int:
+        """Make `target` this data dir's vector store: copy the vectors from SQLite (no re-embedding).
+        `options`: the stores' settings, when they changed since the memory was opened."""
+        if options is not None:
+            self.index.options = options
+        with self._lock.exclusive(f"moving the memory to {target}"):
+            return self.index.move_to(target, progress)
+
+    def save_index(self) -> None:
+        with self._lock.exclusive("saving the vector index"):
+            self.index.save()
 
     def take_notices(self) -> list[str]:
         """What the person should be told once (a store that failed), cleared as it is taken."""
         taken, self.notices[:] = list(self.notices), []
         return taken
-
-    def _index_added(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.guard.add(ids, vectors)
-        self._unsaved += len(ids)
-        if self._unsaved >= SAVE_EVERY:
-            self.save_index()
-
-    def save_index(self) -> None:
-        with self.engine.connect() as conn:
-            self.guard.save(indexing.sql_state(conn))
-        self._unsaved = 0
 
     # -- writing -------------------------------------------------------------------------------
     def remember(self, text_: str, role: str = "user", conversation_id: str | None = None, **fields) -> Turn:
@@ -192,9 +171,14 @@ class Memory:
 
     def _store_batch(self, batch: list[NewTurn], skip_existing: bool,
                      vectors: np.ndarray | None = None) -> list[Turn]:
-        stored, vector_ids, vectors = write_turns(self.engine, self.embedder, batch, skip_existing, vectors)
-        if stored:
-            self._index_added(vector_ids, vectors)
+        embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors)  # slow: no lock
+        if embedded is None:
+            return []
+        with self._lock.exclusive("storing turns"), storage_failures_named(self.data_dir):
+            self.index.refresh()  # new ids must extend what the index holds
+            stored, vector_ids, vectors = commit_batch(self.engine, self.embedder.model_id, embedded, skip_existing)
+            if stored:
+                self.index.added(vector_ids, vectors)
         return stored
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
@@ -206,8 +190,9 @@ class Memory:
     # -- reading -------------------------------------------------------------------------------
     def recall(self, query: str, k: int = 10, flt: R.RecallFilter | None = None,
                weights: R.RecallWeights | None = None) -> list[Hit]:
-        with self.engine.connect() as conn:
-            ranked = R.hybrid_recall(conn, self.guard, self.embedder.encode_query, query, k,
+        with self._lock.shared(), self.engine.connect() as conn:
+            self.index.refresh()
+            ranked = R.hybrid_recall(conn, self.index.guard, self.embedder.encode_query, query, k,
                                      flt or R.RecallFilter(), weights or R.RecallWeights())
             by_id = {t.id: t for t in self._fetch(conn, [r.turn_id for r in ranked])}
         return [Hit(by_id[r.turn_id], r.score, r.signals, r.similarity) for r in ranked if r.turn_id in by_id]
@@ -276,7 +261,9 @@ class Memory:
             dim = get_meta(conn, "embed_dim")
         db = self.data_dir / DB_NAME
         try:
-            indexed = self.store.count()
+            with self._lock.shared():
+                self.index.refresh()
+                indexed = self.store.count()
         except StoreUnavailable:
             indexed = None  # a hosted store that is down: unknown until it is back
         return {
@@ -316,6 +303,13 @@ class Memory:
         """Delete turns (their embeddings by cascade; their full-text rows, and their neighbours',
         rewritten) and, if given, the conversations in the same transaction; then the vectors;
         then the bytes, once."""
+        with self._lock.exclusive("forgetting"), storage_failures_named(self.data_dir):
+            self.index.refresh()
+            count = self._forget_locked(condition, conversation_condition, everything)
+        scrub(self.engine)
+        return count
+
+    def _forget_locked(self, condition, conversation_condition, everything: bool) -> int:
         with self.engine.begin() as conn:
             vector_ids = list(conn.execute(
                 select(embeddings.c.id).join(turns, turns.c.id == embeddings.c.turn_id).where(condition)).scalars())
@@ -331,48 +325,46 @@ class Memory:
             if conversation_condition is not None:
                 conn.execute(delete(conversations).where(conversation_condition))
             bump_generation(conn)
-        self.guard.delete(np.array(vector_ids, dtype=np.int64))
-        self.save_index()  # rewrite the index file now, so the vectors are gone from disk too
-        scrub(self.engine)
+        self.index.guard.delete(np.array(vector_ids, dtype=np.int64))
+        self.index.save()  # rewrite the index file now, so the vectors are gone from disk too
         return count
 
     # -- model change --------------------------------------------------------------------------
     def reembed(self, progress: Progress = _no_progress, batch: int = 256) -> int:
         """Re-embed every turn with the configured model. Resumable: turns already embedded with it
-        are skipped, so an interrupted run picks up where it stopped."""
+        are skipped, so an interrupted run picks up where it stopped. Other processes wait."""
         pending = ("FROM turns t WHERE NOT EXISTS "
                    "(SELECT 1 FROM embeddings e WHERE e.turn_id = t.id AND e.model = :m)")
         params = {"m": self.embedder.model_id, "n": batch}
-        with self.engine.connect() as conn:
-            todo = conn.execute(text(f"SELECT count(*) {pending}"), params).scalar_one()
-        done = 0
-        while True:
+        with self._lock.exclusive("re-embedding"):
             with self.engine.connect() as conn:
-                rows = conn.execute(text(f"SELECT t.id, t.text {pending} ORDER BY t.id LIMIT :n"), params).all()
-            if not rows:
-                break
-            reembed_turns(self.engine, self.embedder, [r[0] for r in rows], [r[1] for r in rows])
-            done += len(rows)
-            progress("re-embedding", done, max(todo, done))
-        with self.engine.begin() as conn:
-            set_meta(conn, "embed_model", self.embedder.model_id)
-            set_meta(conn, "embed_dim", str(self.embedder.dim))
-            bump_generation(conn)
-        self.store.reset(self.embedder.dim)
-        self.sync_index(progress, force=True)
+                todo = conn.execute(text(f"SELECT count(*) {pending}"), params).scalar_one()
+            done = 0
+            while True:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(text(f"SELECT t.id, t.text {pending} ORDER BY t.id LIMIT :n"), params).all()
+                if not rows:
+                    break
+                reembed_turns(self.engine, self.embedder, [r[0] for r in rows], [r[1] for r in rows])
+                done += len(rows)
+                progress("re-embedding", done, max(todo, done))
+            with self.engine.begin() as conn:
+                set_meta(conn, "embed_model", self.embedder.model_id)
+                set_meta(conn, "embed_dim", str(self.embedder.dim))
+                bump_generation(conn)
+            self.store.reset(self.embedder.dim)
+            self.index.sync(progress, force=True)
         scrub(self.engine)
         return done
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
-        if getattr(self, "store", None) is not None:
-            if self._unsaved:
-                self.save_index()
-            self.guard.close()
-            self.store.close()
-            self.store = None
+        if getattr(self, "index", None) is not None:
+            with self._lock.exclusive("closing"):
+                self.index.close()
+            self.index = None
             self.engine.dispose()
-            self._lock.release()
+            self._lock.close()
 
     def __enter__(self) -> "Memory":
         return self

@@ -150,6 +150,7 @@ class Unreachable:
     reaches the service catches it up."""
 
     remote = True
+    shared = True  # nothing held here to catch up: every search is answered from SQLite
     index_kind = "unreachable"
 
     def __init__(self, name: str, dim: int | None, reason: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, text, update
@@ -27,13 +28,19 @@ def new_conversation_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def write_turns(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_existing: bool,
-                vectors: np.ndarray | None = None) -> tuple[list[Turn], np.ndarray, np.ndarray]:
-    """Store a batch of turns in one transaction; returns (stored turns, vector ids, vectors).
+@dataclass
+class EmbeddedBatch:
+    """New turns with their vectors, ready to commit: chunk (i, span) of fresh[i] has vectors[j]."""
 
-    Records whose content key is already stored are skipped (or refused, unless skip_existing).
-    The caller adds the returned vectors to the index after this commit.
-    """
+    fresh: list[tuple[NewTurn, str]]  # (record, content key)
+    chunks: list[tuple[int, Span]]
+    vectors: np.ndarray
+
+
+def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_existing: bool,
+                vectors: np.ndarray | None = None) -> EmbeddedBatch | None:
+    """Validate a batch, drop records already stored (or refuse them, unless skip_existing) and
+    embed the rest. Needs no lock: it is the slow part, and commit_batch checks again."""
     now = time.time()
     prepared = []
     for record in batch:
@@ -43,11 +50,7 @@ def write_turns(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
         record.created_at = now if record.created_at is None else float(record.created_at)
         prepared.append((record, content_key(record.conversation_id, record.role, record.created_at, record.text)))
     with engine.connect() as conn:
-        existing = set(
-            conn.execute(
-                select(turns.c.content_key).where(turns.c.content_key.in_([k for _, k in prepared]))
-            ).scalars()
-        )
+        existing = _stored_keys(conn, [k for _, k in prepared])
     if existing and not skip_existing:
         raise BadInput("this exact turn is already stored")
     seen: set[str] = set()
@@ -58,19 +61,34 @@ def write_turns(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
             fresh.append((record, key))
             given.append(n)
     if not fresh:
-        return [], np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-
+        return None
     if vectors is not None:  # pre-computed: one whole-turn vector per record
         chunks = [(i, Span(0, len(r.text))) for i, (r, _) in enumerate(fresh)]
-        vectors = np.ascontiguousarray(vectors[given], dtype=np.float32)
-    else:
-        # Embed outside the transaction: it is the slow part and needs no lock on the database.
-        chunks, vectors = embed_chunks(embedder, [r.text for r, _ in fresh])
-        if len(chunks) == 1:  # one short turn, as the chat loop stores: recall may ask for it next
-            embedder.remember_vector(fresh[0][0].text, vectors[0])
+        return EmbeddedBatch(fresh, chunks, np.ascontiguousarray(vectors[given], dtype=np.float32))
+    chunks, vectors = embed_chunks(embedder, [r.text for r, _ in fresh])
+    if len(chunks) == 1:  # one short turn, as the chat loop stores: recall may ask for it next
+        embedder.remember_vector(fresh[0][0].text, vectors[0])
+    return EmbeddedBatch(fresh, chunks, vectors)
 
+
+def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
+                 skip_existing: bool) -> tuple[list[Turn], np.ndarray, np.ndarray]:
+    """Store an embedded batch in one transaction; returns (stored turns, vector ids, vectors).
+
+    The caller holds the data dir's exclusive lock (ids are taken here) and adds the returned
+    vectors to the index after this commit. A record another process stored since embed_batch
+    looked is skipped (or refused, unless skip_existing).
+    """
     with engine.begin() as conn:
-        _record_model(conn, embedder.model_id, vectors.shape[1])
+        taken = _stored_keys(conn, [k for _, k in batch.fresh])
+        if taken and not skip_existing:
+            raise BadInput("this exact turn is already stored")
+        if taken:
+            batch = _without(batch, taken)
+            if not batch.fresh:
+                return [], np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        fresh, vectors = batch.fresh, batch.vectors
+        _record_model(conn, model_id, vectors.shape[1])
         _ensure_conversations(conn, [record for record, _ in fresh])
         turn_ids = _assign_turn_ids(conn, [record.id for record, _ in fresh])
         stored = [Turn(id=turn_id, conversation_id=r.conversation_id, role=r.role, text=r.text,
@@ -89,8 +107,21 @@ def write_turns(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
             for t, (_, key) in zip(stored, fresh)
         ])
         fulltext.index(conn, [t.id for t in stored] + beside)
-        vector_ids = _insert_embeddings(conn, embedder.model_id, [t.id for t in stored], chunks, vectors)
+        vector_ids = _insert_embeddings(conn, model_id, [t.id for t in stored], batch.chunks, vectors)
     return stored, vector_ids, vectors
+
+
+def _stored_keys(conn, keys: list[str]) -> set[str]:
+    return set(conn.execute(select(turns.c.content_key).where(turns.c.content_key.in_(keys))).scalars())
+
+
+def _without(batch: EmbeddedBatch, taken: set[str]) -> EmbeddedBatch:
+    """The batch less the records whose content keys are in `taken`, chunks renumbered."""
+    keep = [i for i, (_, key) in enumerate(batch.fresh) if key not in taken]
+    new_index = {old: new for new, old in enumerate(keep)}
+    rows = [j for j, (i, _) in enumerate(batch.chunks) if i in new_index]
+    return EmbeddedBatch([batch.fresh[i] for i in keep], [(new_index[batch.chunks[j][0]], batch.chunks[j][1]) for j in rows],
+                         batch.vectors[rows])
 
 
 def reembed_turns(engine: Engine, embedder: Embedder, turn_ids: list[int], texts: list[str]) -> None:
@@ -125,7 +156,7 @@ def _insert_embeddings(conn, model_id: str, turn_ids: list[int], chunks: list[tu
 def _assign_turn_ids(conn, wanted: list[int | None]) -> list[int]:
     """Ids for new turns: the record's own id where it asks for a free one (a re-imported export
     keeps its ids), otherwise the next ids in sequence. Explicit ids keep the batch a single
-    executemany; the data dir lock guarantees no other writer takes ids meanwhile."""
+    executemany; the data dir's exclusive lock guarantees no other writer takes ids meanwhile."""
     asked = [i for i in wanted if i is not None]
     taken = set(conn.execute(select(turns.c.id).where(turns.c.id.in_(asked))).scalars()) if asked else set()
     next_id = max(_next_id(conn, "turns"), max(asked, default=0) + 1)

@@ -8,6 +8,7 @@ import pytest
 
 from assistant.cli import main
 from memory.memory import Memory
+from memory.recall import RecallWeights
 from memory.turn import MAX_TURN_CHARS
 from tests.conftest import MEMCHAT, REPO
 
@@ -48,10 +49,23 @@ def test_invalid_utf8_on_stdin_exits_2(cli_env):
     assert json.loads(stats.stdout)["turns"] == 0
 
 
-def test_second_process_gets_store_in_use(data_dir, embedder, cli_env):
-    with Memory(data_dir, embedder):
-        proc = subprocess.run([*MEMCHAT, "memory", "add", "hello"], env=cli_env, cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 1 and "in use" in proc.stderr and "Traceback" not in proc.stderr
+@pytest.mark.parametrize("store", ["faiss", "milvus", "qdrant"])
+def test_a_second_process_works_beside_an_open_memory(data_dir, embedder, cli_env, store):
+    """Was "store in use" (#12). Milvus Lite and Qdrant's local mode allow one process: the second
+    recalls by exact search over SQLite and says so; the first takes its writes in."""
+    with Memory(data_dir, embedder, store=store) as first:
+        first.remember("The spare tyre is in the garage loft.")
+        env = dict(cli_env, MEMCHAT_STORE=store)
+        added = subprocess.run([*MEMCHAT, "memory", "add", "My niece Priya turns nine in October."], env=env,
+                               cwd=REPO, capture_output=True, text=True)
+        found = subprocess.run([*MEMCHAT, "memory", "search", "where is the spare tyre", "-k", "1", "--json"],
+                               env=env, cwd=REPO, capture_output=True, text=True)
+        assert added.returncode == 0 and found.returncode == 0, added.stderr + found.stderr
+        assert "garage loft" in json.loads(found.stdout)[0]["text"]
+        assert ("open in another memchat process" in found.stderr) == (store != "faiss")
+        assert "Traceback" not in added.stderr + found.stderr
+        hits = first.recall("how old is my niece", k=1, weights=RecallWeights.only("dense"))
+        assert "Priya" in hits[0].turn.text
 
 
 def test_forget_needs_confirmation_and_erases(run, data_dir):

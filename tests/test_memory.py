@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from memory.errors import BadInput, ModelMismatch, NotFound, StoreInUse
+from memory.errors import BadInput, ModelMismatch, NotFound
 from memory.memory import Memory
 from memory.recall import RecallFilter, RecallWeights
 from memory.turn import MAX_TURN_CHARS
@@ -195,9 +195,46 @@ def test_stale_index_is_caught_up_from_sql(data_dir, embedder):
         assert "zebras" in memory.recall("zebras", k=1, weights=DENSE)[0].turn.text
 
 
-def test_second_writer_gets_store_in_use(memory, data_dir, embedder):
-    with pytest.raises(StoreInUse, match="in use"):
-        Memory(data_dir, embedder)
+def test_a_forget_in_another_process_reaches_this_ones_index(memory, data_dir, embedder):
+    """The other process saves its index after a forget; this one reloads that file and catches up
+    its own unsaved additions from SQL, rather than rebuilding."""
+    kept = memory.remember("The spare key is under the blue flowerpot.")
+    doomed = memory.remember("My bank PIN is written on the fridge calendar.")
+    with Memory(data_dir, embedder) as other:
+        other.forget([doomed.id])
+        later = other.remember("The boiler service is booked for June.")
+    assert [h.turn.id for h in memory.recall("where is the spare key", k=5, weights=DENSE)][:1] == [kept.id]
+    assert memory.recall("boiler appointment", k=1, weights=DENSE)[0].turn.id == later.id
+    assert memory.store.count() == 2  # the forgotten vector is gone from this process's index too
+
+
+def test_an_exclusive_operation_makes_others_wait_and_says_for_whom(memory, data_dir, embedder):
+    import threading
+    import time
+
+    from memory.datadir import DataDirLock
+
+    waits: list[str] = []
+    memory._lock.on_wait = waits.append
+    memory.remember("The plumber comes on Thursday.")
+    other = DataDirLock(data_dir)  # as another process re-embedding would hold it
+    holding, release = threading.Event(), threading.Event()
+
+    def reembedding() -> None:
+        with other.exclusive("re-embedding"):
+            holding.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=reembedding)
+    worker.start()
+    holding.wait(10)
+    threading.Timer(1.5, release.set).start()
+    started = time.monotonic()
+    hits = memory.recall("when does the plumber come", k=1, weights=DENSE)
+    worker.join()
+    other.close()
+    assert time.monotonic() - started >= 1.4 and hits and "plumber" in hits[0].turn.text
+    assert len(waits) == 1 and f"pid {os.getpid()} (re-embedding)" in waits[0]
 
 
 def test_model_mismatch_then_reembed(data_dir, embedder, tmp_path):

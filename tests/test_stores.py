@@ -225,3 +225,28 @@ def test_pgvector_vacuums_after_a_forget_not_on_every_save(data_dir, embedder):
         assert vacuums == []
         memory.forget(ids[:1])
         assert len(vacuums) == 1
+
+
+def test_a_second_process_shares_the_memory(filled, data_dir, embedder, store_name, store_options):
+    """Two Memory objects on one data dir exclude each other as two processes do (one flock each).
+    Qdrant's local mode allows one client, so the second searches SQLite exactly (Milvus Lite
+    allows one process but shares its handle within one: tests/test_cli_memory.py has two
+    processes); either way each sees the other's writes and forgets."""
+    first, ids = filled
+    second = Memory(data_dir, embedder, store=store_name, store_options=store_options)
+    try:
+        busy = second.store.index_kind == "unreachable"
+        assert busy == (store_name == "qdrant")
+        assert second.recall("where does my sibling live", k=1, weights=DENSE)[0].turn.id == ids[0]
+        added = second.remember("Grandpa's birthday party is on the third of March.", conversation_id="family").id
+        assert first.recall("when is grandfather's birthday", k=1, weights=DENSE)[0].turn.id == added
+        second.forget([ids[0]])
+        assert ids[0] not in [h.turn.id for h in first.recall("sister Lisbon", k=5, weights=DENSE)]
+        stats = first.stats()
+        assert stats["indexed"] == stats["vectors"] == stats["turns"] == 5
+        assert bool(second.take_notices()) == busy  # the second is told why it searches exactly
+    finally:
+        second.close()
+    first.close()
+    with Memory(data_dir, embedder, store=store_name, store_options=store_options) as reopened:
+        assert reopened.sync_index() == "current" and reopened.store.count() == 5

@@ -104,7 +104,7 @@ class MemchatApp(App):
         try:
             with self.store_lock:
                 if self.memory is None:
-                    self.memory = open_memory(self.settings)
+                    self.memory = open_memory(self.settings, on_wait=lambda m: self.call_from_thread(self.notify, m))
                     self.memory.embedder.encode(["warm up"])
                 backend = create_backend(self.settings)
                 if hasattr(backend, "load"):
@@ -341,14 +341,14 @@ class MemchatApp(App):
             self.notify(refusal, severity="error", timeout=10)
             return
         self.notify(f"moving the vectors to {target}…")
-        self.memory.store_options = store_options(self.settings)  # the hosted stores' settings, keys included
 
         def moved(count: int) -> None:
             self.settings.store = target
             self.query_one(StatusBar).store = target
             self.notify(f"the memory now uses {target} ({count} vectors)")
 
-        self.in_thread(lambda memory: memory.migrate_store(target), moved)
+        options = store_options(self.settings)  # the hosted stores' settings, keys included
+        self.in_thread(lambda memory: memory.migrate_store(target, options=options), moved)
 
     # -- actions -------------------------------------------------------------------------------
     def action_toggle_memories(self) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memory.errors import BadInput
-from memory.stores.base import IndexState, StoreRefused, StoreUnavailable, VectorStore  # noqa: F401
+from memory.stores.base import IndexState, StoreBusy, StoreRefused, StoreUnavailable, VectorStore  # noqa: F401
 
 
 @dataclass(frozen=True)

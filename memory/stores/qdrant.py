@@ -15,7 +15,7 @@ import numpy as np
 
 from memory.errors import MemoryError_
 from memory.stores import remote
-from memory.stores.base import IndexState, batches
+from memory.stores.base import IndexState, StoreBusy, batches
 
 BATCH = 1_000  # points per upsert: well under a server's 32 MB request limit at 384 dims
 TIMEOUT_S = 10
@@ -33,6 +33,7 @@ class QdrantStore:
         self._secrets = (api_key or "",)
         self._path: Path | None = None  # local mode's folder
         self.remote = bool(url)  # a server's failures fall back to exact search (memory/store_guard.py)
+        self.shared = bool(url)  # local mode: one process at a time (qdrant-client locks the folder)
         if url:
             self.client = QdrantClient(url=url, api_key=api_key or None, timeout=TIMEOUT_S)
             self.location = url
@@ -42,6 +43,8 @@ class QdrantStore:
             try:
                 self.client = QdrantClient(path=str(path))
             except RuntimeError as exc:  # another process holds local mode's lock on the folder
+                if "already accessed" in str(exc):
+                    raise StoreBusy(f"Qdrant's local store in {path} is open in another memchat process") from None
                 raise MemoryError_(f"cannot open Qdrant's local store at {path}: {exc}") from None
             self.location = f"local mode in {path} (in-process, not a Qdrant server)"
             self.index_kind = "local mode (exact)"

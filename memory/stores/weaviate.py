@@ -35,6 +35,7 @@ class WeaviateStore:
     name = "weaviate"
     index_kind = "hnsw"
     remote = True  # failures fall back to exact search over SQLite (memory/store_guard.py)
+    shared = True
 
     def __init__(self, data_dir: Path, dim: int | None, store_id: str, url: str | None = None,
                  api_key: str | None = None, grpc_url: str | None = None):

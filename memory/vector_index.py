@@ -1,0 +1,144 @@
+"""The vector index as one process holds it: opened from the store registry, kept in line with
+SQLite (which always wins) while other processes write and forget, and saved.
+
+Every method here expects the caller (memory/memory.py) to hold the data dir's lock: shared for
+`refresh` before a search, exclusive for everything that changes the index.
+
+Several processes may share a data dir. An index this process holds a copy of (FAISS), or the only
+handle to (Qdrant's local mode, Milvus Lite), does not see what the others wrote or forgot, so
+before it is searched or changed `refresh` takes that in: one cheap look at SQLite (deletion
+generation, highest vector id); new ids are added from SQL; a new generation means another
+process forgot something, so the index that process saved is reloaded and caught up from (a
+rebuild only when there is no such file). A store behind a server (`shared = True`) already holds
+every process's vectors and needs none of this.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sqlalchemy.engine import Engine
+
+from memory import indexing
+from memory.errors import ModelMismatch
+from memory.record import get_meta, set_meta
+from memory.store_guard import StoreGuard, Unreachable
+from memory.stores import IndexState, StoreRefused, StoreUnavailable, open_store
+
+Progress = Callable[[str, int, int], None]
+SAVE_EVERY = 1000  # unsaved index additions before the index file is rewritten
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+class VectorIndex:
+    def __init__(self, engine: Engine, data_dir: Path, name: str, options: dict, model_id: str,
+                 notice: Callable[[str], None], progress: Progress = _no_progress):
+        self.engine, self.data_dir, self.options, self.model_id = engine, data_dir, options, model_id
+        self.notice = notice
+        self.name = name
+        self.store = self._open(name, fallback=True)
+        self.guard = StoreGuard(self.store, engine, notice)
+        self.unsaved = 0
+        self.reflects: IndexState | None = None  # the SQL state this process's index holds
+        try:
+            self.sync(progress)
+        except StoreRefused:
+            raise
+        except StoreUnavailable as exc:
+            self.guard.mark_down(exc)
+
+    def _open(self, name: str, fallback: bool):
+        with self.engine.begin() as conn:
+            dim = get_meta(conn, "embed_dim")
+            store_id = get_meta(conn, "store_id")
+        dim = int(dim) if dim else None
+        try:
+            return open_store(name, self.data_dir, dim, store_id, **self.options.get(name, {}))
+        except StoreRefused:
+            raise  # a wrong key is a setting to fix: say so now
+        except StoreUnavailable as exc:
+            if not fallback:
+                raise
+            # An outage, or an embedded store another process has open: SQLite has everything.
+            return Unreachable(name, dim, str(exc))
+
+    def sync(self, progress: Progress = _no_progress, force: bool = False) -> str:
+        """Nothing, catch up, or rebuild from SQL (exclusive lock held). Returns which."""
+        self.unsaved = 0
+        outcome = indexing.sync(self.engine, self.store, progress, force)
+        self.guard.behind = False  # whatever a failed write missed, the store now holds
+        with self.engine.connect() as conn:
+            self.reflects = indexing.sql_state(conn)
+        return outcome
+
+    def refresh(self) -> None:
+        """Take in what other processes wrote or forgot since this one last looked."""
+        if getattr(self.store, "shared", False) or self.reflects is None:
+            return
+        with self.engine.connect() as conn:
+            generation, max_id = indexing.changed_since(conn)
+        if (generation, max_id) == (self.reflects.generation, self.reflects.max_id):
+            return
+        have = self.reflects
+        if generation != have.generation:  # something was forgotten or replaced elsewhere
+            with self.engine.connect() as conn:
+                model = get_meta(conn, "embed_model")
+            if model and model != self.model_id:
+                raise ModelMismatch(f"another memchat re-embedded this memory with {model}; restart this one "
+                                    f"with MEMCHAT_EMBED_MODEL={model}")
+            reload = getattr(self.store, "reload", None)
+            have = reload() if reload else None  # the index that process saved, or a rebuild
+        indexing.sync(self.engine, self.store, _no_progress, have=have, save=False)
+        with self.engine.connect() as conn:
+            self.reflects = indexing.sql_state(conn)
+
+    def added(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Vectors this process just committed (refreshed before the commit, lock still held)."""
+        self.guard.add(ids, vectors)
+        if self.reflects is not None:
+            self.reflects = IndexState(self.reflects.generation, max(self.reflects.max_id, int(ids.max())),
+                                       self.reflects.count + len(ids))
+        self.unsaved += len(ids)
+        if self.unsaved >= SAVE_EVERY:
+            self.save()
+
+    def save(self) -> None:
+        """Write the index as SQL has it now: what this process added and what others did."""
+        self.refresh()
+        with self.engine.connect() as conn:
+            truth = indexing.sql_state(conn)
+        try:
+            self.guard.save(truth)
+        except OSError as exc:  # SQLite holds every turn; only the derived file is missing
+            self.notice(f"the vector index could not be saved ({exc.strerror}); it is rebuilt from SQLite "
+                        "on the next open")
+        self.reflects = truth
+        self.unsaved = 0
+
+    def move_to(self, target: str, progress: Progress = _no_progress) -> int:
+        """Make `target` the data dir's store: copy the vectors from SQLite (no re-embedding)."""
+        new_store = self._open(target, fallback=False)
+        old_store, self.store = self.store, new_store
+        try:
+            self.sync(progress, force=True)
+        except BaseException:
+            self.store = old_store
+            new_store.close()
+            raise
+        old_store.close()
+        self.guard.close()
+        self.guard = StoreGuard(new_store, self.engine, self.notice)
+        self.name = target
+        with self.engine.begin() as conn:
+            set_meta(conn, "vector_store", target)
+        return self.store.count()
+
+    def close(self) -> None:
+        if self.unsaved:
+            self.save()
+        self.guard.close()
+        self.store.close()
