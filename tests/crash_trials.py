@@ -223,7 +223,6 @@ class CrashTrials:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from memory.embedding import Embedder  # noqa: F401  (fail here, not in trial 1, if the install is broken)
     from tests.standins import StandIn, Step
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],

@@ -4,7 +4,6 @@ mounts (root, or a user namespace that allows it)."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 
