@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat", action="store_true",
                    help="instead: one chat turn's overhead (store, recall, prompt, store) at the largest size, "
                         "and the local model's load time, first-token time and tokens/s")
+    p.add_argument("--soak", type=int, metavar="TURNS",
+                   help="instead: push TURNS turns through the chat loop (a loopback model), forgetting and "
+                        "importing as it goes, and sample resident memory and recall latency (soak.json, soak.png)")
     p.add_argument("--out", type=Path, help="also write results.json (and bench.png) here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = commands.add_parser("eval", parents=[common], help="measure recall (LoCoMo) or answers (fact/question cases)",

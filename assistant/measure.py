@@ -12,6 +12,8 @@ from assistant.progress import ProgressBar
 
 
 def run_bench(args, settings: Settings) -> int:
+    if args.soak:
+        return _run_soak(args, settings)
     if args.chat:
         from assistant.chat_bench import run_chat_bench
 
@@ -48,6 +50,28 @@ def run_bench(args, settings: Settings) -> int:
         print_json(results)
     else:
         render_table(results)
+    return 0
+
+
+def _run_soak(args, settings: Settings) -> int:
+    from assistant.soak import run_soak
+    from memory.errors import BadInput
+
+    if args.soak < 2 * 500:
+        raise BadInput("--soak needs at least 1000 turns (it samples every 500)")
+    with ProgressBar(enabled=not args.json) as bar:
+        result = run_soak(args.soak, settings.embedder(), bar)
+    if args.out is not None:
+        from assistant.soak import write_soak
+
+        write_soak(result, args.out)
+    if args.json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            if key not in ("samples", "machine"):
+                print(f"{key:>28}: {value}")
+        print(f"{'cpu':>28}: {result['machine']['cpu']} ({', '.join(result['machine']['extensions'])})")
     return 0
 
 

@@ -1,0 +1,152 @@
+"""`memchat bench --soak N`: a long simulated life through the real chat loop, watched as it goes.
+
+N turns go through ChatService.ask (store the message, recall, build the prompt, store the reply)
+on a fresh data dir, with a loopback backend that answers at once, so what is measured is
+memchat, not a model. Interleaved, as a person's years would have them: a conversation changes
+every 20 messages, every 1,000 turns one old conversation is forgotten, every 4,000 turns a
+JSONL export of 200 turns is imported. Every SAMPLE_EVERY turns: the process's resident memory
+(VmRSS), the p50 of 20 recalls, the store's size. Growth is judged after warm-up (the first
+WARM_UP share of the run): resident memory may not grow more than 10 %, and recall latency may
+drift only as the store size explains.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from assistant.backends.base import GenerationOptions, StreamState, approx_tokens
+from assistant.chat import ChatService
+from memory import corpus
+from memory.embedding import Embedder
+from memory.io import read_records
+from memory.memory import Memory
+from memory.runtime import cpu
+
+SAMPLE_EVERY = 500
+WARM_UP = 0.2
+FORGET_EVERY = 1000
+IMPORT_EVERY = 4000
+
+
+class LoopbackBackend:
+    """Answers at once with a sentence built from the message: the chat loop without a model."""
+
+    name = "loopback"
+    model = "echo"
+    supported_options = frozenset()
+
+    def stream(self, messages: list[dict], options: GenerationOptions, cancel: threading.Event,
+               state: StreamState) -> Iterator[str]:
+        asked = messages[-1]["content"].split("\n")[-1][:120]
+        state.usage = {"completion_tokens": 12}
+        yield f"Noted: {asked}"
+
+    def count_tokens(self, text: str) -> int:
+        return approx_tokens(text)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_soak(turns: int, embedder: Embedder, progress, seed: int = 5) -> dict:
+    rng = random.Random(seed)
+    work = Path(tempfile.mkdtemp(prefix="memchat-soak-"))
+    messages = corpus.chat_turns(turns // 2 + 10)
+    probes = corpus.questions(20, seed=41)
+    samples = []
+    started = time.perf_counter()
+    try:
+        with Memory(work / "data", embedder) as memory:
+            service = ChatService(memory, LoopbackBackend(), k=3)
+            conversation = None
+            done = forgotten = imported = 0
+            for n, text in enumerate(messages):
+                if done >= turns:
+                    break
+                reply = service.ask(text, conversation)
+                conversation = None if n % 10 == 9 else reply.conversation_id  # 20 turns a conversation
+                done += 2
+                if done % FORGET_EVERY < 2 and done > FORGET_EVERY:
+                    older = memory.conversations()[10:]  # not the latest ones
+                    if older:
+                        forgotten += memory.forget_conversation(rng.choice(older)["id"])
+                if done % IMPORT_EVERY < 2:
+                    imported += _import_a_file(memory, work, done)
+                if done % SAMPLE_EVERY < 2:
+                    latencies = []
+                    for probe in probes:
+                        t0 = time.perf_counter()
+                        memory.recall(probe, k=10)
+                        latencies.append((time.perf_counter() - t0) * 1000)
+                    stats = memory.stats()
+                    samples.append({"turns_through_chat": done, "stored": stats["turns"], "rss_mb": round(_rss_mb(), 1),
+                                    "recall_p50_ms": round(statistics.median(latencies), 2),
+                                    "elapsed_s": round(time.perf_counter() - started, 1)})
+                progress("soak", min(done, turns), turns)
+            indexed, stored = memory.stats()["indexed"], memory.stats()["turns"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    warm = [s for s in samples if s["turns_through_chat"] >= WARM_UP * turns] or samples
+    base, end = warm[0], samples[-1]
+    return {"machine": cpu.describe(), "turns_through_chat": done, "forgotten": forgotten, "imported": imported,
+            "stored_at_end": stored, "indexed_at_end": indexed, "seconds": round(time.perf_counter() - started, 1),
+            "rss_after_warm_up_mb": base["rss_mb"], "rss_end_mb": end["rss_mb"],
+            "rss_growth_after_warm_up": round(end["rss_mb"] / base["rss_mb"] - 1, 4),
+            "recall_p50_after_warm_up_ms": base["recall_p50_ms"], "recall_p50_end_ms": end["recall_p50_ms"],
+            "store_growth_after_warm_up": round(end["stored"] / base["stored"], 2), "samples": samples}
+
+
+def _import_a_file(memory: Memory, work: Path, n: int) -> int:
+    """Import 200 turns as a person importing an old export would: a JSONL file, read and validated."""
+    from memory.turn import to_iso
+
+    path = work / f"export-{n}.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        for i, text in enumerate(corpus.chat_turns(200, seed=1000 + n)):
+            out.write(json.dumps({"text": text, "role": "user" if i % 2 == 0 else "assistant",
+                                  "conversation_id": f"old-{n}-{i // 20}",
+                                  "created_at": to_iso(1_600_000_000 + n * 1000 + i)}) + "\n")
+    _, records = read_records(path)
+    path.unlink()
+    return memory.remember_many(records, total=len(records)).added
+
+
+def soak_plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = result["samples"]
+    x = [s["turns_through_chat"] for s in samples]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(x, [s["rss_mb"] for s in samples], marker=".")
+    left.axvline(WARM_UP * result["turns_through_chat"], color="grey", linestyle=":", label="end of warm-up")
+    left.set(xlabel="turns through the chat loop", ylabel="resident memory (MB)", title="memory")
+    left.legend()
+    right.plot(x, [s["recall_p50_ms"] for s in samples], marker=".", label="recall p50 (ms)")
+    twin = right.twinx()
+    twin.plot(x, [s["stored"] for s in samples], color="tab:orange", label="turns stored")
+    right.set(xlabel="turns through the chat loop", ylabel="recall p50 (ms)", title="recall latency and store size")
+    twin.set_ylabel("turns stored")
+    fig.suptitle(f"memchat soak: {result['turns_through_chat']} turns, {result['machine'].get('cpu', '')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_soak(result: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "soak.json").write_text(json.dumps(result, indent=2))
+    soak_plot(result, out / "soak.png")
