@@ -28,6 +28,13 @@ from memory.stores import IndexState, StoreRefused, StoreUnavailable, open_store
 
 Progress = Callable[[str, int, int], None]
 SAVE_EVERY = 1000  # unsaved index additions before the index file is rewritten
+# A store that rewrites its whole file to save (FAISS) lets its file lag SQLite: at a million
+# memories every `memchat ask` would otherwise write ~1.5 GB at exit. While adding, it is rewritten
+# once the lag reaches LAG_SHARE of its size (a long import writes ~10x the final file, not one
+# file per thousand turns); at open and close, once it reaches LAG_CAP, so the next open catches
+# up at most that many vectors from SQLite (a fraction of a second). SQLite holds every vector, so
+# a crash loses nothing either.
+LAG_SHARE, LAG_CAP = 0.1, 20_000
 
 
 def _no_progress(phase: str, done: int, total: int) -> None:
@@ -68,11 +75,14 @@ class VectorIndex:
 
     def sync(self, progress: Progress = _no_progress, force: bool = False) -> str:
         """Nothing, catch up, or rebuild from SQL (exclusive lock held). Returns which."""
-        self.unsaved = 0
-        outcome = indexing.sync(self.engine, self.store, progress, force)
+        # What this process's copy holds, where it is its own copy (a server's store holds others' too).
+        have = None if getattr(self.store, "shared", False) else self.reflects
+        outcome = indexing.sync(self.engine, self.store, progress, force, have=have, save=False)
         self.guard.behind = False  # whatever a failed write missed, the store now holds
         with self.engine.connect() as conn:
             self.reflects = indexing.sql_state(conn)
+        if outcome == "rebuilt" or (outcome == "caught up" and (not self._defers_saves or self._save_due(settled=True))):
+            self.save()
         return outcome
 
     def refresh(self) -> None:
@@ -103,8 +113,22 @@ class VectorIndex:
             self.reflects = IndexState(self.reflects.generation, max(self.reflects.max_id, int(ids.max())),
                                        self.reflects.count + len(ids))
         self.unsaved += len(ids)
-        if self.unsaved >= SAVE_EVERY:
+        if self._save_due():
             self.save()
+
+    @property
+    def _defers_saves(self) -> bool:
+        return getattr(self.store, "rewrites_on_save", False)
+
+    def _save_due(self, settled: bool = False) -> bool:
+        """settled: at open or close, where the lag left is what the next open catches up."""
+        if not self._defers_saves:
+            return self.unsaved >= SAVE_EVERY
+        saved, now = self.store.state(), self.reflects
+        if saved is None or now is None or saved.generation != now.generation:
+            return True
+        allowed = int(now.count * LAG_SHARE)
+        return now.count - saved.count >= max(SAVE_EVERY, min(allowed, LAG_CAP) if settled else allowed)
 
     def save(self) -> None:
         """Write the index as SQL has it now: what this process added and what others did."""
@@ -138,7 +162,7 @@ class VectorIndex:
         return self.store.count()
 
     def close(self) -> None:
-        if self.unsaved:
+        if self._save_due(settled=True) if self._defers_saves else self.unsaved:
             self.save()
         self.guard.close()
         self.store.close()

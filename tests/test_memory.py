@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -194,6 +195,31 @@ def test_stale_index_is_caught_up_from_sql(data_dir, embedder):
     with Memory(data_dir, embedder) as memory:
         assert memory.store.count() == 2
         assert "zebras" in memory.recall("zebras", k=1, weights=DENSE)[0].turn.text
+
+
+def test_the_index_file_lags_by_a_bounded_amount_but_a_forget_rewrites_it(data_dir, embedder):
+    """Rewriting the whole FAISS file for every `ask` would cost seconds at a million memories, so
+    a few additions only reach SQLite and the next open catches them up; a forget is written at
+    once, because the forgotten vector must leave the disk."""
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("The boiler was serviced in May.")
+    index_file = data_dir / "index.faiss"
+    written = index_file.stat().st_mtime_ns
+    with Memory(data_dir, embedder) as memory:
+        turns = [memory.remember(f"note {i}: the plumber comes on day {i}") for i in range(30)]
+    assert index_file.stat().st_mtime_ns == written  # 30 of them: below the lag allowed
+    with Memory(data_dir, embedder) as memory:
+        assert memory.sync_index() == "current" and memory.stats()["indexed"] == 31  # caught up at open
+        assert memory.recall("when does the plumber come on day 17", k=1, weights=DENSE)[0].turn.id == turns[17].id
+        doomed = memory.recall("when was the boiler serviced", k=1, weights=DENSE)[0].turn
+        with sqlite3.connect(data_dir / "memchat.db") as db:
+            (vector,) = db.execute("SELECT vector FROM embeddings WHERE turn_id = ?", (doomed.id,)).fetchone()
+        assert vector in index_file.read_bytes()  # the file holds its vectors verbatim (a flat index)
+        memory.forget([doomed.id])
+    assert index_file.stat().st_mtime_ns != written
+    with Memory(data_dir, embedder) as memory:
+        assert memory.sync_index() == "current" and memory.stats()["indexed"] == 30
+    assert vector not in index_file.read_bytes()
 
 
 def test_a_forget_in_another_process_reaches_this_ones_index(memory, data_dir, embedder):

@@ -34,6 +34,7 @@ SEARCH_THREADS = 1
 class FaissStore:
     name = "faiss"
     shared = False  # each process holds its own copy of the index, loaded from the file
+    rewrites_on_save = True  # a save writes the whole file: memory/vector_index.py defers it
 
     def __init__(self, data_dir: Path, dim: int | None, store_id: str = "", kind: str = "auto",
                  nprobe: int | None = None):
@@ -55,13 +56,13 @@ class FaissStore:
         import faiss
 
         try:
-            data = self.path.read_bytes()
-            if not data.startswith(MAGIC):
-                return
-            (header_len,) = struct.unpack_from("<I", data, len(MAGIC))
-            start = len(MAGIC) + 4
-            header = json.loads(data[start : start + header_len])
-            index = faiss.deserialize_index(np.frombuffer(data[start + header_len :], dtype=np.uint8))
+            with open(self.path, "rb") as f:
+                if f.read(len(MAGIC)) != MAGIC:
+                    return
+                (header_len,) = struct.unpack("<I", f.read(4))
+                header = json.loads(f.read(header_len))
+                # Streamed from the file: no second copy of a large index in memory while it loads.
+                index = faiss.read_index(faiss.PyCallbackIOReader(f.read))
         except (OSError, ValueError, RuntimeError, struct.error, json.JSONDecodeError):
             return  # missing or corrupt: the caller rebuilds from SQL
         if index.ntotal != header["state"]["count"]:
@@ -91,12 +92,11 @@ class FaissStore:
             return
         self._maybe_switch_to_ivf()
         header = json.dumps({"state": state.__dict__, "kind": self.index_kind}).encode()
-        blob = faiss.serialize_index(self.index).tobytes()
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(MAGIC + struct.pack("<I", len(header)) + header)
-                f.write(blob)
+                faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write))  # streamed, no copy
                 f.flush()
                 os.fsync(f.fileno())
             make_private(tmp)
