@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest-sample", type=int, default=2000,
                    help="turns pushed through the full import path to measure ingest_per_s (default 2000)")
     p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf"], help="FAISS index kind (default auto)")
+    p.add_argument("--embed-limit", type=int, default=100_000, metavar="N",
+                   help="embed at most N corpus texts (cached); rows past N get synthetic vectors clustered "
+                        "around embedded ones, and the report says so (default 100000)")
     p.add_argument("--chat", action="store_true",
                    help="instead: one chat turn's overhead (store, recall, prompt, store) at the largest size, "
                         "and the local model's load time, first-token time and tokens/s")

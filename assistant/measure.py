@@ -32,11 +32,14 @@ def run_bench(args, settings: Settings) -> int:
                     print(f"{key:>16}: {value}")
         return 0
     from memory.bench import BenchConfig, run
+    from memory.errors import BadInput
 
+    if args.embed_limit < 1:
+        raise BadInput("--embed-limit must be at least 1 (synthetic vectors are placed around embedded ones)")
     config = BenchConfig(
         stores=_bench_stores(args.stores, store_options(settings)),
         sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
-        queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index,
+        queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index, embed_limit=args.embed_limit,
         cache_dir=settings.data_dir / "bench-cache",
         store_options=store_options(settings),
     )
@@ -211,15 +214,20 @@ def render_table(report: dict) -> None:
     table = Table(title=f"memchat bench ({report['embed_model']}, {report['queries']} queries)")
     columns = {"store": "store", "index": "index", "size": "memories", "ingest_per_s": "ingest/s",
                "search_p50_ms": "p50 ms", "search_p95_ms": "p95 ms", "recall_at_10": "recall@10",
-               "disk_bytes": "disk MB", "cold_open_s": "open s"}
+               "disk_bytes": "disk MB", "cold_open_s": "open s", "forget_one_s": "forget s",
+               "resident_mb": "RSS MB"}
     for key, header in columns.items():
         table.add_column(header, justify="left" if key in ("store", "index") else "right")
     for row in report["results"]:
         disk = f"{row['disk_bytes'] / 1e6:,.1f}" + ("*" if row.get("remote") else "")
         cells = dict(row, size=f"{row['size']:,}", disk_bytes=disk)
-        table.add_row(*[str(cells[key]) for key in columns])
+        table.add_row(*[str(cells.get(key, "")) for key in columns])
     console = Console()
     console.print(table)
+    if report.get("synthetic_rows"):
+        console.print(f"  rows past the first {report['embedded_rows']:,} hold synthetic vectors clustered around "
+                      "embedded ones (embedding them all would take hours here); see memory/bench.py",
+                      highlight=False, soft_wrap=True)
     for store, location in {r["store"]: r.get("location", "data dir") for r in report["results"]}.items():
         console.print(f"  {store}: {location_note(location)}", highlight=False, soft_wrap=True)
     if any(r.get("remote") for r in report["results"]):

@@ -3,13 +3,26 @@
 Per store and size: ingest_per_s (turns embedded and stored per second through the normal import
 path, on a sample of chat-shaped turns: corpus.chat_turns), search_p50_ms / search_p95_ms (one query end to end: embed it, hybrid search,
 fetch rows), recall_at_10 (the index's top 10 against exact search over the same vectors),
-disk_bytes (everything in the store's data dir) and cold_open_s (open a closed store, index load
-included). Corpus embeddings are computed once and cached, so bigger sizes reuse smaller ones.
+disk_bytes (everything in the store's data dir), cold_open_s (open a closed store, index load
+included), forget_one_s (forget one turn, until its text and vector are gone from disk: median of
+three) and resident_mb (peak resident memory of a fresh process that opens the store and recalls
+20 times: the embedder, no chat model). Corpus embeddings are computed once and cached, so bigger
+sizes reuse smaller ones.
+
+Embedding a million texts takes hours on two cores, so only the first `embed_limit` texts are
+embedded; past that, each row gets a synthetic vector: a random embedded one plus Gaussian noise
+(cosine ~0.9 to it, renormalised, seeded). The index then holds clusters shaped like real
+embeddings, at the real dimension, and recall@10 is still judged against exact search over the
+same vectors. The report says how many rows were synthetic.
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,6 +43,7 @@ class BenchConfig:
     queries: int = 200
     ingest_sample: int = 2000
     index_kind: str = "auto"
+    embed_limit: int = 100_000  # rows past this get synthetic clustered vectors (see above)
     cache_dir: Path | None = None
     store_options: dict = field(default_factory=dict)  # per store, as Memory takes them
 
@@ -57,6 +71,34 @@ def corpus_vectors(embedder: Embedder, texts: list[str], cache_dir: Path | None,
     if cache is not None:
         np.save(cache, result)
     return result
+
+
+# Noise per dimension for synthetic vectors: a unit vector plus N(0, s^2) in d dimensions has cosine
+# ~1/sqrt(1 + d*s^2) to the original; 0.9 is about how close a paraphrase's embedding lands.
+SYNTHETIC_COSINE = 0.9
+
+
+def synthetic_vectors(real: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """`count` unit vectors clustered around random rows of `real` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    dim = real.shape[1]
+    scale = np.sqrt((1 / SYNTHETIC_COSINE**2 - 1) / dim)
+    out = np.empty((count, dim), dtype=np.float32)
+    for start in range(0, count, 65_536):
+        end = min(start + 65_536, count)
+        chunk = real[rng.integers(0, len(real), end - start)] + rng.normal(0, scale, (end - start, dim))
+        out[start:end] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+    return out
+
+
+def bench_vectors(embedder: Embedder, texts: list[str], embed_limit: int, cache_dir: Path | None,
+                  progress) -> np.ndarray:
+    """Real embeddings for the first `embed_limit` texts, synthetic ones for the rest."""
+    real = corpus_vectors(embedder, texts[:embed_limit], cache_dir, progress)
+    if len(texts) <= embed_limit:
+        return real
+    progress("placing synthetic vectors", 0, 1)
+    return np.vstack([real, synthetic_vectors(real, len(texts) - embed_limit)])
 
 
 def _dir_bytes(path: Path) -> int:
@@ -99,14 +141,21 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
         qvecs = embedder.encode(queries)
         for qvec in qvecs:
             got, _ = memory.store.search(qvec, 10)
-            truth = np.argsort(-(exact_matrix @ qvec))[:10] + 1  # vector ids are 1-based row numbers
+            truth = np.argpartition(-(exact_matrix @ qvec), 10)[:10] + 1  # vector ids are 1-based row numbers
             overlaps.append(len(set(got.tolist()) & set(truth.tolist())) / 10)
         index_kind = getattr(memory.store, "index_kind", store)
+        forget_s = []
+        for turn_id in (1, size // 2, size):  # a turn early, in the middle, and the latest
+            started = time.perf_counter()
+            memory.forget([turn_id])
+            forget_s.append(time.perf_counter() - started)
+        progress(f"resident memory {store} @ {size}", 0, 1)
         # Where the vectors lived: a remote store's row is that service's (or stand-in's) speed, and
         # its disk_bytes are SQLite's alone.
         location = getattr(memory.store, "location", "data dir")
         remote = bool(getattr(memory.store, "remote", False))
         memory.close()
+        resident = resident_memory(work, store, options, embedder, queries[:20])
         return {
             "store": store, "size": size, "index": index_kind, "location": location, "remote": remote,
             "ingest_per_s": round(ingest_per_s, 1),
@@ -115,9 +164,38 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
             "recall_at_10": round(float(np.mean(overlaps)), 4),
             "disk_bytes": _dir_bytes(work),
             "cold_open_s": round(cold_open_s, 3),
+            "forget_one_s": round(statistics.median(forget_s), 3),
+            "forget_one_max_s": round(max(forget_s), 3),
+            "resident_mb": resident["peak_mb"],
+            "synthetic_vectors": max(0, size - config.embed_limit),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def resident_memory(work: Path, store: str, options: dict, embedder: Embedder, queries: list[str]) -> dict:
+    """Peak and current resident memory of a fresh process that opens the store and recalls: what
+    a person's memchat holds for its memory (the embedder included, no chat model)."""
+    args = {"dir": str(work), "store": store, "options": options, "model": embedder.model_id,
+            "dtype": embedder.dtype, "cache_dir": str(embedder.cache_dir) if embedder.cache_dir else None,
+            "queries": queries}
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", "from memory.bench import _resident_probe; _resident_probe()",
+                           json.dumps(args, default=str)], env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _resident_probe() -> None:
+    """The child of resident_memory: open, recall, print {peak_mb, now_mb} as JSON."""
+    args = json.loads(sys.argv[1])
+    embedder = Embedder(args["model"], dtype=args["dtype"], cache_dir=args["cache_dir"] and Path(args["cache_dir"]))
+    with Memory(Path(args["dir"]), embedder, store=args["store"], store_options=args["options"]) as memory:
+        for query in args["queries"]:
+            memory.recall(query, k=10)
+        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    print(json.dumps({"peak_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
+                      "now_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1)}))
 
 
 def _ingest_rate(store: str, options: dict, embedder: Embedder, sample: int, progress) -> float:
@@ -144,10 +222,11 @@ def machine() -> dict:
 
 def run(config: BenchConfig, embedder: Embedder, progress) -> dict:
     texts = corpus.turns(max(config.sizes))
-    vectors = corpus_vectors(embedder, texts, config.cache_dir, progress)
+    vectors = bench_vectors(embedder, texts, config.embed_limit, config.cache_dir, progress)
     queries = corpus.questions(config.queries)
     results = [measure(store, size, texts, vectors, queries, embedder, config, progress)
                for store in config.stores for size in sorted(config.sizes)]
     return {"machine": machine(), "embed_model": embedder.model_id, "embed_dtype": embedder.dtype,
             "embed_engine_one_text": embedder.engine, "queries": config.queries,
-            "ingest_sample": config.ingest_sample, "results": results}
+            "ingest_sample": config.ingest_sample, "embedded_rows": min(config.embed_limit, max(config.sizes)),
+            "synthetic_rows": max(0, max(config.sizes) - config.embed_limit), "results": results}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import statistics
 
+import numpy as np
+
 from assistant.cli import main
 from memory import corpus
 
@@ -11,14 +13,18 @@ from memory import corpus
 def test_bench_reports_each_store_and_size_with_the_machine(tmp_path, capsys, cli_env, monkeypatch, embedder):
     monkeypatch.setenv("MEMCHAT_MODEL_CACHE", cli_env["MEMCHAT_MODEL_CACHE"])
     code = main(["bench", "--stores", "faiss,qdrant", "--sizes", "150,300", "--queries", "12", "--ingest-sample", "40",
-                 "--json", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data")])
+                 "--embed-limit", "200", "--json", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data")])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and [(r["store"], r["size"]) for r in report["results"]] == [
         ("faiss", 150), ("faiss", 300), ("qdrant", 150), ("qdrant", 300)]
     assert {"cpu", "extensions", "cores"} <= set(report["machine"]) and report["embed_dtype"] in ("float32", "bfloat16")
+    assert (report["embedded_rows"], report["synthetic_rows"]) == (200, 100)
     for row in report["results"]:
         assert row["recall_at_10"] == 1.0  # exact search below the IVF switch: its own top 10 is exact
         assert row["search_p50_ms"] <= row["search_p95_ms"] and row["ingest_per_s"] > 0
+        assert row["synthetic_vectors"] == {150: 0, 300: 100}[row["size"]]
+        assert 0 < row["forget_one_s"] <= row["forget_one_max_s"]
+        assert 100 < row["resident_mb"] < 4000  # a fresh process with the embedder and the store
     assert (tmp_path / "out" / "bench.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == report
     # Where each row was measured is said: Qdrant's local mode is not a Qdrant server's speed, and
@@ -31,6 +37,19 @@ def test_bench_reports_each_store_and_size_with_the_machine(tmp_path, capsys, cl
     table = capsys.readouterr().out
     assert "not a Qdrant server" in table and "not the hosted service's speed" in table
     assert "SQLite's share only" in table
+    assert "synthetic vectors clustered around embedded ones" in table and "RSS" in table
+
+
+def test_synthetic_vectors_are_unit_clusters_around_embedded_ones(embedder):
+    from memory.bench import SYNTHETIC_COSINE, synthetic_vectors
+
+    real = embedder.encode(corpus.turns(50))
+    placed = synthetic_vectors(real, 2000)
+    assert placed.shape == (2000, real.shape[1]) and placed.dtype == np.float32
+    assert np.allclose(np.linalg.norm(placed, axis=1), 1.0, atol=1e-5)
+    nearest = (placed @ real.T).max(axis=1)  # each lies near the embedded vector it was placed around
+    assert abs(float(np.median(nearest)) - SYNTHETIC_COSINE) < 0.02
+    assert np.array_equal(placed, synthetic_vectors(real, 2000))  # seeded: every run benches the same rows
 
 
 def test_chat_shaped_turns_follow_real_chat_lengths():
