@@ -325,8 +325,7 @@ class Memory:
             if conversation_condition is not None:
                 conn.execute(delete(conversations).where(conversation_condition))
             bump_generation(conn)
-        self.index.guard.delete(np.array(vector_ids, dtype=np.int64))
-        self.index.save()  # rewrite the index file now, so the vectors are gone from disk too
+        self.index.forgotten(np.array(vector_ids, dtype=np.int64))
         return count
 
     # -- model change --------------------------------------------------------------------------

@@ -116,6 +116,16 @@ class VectorIndex:
         if self._save_due():
             self.save()
 
+    def forgotten(self, ids: np.ndarray) -> None:
+        """Vectors of turns this process just deleted in SQL (refreshed before, lock still held):
+        out of the index, and the file rewritten now, so they are gone from disk too."""
+        self.guard.delete(ids)
+        # The delete bumped the generation: record it as this index's own, or the save below would
+        # take it for another process's forget and reload the old file and rebuild (minutes at 1M).
+        with self.engine.connect() as conn:
+            self.reflects = indexing.sql_state(conn)
+        self.save()
+
     @property
     def _defers_saves(self) -> bool:
         return getattr(self.store, "rewrites_on_save", False)

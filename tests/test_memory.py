@@ -222,6 +222,16 @@ def test_the_index_file_lags_by_a_bounded_amount_but_a_forget_rewrites_it(data_d
     assert vector not in index_file.read_bytes()
 
 
+def test_a_forget_changes_this_processs_index_in_place(memory):
+    """Its own forget is not another process's: no reload of the old file and rebuild from SQLite
+    (which made forgetting one turn take over two minutes at a million memories)."""
+    turns = [memory.remember(f"errand {i}: pick up parcel number {i}", conversation_id="errands") for i in range(12)]
+    index = memory.store.index
+    memory.forget([turns[3].id])
+    memory.forget_conversation(turns[0].conversation_id)
+    assert memory.store.index is index and memory.store.count() == 0
+
+
 def test_a_forget_in_another_process_reaches_this_ones_index(memory, data_dir, embedder):
     """The other process saves its index after a forget; this one reloads that file and catches up
     its own unsaved additions from SQL, rather than rebuilding."""
