@@ -60,8 +60,10 @@ def _run_soak(args, settings: Settings) -> int:
     from assistant.soak import run_soak
     from memory.errors import BadInput
 
-    if args.soak < 2 * 500:
-        raise BadInput("--soak needs at least 1000 turns (it samples every 500)")
+    from assistant.soak import MIN_TURNS
+
+    if args.soak < MIN_TURNS:
+        raise BadInput(f"--soak needs at least {MIN_TURNS} turns (it samples 40 times a run)")
     with ProgressBar(enabled=not args.json) as bar:
         result = run_soak(args.soak, settings.embedder(), bar)
     if args.out is not None:

@@ -58,3 +58,21 @@ def test_chat_shaped_turns_follow_real_chat_lengths():
     assert 100 <= statistics.median(lengths) <= 150
     assert 45 <= lengths[200] <= 80 and 190 <= lengths[1800] <= 290
     assert corpus.chat_turns(50) == corpus.chat_turns(50)  # seeded: every run imports the same text
+
+
+def test_soak_pushes_a_short_life_through_the_chat_loop(tmp_path, capsys, cli_env, monkeypatch):
+    """The suite's short version of `memchat bench --soak 20000` (docs/benchmarks.md): every kind of
+    event happens, nothing is lost between SQLite and the index, and the samples are plotted."""
+    monkeypatch.setenv("MEMCHAT_MODEL_CACHE", cli_env["MEMCHAT_MODEL_CACHE"])
+    code = main(["bench", "--soak", "400", "--json", "--out", str(tmp_path / "soak"),
+                 "--data-dir", str(tmp_path / "data")])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["turns_through_chat"] == 400
+    assert report["forgotten"] > 0 and report["imported"] == 5 * 200
+    assert report["stored_at_end"] == report["indexed_at_end"] == report["samples"][-1]["stored"]
+    assert len(report["samples"]) == 40 and all(s["rss_mb"] > 100 for s in report["samples"])
+    assert isinstance(report["rss_within_10_percent"], bool)
+    end = report["samples"][-1]  # 384 float32s and an int64 id per vector
+    assert end["index_mb"] == round(report["indexed_at_end"] * (384 * 4 + 8) / 2**20, 1)
+    assert (tmp_path / "soak" / "soak.png").stat().st_size > 10_000
+    assert main(["bench", "--soak", "10", "--data-dir", str(tmp_path / "data")]) == 2  # too short to sample
