@@ -481,3 +481,26 @@ def test_a_broad_filtered_recall_reads_vectors_in_batches(data_dir, embedder):
         tracemalloc.stop()
     assert hits[0].turn.text == "note 12345"
     assert peak < 12_000_000, f"{peak / 1e6:.1f} MB for one filtered recall"
+
+
+def test_a_word_in_too_many_turns_to_rank_gives_the_newest_turns_holding_every_word(memory, monkeypatch):
+    """bm25 scores every match, so when even the rarest query word is in more turns than one query
+    may rank (POSTINGS_BUDGET: 5,000 in use, 3 here), lexical recall takes the newest turns that
+    hold every content word, without scoring: its cost stops growing with the store."""
+    from memory import recall
+
+    for i in range(12):
+        memory.remember(f"Grace said hello on day {i}", conversation_id="g", created_at=1_000 + i)
+    old = memory.remember("Grace is allergic to peanuts", conversation_id="g", created_at=2_000)
+    for i in range(4):
+        memory.remember(f"Grace watered the plants, day {i}", conversation_id="g", created_at=3_000 + i)
+    new = memory.remember("Grace is allergic to cats as well", conversation_id="g", created_at=4_000)
+    question = "What is Grace allergic to?"
+    with memory.engine.connect() as conn:
+        ranked = recall.lexical_candidates(conn, question, 5, RecallFilter())
+        assert set(ranked[:2]) == {old.id, new.id}  # within the budget: bm25 over every match
+        monkeypatch.setattr(recall, "POSTINGS_BUDGET", 3)
+        assert recall.lexical_candidates(conn, question, 5, RecallFilter()) == [new.id, old.id]
+        only_g = RecallFilter(conversation_id="g", exclude_ids=frozenset({new.id}))
+        assert recall.lexical_candidates(conn, question, 5, only_g) == [old.id]
+    assert memory.recall(question, k=1, weights=LEXICAL)[0].turn.id == new.id
