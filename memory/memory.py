@@ -25,6 +25,7 @@ from memory.datadir import DataDirLock
 from memory.embedding import Embedder
 from memory.errors import ModelMismatch, NotFound, storage_failures_named
 from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
+from memory.runtime.heap import release_freed_memory
 from memory.runtime.private_files import ensure_private_dir
 from memory.stores import StoreUnavailable
 from memory.turn import Hit, NewTurn, Turn
@@ -167,6 +168,7 @@ class Memory:
         if batch:
             flush()
         self.save_index()
+        release_freed_memory()  # the import's embedding buffers, freed but still held by malloc
         return ImportResult(added, skipped)
 
     def _store_batch(self, batch: list[NewTurn], skip_existing: bool,
@@ -307,6 +309,7 @@ class Memory:
             self.index.refresh()
             count = self._forget_locked(condition, conversation_condition, everything)
         scrub(self.engine)
+        release_freed_memory()  # the full-text merge's buffers
         return count
 
     def _forget_locked(self, condition, conversation_condition, everything: bool) -> int:
@@ -354,6 +357,7 @@ class Memory:
             self.store.reset(self.embedder.dim)
             self.index.sync(progress, force=True)
         scrub(self.engine)
+        release_freed_memory()
         return done
 
     # -- lifecycle -----------------------------------------------------------------------------

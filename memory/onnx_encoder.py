@@ -33,6 +33,10 @@ class OnnxEncoder:
         # Worker threads spin briefly after a run (the default). Turning that off made a chat turn's
         # two encodes ~1.6x slower; nothing else runs in those few milliseconds worth protecting.
         options.log_severity_level = 3
+        # No memory arena: it keeps the largest batch shape it has ever run (an import's) for the
+        # life of the process; the soak grew +20 % in steps at each import with it and 0 % without,
+        # and one-text and batch speeds did not move (docs/benchmarks.md, "A long life").
+        options.enable_cpu_mem_arena = False
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self.tokenizer.enable_truncation(max_length=max_tokens)

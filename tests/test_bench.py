@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 
 import numpy as np
 
 from assistant.cli import main
 from memory import corpus
+from tests.conftest import MEMCHAT, REPO
 
 
 def test_bench_reports_each_store_and_size_with_the_machine(tmp_path, capsys, cli_env, monkeypatch, embedder):
@@ -60,19 +62,25 @@ def test_chat_shaped_turns_follow_real_chat_lengths():
     assert corpus.chat_turns(50) == corpus.chat_turns(50)  # seeded: every run imports the same text
 
 
-def test_soak_pushes_a_short_life_through_the_chat_loop(tmp_path, capsys, cli_env, monkeypatch):
-    """The suite's short version of `memchat bench --soak 20000` (docs/benchmarks.md): every kind of
-    event happens, nothing is lost between SQLite and the index, and the samples are plotted."""
-    monkeypatch.setenv("MEMCHAT_MODEL_CACHE", cli_env["MEMCHAT_MODEL_CACHE"])
-    code = main(["bench", "--soak", "400", "--json", "--out", str(tmp_path / "soak"),
-                 "--data-dir", str(tmp_path / "data")])
-    report = json.loads(capsys.readouterr().out)
-    assert code == 0 and report["turns_through_chat"] == 400
+def test_soak_pushes_a_short_life_through_the_chat_loop(tmp_path, cli_env):
+    """The suite's short version of `memchat bench --soak 20000` (docs/benchmarks.md), in its own
+    process as a person runs it (so resident memory is memchat's, not the test session's): every
+    kind of event happens, nothing is lost between SQLite and the index, memory stays flat."""
+    done = subprocess.run([*MEMCHAT, "bench", "--soak", "400", "--json", "--out", str(tmp_path / "soak")],
+                          env=cli_env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["turns_through_chat"] == 400
     assert report["forgotten"] > 0 and report["imported"] == 5 * 200
     assert report["stored_at_end"] == report["indexed_at_end"] == report["samples"][-1]["stored"]
     assert len(report["samples"]) == 40 and all(s["rss_mb"] > 100 for s in report["samples"])
-    assert isinstance(report["rss_within_10_percent"], bool)
     end = report["samples"][-1]  # 384 float32s and an int64 id per vector
     assert end["index_mb"] == round(report["indexed_at_end"] * (384 * 4 + 8) / 2**20, 1)
+    # The issue's bar: no growth after warm-up beyond 10 % (the 20,000-turn soak grew +20.6 % while
+    # the embedder's memory arena and malloc kept each import's high-water mark; 400 turns are too
+    # few to show that reliably, so this guards the bar rather than proving the fix).
+    assert report["rss_beyond_index_within_10_percent"], report["rss_growth_beyond_index"]
     assert (tmp_path / "soak" / "soak.png").stat().st_size > 10_000
-    assert main(["bench", "--soak", "10", "--data-dir", str(tmp_path / "data")]) == 2  # too short to sample
+    too_short = subprocess.run([*MEMCHAT, "bench", "--soak", "10"], env=cli_env, cwd=REPO, capture_output=True,
+                               text=True, timeout=120)
+    assert too_short.returncode == 2 and "at least 400 turns" in too_short.stderr
