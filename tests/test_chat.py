@@ -231,7 +231,6 @@ def test_ctrl_c_during_ask_keeps_what_streamed(data_dir, cli_env):
     chat loop records a stopped reply."""
     import signal
     import subprocess
-    import time
 
     from tests.conftest import MEMCHAT
 
