@@ -167,7 +167,8 @@ class Memory:
                 flush()
         if batch:
             flush()
-        self.save_index()
+        with self._lock.exclusive("saving the vector index"):
+            self.index.settle()  # not a rewrite of a large FAISS file for a small import
         release_freed_memory()  # the import's embedding buffers, freed but still held by malloc
         return ImportResult(added, skipped)
 

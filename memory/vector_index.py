@@ -31,9 +31,9 @@ SAVE_EVERY = 1000  # unsaved index additions before the index file is rewritten
 # A store that rewrites its whole file to save (FAISS) lets its file lag SQLite: at a million
 # memories every `memchat ask` would otherwise write ~1.5 GB at exit. While adding, it is rewritten
 # once the lag reaches LAG_SHARE of its size (a long import writes ~10x the final file, not one
-# file per thousand turns); at open and close, once it reaches LAG_CAP, so the next open catches
-# up at most that many vectors from SQLite (a fraction of a second). SQLite holds every vector, so
-# a crash loses nothing either.
+# file per thousand turns); at open, after an import and at close, once it reaches LAG_CAP, so the
+# next open catches up at most that many vectors from SQLite (a fraction of a second). SQLite holds
+# every vector, so a crash loses nothing either.
 LAG_SHARE, LAG_CAP = 0.1, 20_000
 
 
@@ -131,7 +131,8 @@ class VectorIndex:
         return getattr(self.store, "rewrites_on_save", False)
 
     def _save_due(self, settled: bool = False) -> bool:
-        """settled: at open or close, where the lag left is what the next open catches up."""
+        """settled: at open, after an import or at close, where the lag left is what the next open
+        catches up."""
         if not self._defers_saves:
             return self.unsaved >= SAVE_EVERY
         saved, now = self.store.state(), self.reflects
@@ -171,8 +172,13 @@ class VectorIndex:
             set_meta(conn, "vector_store", target)
         return self.store.count()
 
-    def close(self) -> None:
+    def settle(self) -> None:
+        """At the end of an import and at close: save if the file lacks more than the next open
+        should have to catch up (for FAISS, LAG_CAP; for the others, anything)."""
         if self._save_due(settled=True) if self._defers_saves else self.unsaved:
             self.save()
+
+    def close(self) -> None:
+        self.settle()
         self.guard.close()
         self.store.close()
