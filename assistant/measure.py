@@ -57,10 +57,8 @@ def run_bench(args, settings: Settings) -> int:
 
 
 def _run_soak(args, settings: Settings) -> int:
-    from assistant.soak import run_soak
+    from assistant.soak import MIN_TURNS, run_soak
     from memory.errors import BadInput
-
-    from assistant.soak import MIN_TURNS
 
     if args.soak < MIN_TURNS:
         raise BadInput(f"--soak needs at least {MIN_TURNS} turns (it samples 40 times a run)")

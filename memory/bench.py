@@ -33,6 +33,7 @@ import numpy as np
 from memory import corpus
 from memory.embedding import Embedder
 from memory.memory import Memory
+from memory.runtime.heap import resident_mb
 from memory.turn import NewTurn
 
 
@@ -193,9 +194,7 @@ def _resident_probe() -> None:
     with Memory(Path(args["dir"]), embedder, store=args["store"], store_options=args["options"]) as memory:
         for query in args["queries"]:
             memory.recall(query, k=10)
-        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    print(json.dumps({"peak_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
-                      "now_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1)}))
+    print(json.dumps({"peak_mb": round(resident_mb("VmHWM"), 1), "now_mb": round(resident_mb(), 1)}))
 
 
 def _ingest_rate(store: str, options: dict, embedder: Embedder, sample: int, progress) -> float:

@@ -13,7 +13,6 @@ several memchat stores can share one server.
 from __future__ import annotations
 
 from contextlib import ExitStack
-
 from pathlib import Path
 
 import numpy as np

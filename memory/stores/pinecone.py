@@ -44,8 +44,8 @@ class PineconeStore:
     index_kind = "serverless"
     remote = True  # failures fall back to exact search over SQLite (memory/store_guard.py)
     # The vectors are shared, but the acknowledged count and the not-yet-visible writes are this
-    # process's: so other processes' writes are taken in like a private index's (memory.py
-    # _refresh), re-upserting them, which Pinecone makes idempotent.
+    # process's: so other processes' writes are taken in like a private index's
+    # (VectorIndex.refresh), re-upserting them, which Pinecone makes idempotent.
     shared = False
 
     def __init__(self, data_dir: Path, dim: int | None, store_id: str, api_key: str | None = None,
