@@ -19,6 +19,9 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="where memories live (default: $MEMCHAT_DATA_DIR or the platform's user data dir)")
+    common.add_argument("--profile", default=argparse.SUPPRESS, metavar="NAME",
+                        help="whose memory: each profile is a separate store, and nothing of one is seen "
+                             "from another (default: $MEMCHAT_PROFILE or 'default')")
     common.add_argument("--store", default=argparse.SUPPRESS, choices=list(STORES),
                         help="vector store (default: the one this data dir uses; faiss for a new one); "
                              "`memchat doctor` lists each with its settings")
@@ -57,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="only turns before this ISO 8601 time")
     p.add_argument("--json", action="store_true", help="print a JSON list of hits")
 
-    p = mem.add_parser("list", parents=[common], help="list conversations, or the turns of one")
+    p = mem.add_parser("list", parents=[common], help="list conversations, or the turns of one, or the profiles")
     p.add_argument("--conversation", help="list this conversation's turns")
+    p.add_argument("--profiles", action="store_true", help="list this data dir's profiles with their counts")
     p.add_argument("-n", "--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
 
@@ -73,11 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="forget everything")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
-    p = mem.add_parser("export", parents=[common], help="write every turn to a JSONL file (lossless)")
+    p = mem.add_parser("export", parents=[common], help="write every turn of the profile to a JSONL file (lossless; "
+                                                        "each line names the profile)")
     p.add_argument("file", type=Path)
 
     p = mem.add_parser("import", parents=[common],
-                       help="import memchat JSONL, a ChatGPT conversations.json, or LoCoMo JSON")
+                       help="import memchat JSONL, a ChatGPT conversations.json, or LoCoMo JSON",
+                       description="Import into the profile given by --profile or $MEMCHAT_PROFILE; without "
+                                   "either, a memchat export goes back into the profile it names, anything "
+                                   "else into 'default'.")
     p.add_argument("file", type=Path)
     p.add_argument("--format", choices=["jsonl", "chatgpt", "locomo"], help="default: detected from the file")
     p.add_argument("--json", action="store_true")
@@ -145,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("-c", "--continue", dest="continue_", action="store_true", help="continue the latest conversation")
     where.add_argument("--cid", help="continue this conversation")
-    p.add_argument("--no-memory", action="store_true", help="do not recall memories for this reply")
+    p.add_argument("--no-recall", "--no-memory", dest="no_memory", action="store_true",
+                   help="recall nothing from the store for this reply")
+    p.add_argument("--no-store", action="store_true",
+                   help="keep this message and its reply out of memory (nothing of them is written)")
     p.add_argument("--show-memories", action="store_true", help="print the recalled memories to stderr after the reply")
     p.add_argument("--timings", action="store_true", help="print where the time went to stderr")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
@@ -164,6 +175,10 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--backend", choices=BACKENDS, help="model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="model for the backend (default: the backend's default)")
+    p.add_argument("--memory", dest="memory_mode", choices=["persistent", "session", "off"],
+                   help="persistent: every turn is stored and recalled (default, or $MEMCHAT_MEMORY); session: "
+                        "incognito, the conversation is recalled from but nothing of it is written to disk; "
+                        "off: each message answered alone, nothing recalled or stored")
     p.add_argument("-k", type=int, dest="k", help="memories recalled per reply (default 3)")
     p.add_argument("--token-budget", type=int, help="prompt token budget (default 2048)")
     p.add_argument("--temperature", type=float)
@@ -174,7 +189,7 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--greedy", action="store_true", default=None, help="always pick the most likely token")
 
 
-CHAT_FLAGS = ("backend", "model", "k", "token_budget", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy")
+CHAT_FLAGS = ("backend", "model", "memory_mode", "k", "token_budget", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = None
     try:
-        overrides = {name: getattr(args, name, None) for name in ("data_dir", "store", *CHAT_FLAGS)}
+        overrides = {name: getattr(args, name, None) for name in ("data_dir", "profile", "store", *CHAT_FLAGS)}
         if args.command == "eval":
             overrides["k"] = None  # eval's -k means hits per question for locomo; run_eval reads it
         settings = load_settings(overrides)

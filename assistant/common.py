@@ -11,12 +11,13 @@ from assistant.config import Settings, store_options
 from memory.errors import BadInput
 
 
-def open_memory(settings: Settings, progress=None, check_model: bool = True, on_wait=None):
-    """Open the store the settings point at (the record and the index). `on_wait(message)` hears
-    when another memchat holds the memory for a while (default: a line on stderr)."""
+def open_memory(settings: Settings, progress=None, check_model: bool = True, on_wait=None, embedder=None):
+    """Open the store the settings point at (the profile's record and index). `on_wait(message)`
+    hears when another memchat holds the memory for a while (default: a line on stderr);
+    `embedder`: one already loaded (a profile switch keeps the model)."""
     from memory.memory import Memory
 
-    return Memory(settings.data_dir, settings.embedder(), store=settings.store, store_options=store_options(settings),
+    return Memory(settings.memory_dir, embedder or settings.embedder(), store=settings.store, store_options=store_options(settings),
                   progress=progress, check_model=check_model, on_wait=on_wait or say_waiting)
 
 

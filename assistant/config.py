@@ -12,6 +12,7 @@ from pathlib import Path
 from assistant.backends.base import GenerationOptions  # a plain dataclass: no heavy imports
 
 SECRET_FIELDS = ("gemini_api_key", "hf_token")
+MEMORY_MODES = ("persistent", "session", "off")  # what the chat loop keeps: everything, nothing on disk, nothing
 
 
 def default_data_dir() -> Path:
@@ -23,6 +24,7 @@ def default_data_dir() -> Path:
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
+    profile: str = "default"  # whose memory: each profile is a store of its own (memory/profiles.py)
     model_cache: Path | None = None  # converted local models; None: <data_dir>/models
     store: str | None = None  # None: the store the data dir last used (faiss for a new one)
     embed_model: str = "all-MiniLM-L6-v2"
@@ -32,6 +34,7 @@ class Settings:
     local_dtype: str = "auto"  # torch engine's arithmetic: auto (bfloat16 only where native) | float32 | bfloat16
     backend: str = "local"
     model: str | None = None  # None: the backend's default model
+    memory_mode: str = "persistent"  # persistent | session (nothing written to disk) | off (stateless)
     k: int = 3  # memories recalled per reply (3 answered best on data/answer-cases.jsonl; docs/answers.md)
     token_budget: int = 2048  # prompt tokens (system + memories + recent turns + message)
     recency_weight: float = 0.0
@@ -51,6 +54,13 @@ class Settings:
     # store registry (memory/stores) names; keys among them are never printed.
     store_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def memory_dir(self) -> Path:
+        """The profile's own directory: its SQLite file, index and lock."""
+        from memory.profiles import profile_dir
+
+        return profile_dir(self.data_dir, self.profile)
 
     @property
     def models_dir(self) -> Path:
@@ -87,6 +97,7 @@ class Settings:
 # Environment variable for each setting; the providers' own names for keys.
 ENV_NAMES: dict[str, tuple[str, ...]] = {
     "data_dir": ("MEMCHAT_DATA_DIR",),
+    "profile": ("MEMCHAT_PROFILE",),
     "model_cache": ("MEMCHAT_MODEL_CACHE",),
     "store": ("MEMCHAT_STORE",),
     "embed_model": ("MEMCHAT_EMBED_MODEL",),
@@ -96,6 +107,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "local_dtype": ("MEMCHAT_LOCAL_DTYPE",),
     "backend": ("MEMCHAT_BACKEND",),
     "model": ("MEMCHAT_MODEL",),
+    "memory_mode": ("MEMCHAT_MEMORY",),
     "k": ("MEMCHAT_K",),
     "token_budget": ("MEMCHAT_TOKEN_BUDGET",),
     "recency_weight": ("MEMCHAT_RECENCY_WEIGHT",),
@@ -178,6 +190,11 @@ def load_settings(overrides: dict | None = None, env_file: Path | None = Path(".
         if value is not None:
             setattr(settings, name, Path(value).expanduser() if name == "data_dir" else value)
             settings.sources[name] = "command line"
+    from memory.profiles import validate_profile
+
+    validate_profile(settings.profile)  # a bad name fails before anything is opened
+    if settings.memory_mode not in MEMORY_MODES:
+        raise ConfigError(f"memory mode {settings.memory_mode!r}: use one of {', '.join(MEMORY_MODES)}")
     return settings
 
 

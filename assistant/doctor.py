@@ -39,7 +39,7 @@ def run_doctor(settings: Settings) -> int:
     print("memchat configuration (flags > environment > .env > defaults)")
     for name, value in settings.redacted().items():
         print(f"  {name:>15} = {value!s:<40} [{settings.sources.get(name, 'default')}]")
-    print(f"\ndata dir: {settings.data_dir}")
+    print(f"\ndata dir: {settings.data_dir}  (profile {settings.profile}: {settings.memory_dir})")
     current_store = settings.store
     try:
         from assistant.common import open_memory

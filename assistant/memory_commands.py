@@ -33,10 +33,20 @@ def _print_turn(turn, score: float | None = None) -> None:
 
 def run_memory_command(args, settings: Settings) -> int:
     action = args.memory_command
+    if action == "list" and args.profiles:
+        return _list_profiles(settings, args.json)
     if action == "add":
         from memory.turn import validate_text
 
         text = validate_text(read_text_arg(args.text))  # before loading anything
+    if action == "import":  # the whole file is checked before anything is opened
+        from memory.io import exported_profile, read_records
+
+        fmt, records = read_records(args.file, args.format)
+        if settings.sources.get("profile") == "default":  # no profile chosen: the one the export names
+            named = exported_profile(records, args.file)
+            if named:
+                settings.profile, settings.sources["profile"] = named, f"named by {args.file}"
     with ProgressBar() as bar, open_memory(settings, bar, check_model=action != "reembed") as memory:
         try:
             if action == "add":
@@ -84,20 +94,18 @@ def run_memory_command(args, settings: Settings) -> int:
             elif action == "export":
                 from memory.io import export_jsonl
 
-                count = export_jsonl(memory, args.file, bar)
-                print(f"exported {count} turns to {args.file}")
+                count = export_jsonl(memory, args.file, bar, profile=settings.profile)
+                print(f"exported {count} turns of profile {settings.profile} to {args.file}")
             elif action == "import":
-                from memory.io import read_records
-
-                fmt, records = read_records(args.file, args.format)
                 result = memory.remember_many(records, total=len(records), progress=bar)
                 if args.json:
-                    print_json({"format": fmt, "added": result.added, "skipped": result.skipped})
+                    print_json({"format": fmt, "profile": settings.profile, "added": result.added,
+                                "skipped": result.skipped})
                 else:
-                    print(f"imported {result.added} turns from {args.file} ({fmt}); "
-                          f"{result.skipped} already stored")
+                    print(f"imported {result.added} turns from {args.file} ({fmt}) into profile "
+                          f"{settings.profile}; {result.skipped} already stored")
             elif action == "stats":
-                stats = memory.stats()
+                stats = {"profile": settings.profile, **memory.stats()}
                 if args.json:
                     print_json(stats)
                 else:
@@ -115,6 +123,20 @@ def run_memory_command(args, settings: Settings) -> int:
         finally:  # a store that failed during the command (a hosted store is a cache: nothing was lost)
             for note in memory.take_notices():
                 print(f"memchat: note: {note}", file=sys.stderr)
+    return 0
+
+
+def _list_profiles(settings: Settings, as_json: bool) -> int:
+    from memory.profiles import profile_counts
+
+    rows = profile_counts(settings.data_dir)
+    if as_json:
+        print_json(rows)
+    for row in [] if as_json else rows:
+        mark = "*" if row["profile"] == settings.profile else " "
+        print(f"{mark} {row['profile']:<20} {row['conversations']:>6} conversations {row['turns']:>8} turns")
+    if not rows and not as_json:
+        print(f"no profiles yet in {settings.data_dir}")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from memory.runtime.private_files import make_private
 from memory.errors import BadInput
+from memory.profiles import validate_profile
 from memory.turn import NewTurn, from_iso, validate_role, validate_text
 
 FORMATS = ("jsonl", "chatgpt", "locomo")
@@ -66,8 +67,9 @@ def _timestamp(value: float) -> float:
 
 
 # -- export ------------------------------------------------------------------------------------
-def export_jsonl(memory, path: Path, progress=None) -> int:
-    """Write every turn, oldest first, one JSON object per line; atomically (temp file + rename)."""
+def export_jsonl(memory, path: Path, progress=None, profile: str | None = None) -> int:
+    """Write every turn, oldest first, one JSON object per line; atomically (temp file + rename).
+    Each line names `profile`, the profile the turns belong to, so an import can put them back."""
     path = Path(path)
     total = memory.stats()["turns"]
     tmp = path.with_name(path.name + ".tmp")
@@ -75,7 +77,8 @@ def export_jsonl(memory, path: Path, progress=None) -> int:
     with open(tmp, "w", encoding="utf-8") as out:
         make_private(tmp)  # an export is as personal as the store it came from
         for turn in memory.iter_turns():
-            out.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")
+            line = turn.to_json() if profile is None else {**turn.to_json(), "profile": profile}
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
             count += 1
             if progress and count % 1000 == 0:
                 progress("exporting", count, total)
@@ -171,12 +174,24 @@ def _record_from_object(obj: dict, where: str, default_cid: str, default_time: f
         if status not in STATUSES:
             raise BadInput(f"status must be one of: {', '.join(STATUSES)}")
         backend, model = _stored_text(obj.get("backend"), "backend"), _stored_text(obj.get("model"), "model")
+        profile = obj.get("profile")
+        if profile is not None:
+            profile = validate_profile(profile)
     except BadInput as exc:
         raise BadInput(f"{where}: {exc}") from None
     tokens = obj.get("tokens")
     return NewTurn(text=text, role=role, conversation_id=cid, created_at=created_at, status=status,
                    backend=backend, model=model, tokens=tokens if type(tokens) is int and 0 <= tokens < 2 ** 63 else None,
-                   meta=meta, id=turn_id)
+                   meta=meta, id=turn_id, profile=profile)
+
+
+def exported_profile(records: list[NewTurn], path: Path) -> str | None:
+    """The one profile a memchat export names (None: it names none); a file naming several is refused."""
+    named = sorted({r.profile for r in records if r.profile})
+    if len(named) > 1:
+        raise BadInput(f"{path} holds turns of profiles {', '.join(named)}; import it with --profile NAME to "
+                       "choose where they go")
+    return named[0] if named else None
 
 
 def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:

@@ -24,6 +24,7 @@ from memory import recall as R
 from memory.datadir import DataDirLock
 from memory.embedding import Embedder
 from memory.errors import ModelMismatch, NotFound, storage_failures_named
+from memory.profiles import DB_NAME
 from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.runtime.heap import release_freed_memory
 from memory.runtime.private_files import ensure_private_dir
@@ -34,7 +35,6 @@ from memory.writing import commit_batch, embed_batch, reembed_turns
 
 # progress(phase, done, total): the CLI draws a bar from it; memory/ draws nothing itself.
 Progress = Callable[[str, int, int], None]
-DB_NAME = "memchat.db"
 
 
 def _no_progress(phase: str, done: int, total: int) -> None:

@@ -66,6 +66,7 @@ class NewTurn:
     meta: dict = field(default_factory=dict)
     id: int | None = None  # kept on import when that id is free
     conversation_title: str | None = None
+    profile: str | None = None  # the profile an export says it came from; the importer chooses where it goes
 
 
 @dataclass

@@ -80,7 +80,7 @@ def test_forget_needs_confirmation_and_erases(run, data_dir):
 
 def test_import_export_list_show(run, tmp_path):
     code, out, _ = run("memory", "import", str(REPO / "data" / "sample-memories.jsonl"), "--json")
-    assert code == 0 and json.loads(out) == {"format": "jsonl", "added": 4, "skipped": 0}
+    assert code == 0 and json.loads(out) == {"format": "jsonl", "profile": "default", "added": 4, "skipped": 0}
     code, out, _ = run("memory", "import", str(REPO / "data" / "sample-memories.jsonl"))
     assert "0 turns" in out and "4 already stored" in out
     bad = tmp_path / "bad.jsonl"

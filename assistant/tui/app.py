@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Callable
 
 from textual import work
@@ -19,11 +18,12 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer
 
-from assistant.config import Settings, store_options
+from assistant.config import Settings
+from assistant.tui import memory_actions
 from assistant.tui.commands import MemchatCommands, help_markdown, run_slash
-from assistant.tui.screens.dialogs import ConfirmScreen, HelpScreen
+from assistant.tui.screens.dialogs import HelpScreen
 from assistant.tui.screens.memory_browser import MemoryBrowser
-from assistant.tui.screens.settings import SettingsScreen, store_move_refusal
+from assistant.tui.screens.settings import SettingsScreen
 from assistant.tui.widgets.conversation_list import ConversationList
 from assistant.tui.widgets.memory_panel import MemoryPanel
 from assistant.tui.widgets.prompt_input import PromptInput
@@ -55,6 +55,7 @@ class MemchatApp(App):
         Binding("f3", "memory_browser", "browse"),
         Binding("f4", "settings", "settings"),
         Binding("ctrl+n", "new_conversation", "new"),
+        Binding("f6", "private", "private", priority=True),
         Binding("f1", "help", "help"),
         Binding("ctrl+q", "quit", "quit", priority=True),
     ]
@@ -67,7 +68,9 @@ class MemchatApp(App):
         self.conversation_id: str | None = None
         self.ready = False
         self.generating = False
-        self.pending: list[str] = []  # messages sent before the models were ready, or mid-reply
+        self.pending: list[tuple[str, bool]] = []  # (message, private) sent before the models were ready, or mid-reply
+        self.private_next = False  # F6 or /private: the next message is kept out of the store
+        self.conversation_stored = False  # whether the store holds any turn of the open conversation
         self.cancel = threading.Event()
         self.store_lock = threading.Lock()  # one memory/model call at a time
         self.load_error: str | None = None
@@ -86,6 +89,7 @@ class MemchatApp(App):
     def on_mount(self) -> None:
         status = self.query_one(StatusBar)
         status.backend, status.model = self.settings.backend, self.settings.model or "default"
+        status.profile, status.mode = self.settings.profile, self.settings.memory_mode
         status.state = "loading models…"
         self.query_one(MemoryPanel).border_title = "recalled"
         self.query_one(Transcript).show_turns([])
@@ -187,33 +191,35 @@ class MemchatApp(App):
             self.run_slash(text.strip())
             return
         self.query_one(Transcript).add_user(text)
+        private, self.private_next = self.private_next, False
+        self.query_one(StatusBar).private = False
         if not self.ready or self.generating:
-            self.pending.append(text)
+            self.pending.append((text, private))
             if not self.ready:
                 self.notify("Models are loading; your message is sent as soon as they are ready.", timeout=4)
             return
-        self._start_reply(text)
+        self._start_reply(text, private)
 
     def _send_next_pending(self) -> None:
         if self.pending and self.ready and not self.generating:
-            self._start_reply(self.pending.pop(0))
+            self._start_reply(*self.pending.pop(0))
 
-    def _start_reply(self, text: str) -> None:
+    def _start_reply(self, text: str, private: bool = False) -> None:
         self.generating = True
         self.cancel = threading.Event()
         self.query_one(StatusBar).state = "thinking…"
         self.query_one(Transcript).start_reply()
-        self.generate(text, self.cancel)
+        self.generate(text, self.cancel, private)
 
     @work(thread=True, group="chat")
-    def generate(self, text: str, cancel: threading.Event) -> None:
+    def generate(self, text: str, cancel: threading.Event, private: bool = False) -> None:
         """Posting messages is thread-safe and does not wait for the screen, so decoding never
         waits on drawing; messages arrive in order, so the reply ends after its last chunk."""
         from memory.errors import MemoryError_
 
         try:
             with self.store_lock:
-                reply = self.service.ask(text, self.conversation_id, cancel=cancel,
+                reply = self.service.ask(text, self.conversation_id, cancel=cancel, store=not private,
                                          on_chunk=lambda chunk: self.post_message(self.ReplyChunk(chunk)))
         except MemoryError_ as exc:
             self.post_message(self.ReplyDone(error=str(exc)))
@@ -236,6 +242,7 @@ class MemchatApp(App):
             self.notify(message.error, severity="error", timeout=10)
             return
         self.conversation_id = reply.conversation_id
+        self.conversation_stored = self.conversation_stored or reply.stored
         await self.query_one(Transcript).finish_reply(reply.status, reply.reply_turn_id, reply.error)
         self.query_one(MemoryPanel).show_hits(reply.memories)
         status.tokens_per_s = reply.timings.get("tokens_per_s", 0.0)
@@ -259,7 +266,7 @@ class MemchatApp(App):
             return
 
         def show(turns) -> None:
-            self.conversation_id = conversation_id
+            self.conversation_id, self.conversation_stored = conversation_id, True
             transcript = self.query_one(Transcript)
             transcript.show_turns(turns)
             if turn_id is not None:
@@ -272,7 +279,7 @@ class MemchatApp(App):
         if self.generating:
             self.notify("A reply is streaming; stop it first.", severity="warning")
             return
-        self.conversation_id = None
+        self.conversation_id, self.conversation_stored = None, False
         self.query_one(Transcript).show_turns([])
         self.query_one(MemoryPanel).show_hits([])
         self.query_one(PromptInput).focus()
@@ -280,32 +287,6 @@ class MemchatApp(App):
     # -- slash commands (assistant/tui/commands.py) -------------------------------------------
     def run_slash(self, line: str) -> None:
         run_slash(self, line)
-
-    def rename_current(self, title: str) -> None:
-        if self.conversation_id is None:
-            self.notify("Send a message first: this conversation does not exist yet.", severity="warning")
-            return
-        cid = self.conversation_id
-        self.in_thread(lambda m: m.rename_conversation(cid, title), lambda _: self.refresh_lists())
-
-    def forget_current(self) -> None:
-        if self.conversation_id is None:
-            self.notify("Nothing to forget: this conversation has no messages yet.", severity="warning")
-            return
-        cid = self.conversation_id
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.in_thread(lambda m: m.forget_conversation(cid),
-                               lambda n: (self.notify(f"forgot this conversation ({n} turns)"), self.refresh_after_forget()))
-
-        self.push_screen(ConfirmScreen("Forget this whole conversation? It is erased for good."), confirmed)
-
-    def export(self, argument: str) -> None:
-        from memory.io import export_jsonl
-
-        path = Path(argument or f"memchat-export-{time.strftime('%Y%m%d-%H%M%S')}.jsonl").expanduser()
-        self.in_thread(lambda m: export_jsonl(m, path), lambda n: self.notify(f"exported {n} turns to {path.resolve()}"))
 
     # -- settings ------------------------------------------------------------------------------
     def action_settings(self) -> None:
@@ -319,7 +300,7 @@ class MemchatApp(App):
             self.notify(f"unknown backend {values['backend']!r}; use one of: {', '.join(BACKENDS)}", severity="error")
             return
         if "store" in values:
-            self.move_store(values.pop("store"))
+            memory_actions.move_store(self, values.pop("store"))
         backend_changed = any(values.get(k, getattr(self.settings, k)) != getattr(self.settings, k) for k in ("backend", "model"))
         for name, value in values.items():
             setattr(self.settings, name, value)
@@ -335,22 +316,10 @@ class MemchatApp(App):
         self.service.options = GenerationOptions.from_settings(self.settings)
         self.notify("settings applied")
 
-    def move_store(self, target: str) -> None:
-        """Copy every vector into `target` (no re-embedding) and use it from now on."""
-        if refusal := store_move_refusal(self.settings, target):
-            self.notify(refusal, severity="error", timeout=10)
-            return
-        self.notify(f"moving the vectors to {target}…")
-
-        def moved(count: int) -> None:
-            self.settings.store = target
-            self.query_one(StatusBar).store = target
-            self.notify(f"the memory now uses {target} ({count} vectors)")
-
-        options = store_options(self.settings)  # the hosted stores' settings, keys included
-        self.in_thread(lambda memory: memory.migrate_store(target, options=options), moved)
-
     # -- actions -------------------------------------------------------------------------------
+    def action_private(self) -> None:
+        memory_actions.toggle_private(self)
+
     def action_toggle_memories(self) -> None:
         self.query_one(MemoryPanel).toggle_class("hidden")
 

@@ -11,6 +11,8 @@ from typing import Callable
 from textual.command import DiscoveryHit, Hit, Provider
 
 from assistant.backends import BACKENDS
+from assistant.config import MEMORY_MODES
+from assistant.tui import memory_actions
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,20 @@ def _k(app, value: str) -> None:
 
 SLASH_COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("/new", "", "start a new conversation", lambda app, _: app.action_new_conversation()),
-    SlashCommand("/rename", "TITLE", "rename this conversation", lambda app, title: app.rename_current(title)),
+    SlashCommand("/rename", "TITLE", "rename this conversation", memory_actions.rename_current),
     SlashCommand("/backend", "|".join(BACKENDS), "switch model backend",
                  lambda app, name: app.apply_settings({"backend": name, "model": None})),
     SlashCommand("/model", "NAME", "switch model", lambda app, name: app.apply_settings({"model": name})),
     SlashCommand("/k", "N", "memories recalled per reply", _k),
     SlashCommand("/search", "[QUERY]", "open the memory browser, with a search", _search),
-    SlashCommand("/forget", "", "forget this whole conversation (asks first)", lambda app, _: app.forget_current()),
-    SlashCommand("/delete", "", "same as /forget", lambda app, _: app.forget_current()),
-    SlashCommand("/export", "[FILE]", "write all memories to a JSONL file", lambda app, path: app.export(path)),
+    SlashCommand("/forget", "", "forget this whole conversation (asks first)", lambda app, _: memory_actions.forget_current(app)),
+    SlashCommand("/delete", "", "same as /forget", lambda app, _: memory_actions.forget_current(app)),
+    SlashCommand("/export", "[FILE]", "write this profile's memories to a JSONL file", memory_actions.export),
+    SlashCommand("/profile", "NAME", "switch to profile NAME's memories (a new conversation)", memory_actions.switch_profile),
+    SlashCommand("/memory", "|".join(MEMORY_MODES), "persistent: store everything; session: incognito, nothing "
+                 "written to disk; off: answer each message alone (a new conversation)", memory_actions.set_memory_mode),
+    SlashCommand("/private", "", "keep the next message and its reply out of memory (F6)",
+                 lambda app, _: memory_actions.toggle_private(app)),
     SlashCommand("/help", "", "keys and commands (F1)", lambda app, _: app.action_help()),
 )
 BY_NAME = {command.name: command for command in SLASH_COMMANDS}
@@ -62,6 +69,7 @@ KEYS = (
     ("F3", "memory browser: search, view, forget"),
     ("F4", "settings"),
     ("Ctrl+N", "new conversation"),
+    ("F6", "keep the next message out of memory (private)"),
     ("Ctrl+P", "command palette"),
     ("F1", "this page"),
     ("Ctrl+Q (or Ctrl+C when idle)", "quit"),

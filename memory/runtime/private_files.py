@@ -6,10 +6,17 @@ from pathlib import Path
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) if needed and make it readable by its owner only."""
+    """Create `path` (and parents) if needed and make it, and every parent it created, readable by
+    its owner only (a profile's directory sits two levels below a data dir that may be new)."""
     path = Path(path).expanduser()
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
     path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    for made in [path, *missing]:
+        os.chmod(made, 0o700)
     return path
 
 

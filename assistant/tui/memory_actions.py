@@ -1,0 +1,131 @@
+"""What the chat app does to its memory on a command: rename, forget, export, move the vectors,
+switch profile, change the memory mode, keep the next message private. Each takes the app and
+runs any store work in its worker thread (`app.in_thread`), never on the UI thread."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from assistant.config import MEMORY_MODES, store_options
+from assistant.tui.screens.dialogs import ConfirmScreen
+from assistant.tui.screens.settings import store_move_refusal
+from assistant.tui.widgets.status_bar import StatusBar
+
+
+def rename_current(app, title: str) -> None:
+    if app.conversation_id is None or not app.conversation_stored:
+        app.notify("This conversation is not in the store (yet): nothing to rename.", severity="warning")
+        return
+    cid = app.conversation_id
+    app.in_thread(lambda m: m.rename_conversation(cid, title), lambda _: app.refresh_lists())
+
+
+def forget_current(app) -> None:
+    if app.conversation_id is None or not app.conversation_stored:
+        app.notify("Nothing to forget: this conversation has nothing in the store.", severity="warning")
+        return
+    cid = app.conversation_id
+
+    def confirmed(yes: bool | None) -> None:
+        if yes:
+            app.in_thread(lambda m: m.forget_conversation(cid),
+                          lambda n: (app.notify(f"forgot this conversation ({n} turns)"), app.refresh_after_forget()))
+
+    app.push_screen(ConfirmScreen("Forget this whole conversation? It is erased for good."), confirmed)
+
+
+def export(app, argument: str) -> None:
+    from memory.io import export_jsonl
+
+    path = Path(argument or f"memchat-export-{time.strftime('%Y%m%d-%H%M%S')}.jsonl").expanduser()
+    profile = app.settings.profile
+    app.in_thread(lambda m: export_jsonl(m, path, profile=profile),
+                  lambda n: app.notify(f"exported {n} turns of profile {profile} to {path.resolve()}"))
+
+
+def move_store(app, target: str) -> None:
+    """Copy every vector into `target` (no re-embedding) and use it from now on."""
+    if refusal := store_move_refusal(app.settings, target):
+        app.notify(refusal, severity="error", timeout=10)
+        return
+    app.notify(f"moving the vectors to {target}…")
+
+    def moved(count: int) -> None:
+        app.settings.store = target
+        app.query_one(StatusBar).store = target
+        app.notify(f"the memory now uses {target} ({count} vectors)")
+
+    options = store_options(app.settings)  # the hosted stores' settings, keys included
+    app.in_thread(lambda memory: memory.migrate_store(target, options=options), moved)
+
+
+def switch_profile(app, name: str) -> None:
+    """Close this profile's store and open `name`'s, in a new conversation; the models stay loaded."""
+    from memory.profiles import validate_profile
+    from memory.errors import BadInput
+
+    try:
+        name = validate_profile(name)
+    except BadInput as exc:
+        app.notify(str(exc), severity="error")
+        return
+    if app.generating:
+        app.notify("A reply is streaming; stop it (Escape) or wait before switching profile.", severity="warning")
+        return
+    if name == app.settings.profile:
+        app.notify(f"already on profile {name}")
+        return
+
+    def reopen(memory):
+        from assistant.common import open_memory
+
+        previous = app.settings.profile
+        app.settings.profile = name
+        try:
+            opened = open_memory(app.settings, embedder=memory.embedder,
+                                 on_wait=lambda m: app.call_from_thread(app.notify, m))
+        except BaseException:
+            app.settings.profile = previous
+            raise
+        memory.close()
+        app.memory = opened
+        if app.service is not None:
+            app.service.memory = opened
+            app.service.session.forget_all()  # one profile's unsaved turns are never recalled in another
+        return name
+
+    def shown(_) -> None:
+        app.query_one(StatusBar).profile = name
+        app.action_new_conversation()
+        app.refresh_lists()
+        app.notify(f"profile {name}: its memories only")
+
+    app.in_thread(reopen, shown)
+
+
+def set_memory_mode(app, mode: str) -> None:
+    """persistent, session or off, from the next message, in a new conversation (a conversation's
+    turns live in one place)."""
+    if mode not in MEMORY_MODES:
+        app.notify(f"/memory takes one of: {', '.join(MEMORY_MODES)}", severity="warning")
+        return
+    if app.generating:
+        app.notify("A reply is streaming; stop it first.", severity="warning")
+        return
+    app.settings.memory_mode = mode
+    if app.service is not None:
+        app.service.mode = mode
+        app.service.session.forget_all()
+    app.query_one(StatusBar).mode = mode
+    app.action_new_conversation()
+    said = {"persistent": "every turn is stored and recalled",
+            "session": "incognito: this conversation is recalled from but nothing of it is written to disk",
+            "off": "each message is answered alone; nothing is recalled or stored"}[mode]
+    app.notify(f"memory {mode}: {said}")
+
+
+def toggle_private(app) -> None:
+    """Keep the next message, and its reply, out of the store."""
+    app.private_next = not app.private_next
+    app.query_one(StatusBar).private = app.private_next
+    app.notify("the next message is kept out of memory" if app.private_next else "the next message is remembered")

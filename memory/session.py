@@ -1,0 +1,67 @@
+"""Session memory: an incognito conversation's turns, held in this process's memory only.
+
+Nothing here touches the disk: turns and their vectors live in lists and vanish with the process.
+It offers the part of Memory's interface the chat loop uses (remember, turns, recall,
+has_conversation), so a session conversation is recalled from like a stored one. Its turns have
+negative ids, so they can never be mistaken for a stored turn's (or excluded in its place).
+"""
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+
+import numpy as np
+
+from memory.recall import RecallFilter
+from memory.turn import Hit, Turn, validate_role, validate_text
+
+
+class SessionMemory:
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self._turns: list[Turn] = []
+        self._vectors: list[np.ndarray] = []
+        self._ids = itertools.count(-1, -1)
+
+    def remember(self, text: str, role: str = "user", conversation_id: str | None = None,
+                 conversation_title: str | None = None, **fields) -> Turn:
+        validate_text(text)
+        validate_role(role)
+        turn = Turn(id=next(self._ids), conversation_id=conversation_id or uuid.uuid4().hex[:12],
+                    role=role, text=text, created_at=time.time(), **fields)
+        self._turns.append(turn)
+        # A failed reply's placeholder is kept for the transcript but is not worth recalling.
+        self._vectors.append(self.embedder.encode_query(text) if turn.status == "ok" else None)
+        return turn
+
+    def turns(self, conversation_id: str | None = None, limit: int | None = None, newest_first: bool = False,
+              **_) -> list[Turn]:
+        found = [t for t in self._turns if conversation_id is None or t.conversation_id == conversation_id]
+        if newest_first:
+            found.reverse()
+        return found[:limit] if limit is not None else found
+
+    def has_conversation(self, conversation_id: str) -> bool:
+        return any(t.conversation_id == conversation_id for t in self._turns)
+
+    def recall(self, query: str, k: int = 10, flt: RecallFilter | None = None, weights=None) -> list[Hit]:
+        """The k session turns closest in meaning to `query` (cosine; a session is small)."""
+        flt = flt or RecallFilter()
+        candidates = [(t, v) for t, v in zip(self._turns, self._vectors)
+                      if v is not None and t.id not in flt.exclude_ids
+                      and (flt.conversation_id is None or t.conversation_id == flt.conversation_id)
+                      and (flt.role is None or t.role == flt.role)]
+        if not candidates or k <= 0:
+            return []
+        q = self.embedder.encode_query(query)
+        scores = np.stack([v for _, v in candidates]) @ q
+        best = np.argsort(-scores)[:k]
+        return [Hit(candidates[i][0], float(scores[i]), {"session": rank}, float(scores[i]))
+                for rank, i in enumerate(best, start=1)]
+
+    def forget_all(self) -> int:
+        count = len(self._turns)
+        self._turns.clear()
+        self._vectors.clear()
+        return count
