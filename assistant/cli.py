@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soak", type=int, metavar="TURNS",
                    help="instead: push TURNS turns through the chat loop (a loopback model), forgetting and "
                         "importing as it goes, and sample resident memory and recall latency (soak.json, soak.png)")
+    _add_embed_provider(p)
     p.add_argument("--out", type=Path, help="also write results.json (and bench.png) here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = commands.add_parser("eval", parents=[common], help="measure recall (LoCoMo) or answers (fact/question cases)",
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help="locomo: hits per question (default 10); answers: memories recalled per "
                                         "reply (default: the chat setting, 3)")
     p.add_argument("--max-questions", type=int, help="stop after this many questions or cases")
+    _add_embed_provider(p)
     p.add_argument("--signals", choices=["hybrid", "fusion", "dense", "lexical"], default="hybrid",
                    help="locomo: hybrid (default: dense + lexical fused, plus neighbouring turns), fusion (without "
                         "the neighbours), dense or lexical alone; for comparisons")
@@ -170,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_embed_provider(p: argparse.ArgumentParser) -> None:
+    from memory.remote_embedding import PROVIDERS
+
+    p.add_argument("--embed-provider", choices=PROVIDERS,
+                   help="embed with local (default, or $MEMCHAT_EMBED_PROVIDER) or a provider's API; the model is "
+                        "$MEMCHAT_EMBED_MODEL or the provider's default")
+
+
 def _add_chat_options(p: argparse.ArgumentParser) -> None:
     from assistant.backends import BACKENDS
 
@@ -197,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = None
     try:
-        overrides = {name: getattr(args, name, None) for name in ("data_dir", "profile", "store", *CHAT_FLAGS)}
+        overrides = {name: getattr(args, name, None) for name in ("data_dir", "profile", "store", "embed_provider", *CHAT_FLAGS)}
         if args.command == "eval":
             overrides["k"] = None  # eval's -k means hits per question for locomo; run_eval reads it
         settings = load_settings(overrides)

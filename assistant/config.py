@@ -11,7 +11,7 @@ from pathlib import Path
 
 from assistant.backends.base import GenerationOptions  # a plain dataclass: no heavy imports
 
-SECRET_FIELDS = ("gemini_api_key", "hf_token")
+SECRET_FIELDS = ("gemini_api_key", "hf_token", "openai_api_key")
 MEMORY_MODES = ("persistent", "session", "off")  # what the chat loop keeps: everything, nothing on disk, nothing
 
 
@@ -27,7 +27,8 @@ class Settings:
     profile: str = "default"  # whose memory: each profile is a store of its own (memory/profiles.py)
     model_cache: Path | None = None  # converted local models; None: <data_dir>/models
     store: str | None = None  # None: the store the data dir last used (faiss for a new one)
-    embed_model: str = "all-MiniLM-L6-v2"
+    embed_provider: str = "local"  # local (sentence-transformers, offline) | gemini | hf | openai
+    embed_model: str = "all-MiniLM-L6-v2"  # for a provider, left at this default: the provider's default model
     embed_dtype: str = "auto"
     local_runtime: str = "auto"  # local model engine: auto (by the CPU) | onnx | torch
     local_weights: str = "auto"  # torch engine's decoding weights: auto (the GGUF's own precision) | int4 | int8 | dense
@@ -49,6 +50,9 @@ class Settings:
     gemini_base_url: str | None = None
     hf_token: str | None = None
     hf_base_url: str | None = None
+    hf_embed_url: str | None = None  # a Text Embeddings Inference server, for MEMCHAT_EMBED_PROVIDER=hf
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None  # an OpenAI-compatible server (Ollama, vLLM, LM Studio) for embeddings
     timeout_s: float = 60.0
     # Each vector store's own settings, {store: {option: value}}, read from the variables that the
     # store registry (memory/stores) names; keys among them are never printed.
@@ -68,9 +72,18 @@ class Settings:
         return self.model_cache or self.data_dir / "models"
 
     def embedder(self):
-        from memory.embedding import Embedder
+        """The embedder the settings name: the local model, or a provider's API."""
+        if self.embed_provider == "local":
+            from memory.embedding import Embedder
 
-        return Embedder(self.embed_model, dtype=self.embed_dtype, cache_dir=self.models_dir)
+            return Embedder(self.embed_model, dtype=self.embed_dtype, cache_dir=self.models_dir)
+        from memory.remote_embedding import remote_embedder
+
+        model = None if self.sources.get("embed_model", "default") == "default" else self.embed_model
+        return remote_embedder(self.embed_provider, model, gemini_key=self.gemini_api_key,
+                               gemini_base_url=self.gemini_base_url, openai_key=self.openai_api_key,
+                               openai_base_url=self.openai_base_url, hf_token=self.hf_token,
+                               hf_embed_url=self.hf_embed_url, timeout_s=self.timeout_s)
 
     def redacted(self) -> dict[str, object]:
         """All settings as plain values, keys replaced by a mark saying only whether one is set."""
@@ -100,6 +113,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "profile": ("MEMCHAT_PROFILE",),
     "model_cache": ("MEMCHAT_MODEL_CACHE",),
     "store": ("MEMCHAT_STORE",),
+    "embed_provider": ("MEMCHAT_EMBED_PROVIDER",),
     "embed_model": ("MEMCHAT_EMBED_MODEL",),
     "embed_dtype": ("MEMCHAT_EMBED_DTYPE",),
     "local_runtime": ("MEMCHAT_LOCAL_RUNTIME",),
@@ -121,6 +135,9 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "gemini_base_url": ("MEMCHAT_GEMINI_BASE_URL",),
     "hf_token": ("HF_TOKEN",),
     "hf_base_url": ("MEMCHAT_HF_BASE_URL",),
+    "hf_embed_url": ("MEMCHAT_HF_EMBED_URL",),
+    "openai_api_key": ("OPENAI_API_KEY",),
+    "openai_base_url": ("MEMCHAT_OPENAI_BASE_URL",),
     "timeout_s": ("MEMCHAT_TIMEOUT_S",),
 }
 
@@ -193,6 +210,10 @@ def load_settings(overrides: dict | None = None, env_file: Path | None = Path(".
     from memory.profiles import validate_profile
 
     validate_profile(settings.profile)  # a bad name fails before anything is opened
+    from memory.remote_embedding import PROVIDERS
+
+    if settings.embed_provider not in PROVIDERS:
+        raise ConfigError(f"embedding provider {settings.embed_provider!r}: use one of {', '.join(PROVIDERS)}")
     if settings.memory_mode not in MEMORY_MODES:
         raise ConfigError(f"memory mode {settings.memory_mode!r}: use one of {', '.join(MEMORY_MODES)}")
     return settings

@@ -176,7 +176,10 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
 
 def resident_memory(work: Path, store: str, options: dict, embedder: Embedder, queries: list[str]) -> dict:
     """Peak and current resident memory of a fresh process that opens the store and recalls: what
-    a person's memchat holds for its memory (the embedder included, no chat model)."""
+    a person's memchat holds for its memory (the embedder included, no chat model). Measured for
+    the local embedder only: a provider's key is not handed to a child process."""
+    if not isinstance(embedder, Embedder):
+        return {"peak_mb": None, "now_mb": None}
     args = {"dir": str(work), "store": store, "options": options, "model": embedder.model_id,
             "dtype": embedder.dtype, "cache_dir": str(embedder.cache_dir) if embedder.cache_dir else None,
             "queries": queries}

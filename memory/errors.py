@@ -26,6 +26,15 @@ class EmbeddingModelMissing(MemoryError_):
     """The configured embedding model is neither an installed package, a local path nor cached."""
 
 
+class EmbeddingUnavailable(MemoryError_):
+    """The embedding provider cannot be reached (network, or still 429/5xx after retries): turns are
+    stored without vectors and embedded later; recall uses full-text search meanwhile."""
+
+
+class EmbeddingRefused(MemoryError_):
+    """The embedding provider refused the request (a wrong key, an unknown model): nothing stored."""
+
+
 class NotFound(MemoryError_):
     """A turn or conversation id that the store does not hold."""
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 
-from memory import fulltext
+from memory import embedding_upkeep, fulltext, pending
 from memory import recall as R
 from memory.datadir import DataDirLock
 from memory.embedding import Embedder
-from memory.errors import ModelMismatch, NotFound, storage_failures_named
+from memory.errors import EmbeddingUnavailable, ModelMismatch, NotFound, storage_failures_named
 from memory.profiles import DB_NAME
 from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.runtime.heap import release_freed_memory
@@ -31,8 +31,9 @@ from memory.runtime.private_files import ensure_private_dir
 from memory.stores import StoreUnavailable
 from memory.turn import Hit, NewTurn, Turn
 from memory.vector_index import VectorIndex
-from memory.writing import commit_batch, embed_batch, reembed_turns
+from memory.writing import commit_batch, embed_batch
 
+PENDING_PER_WRITE = 256  # turns stored while the provider was down, embedded after each new write
 # progress(phase, done, total): the CLI draws a bar from it; memory/ draws nothing itself.
 Progress = Callable[[str, int, int], None]
 
@@ -79,12 +80,16 @@ class Memory:
         with self.engine.begin() as conn:
             if get_meta(conn, "store_id") is None:  # names this store's tables in shared servers
                 set_meta(conn, "store_id", uuid.uuid4().hex[:12])
+            dim = get_meta(conn, "embed_dim")
+            if dim and get_meta(conn, "embed_model") == self.embedder.model_id and hasattr(self.embedder, "known_dim"):
+                self.embedder.known_dim(int(dim))  # a provider's model opens offline, without a probe
             # The store the data dir last used, unless the caller names one.
             name = store or get_meta(conn, "vector_store", "faiss")
         self.notices: list[str] = []  # said once to the person: a remote store that failed, ...
+        self._provider_down = False  # the embedding provider failed and has not answered since
         # per store name: {"faiss": {"kind": "ivf"}, ...}
         self.index = VectorIndex(self.engine, self.data_dir, name, store_options or {}, self.embedder.model_id,
-                                 self.notices.append, progress or _no_progress)
+                                 self.notices.append, progress or _no_progress, sync_now=check_model)
 
     @property
     def store(self):
@@ -177,12 +182,36 @@ class Memory:
         embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors)  # slow: no lock
         if embedded is None:
             return []
+        self.provider_answered(bool(embedded.chunks))
         with self._lock.exclusive("storing turns"), storage_failures_named(self.data_dir):
             self.index.refresh()  # new ids must extend what the index holds
-            stored, vector_ids, vectors = commit_batch(self.engine, self.embedder.model_id, embedded, skip_existing)
-            if stored:
-                self.index.added(vector_ids, vectors)
+            stored, vector_ids, new_vectors = commit_batch(self.engine, self.embedder.model_id, embedded, skip_existing)
+            if len(vector_ids):
+                self.index.added(vector_ids, new_vectors)
+        if embedded.chunks and vectors is None:  # the provider answered: embed turns stored while it was down
+            self.embed_pending(limit=PENDING_PER_WRITE)
         return stored
+
+    def provider_answered(self, answered: bool) -> None:
+        """Say that the embedding provider is down once per outage (a call that works ends one)."""
+        if not answered and not self._provider_down:
+            self.notices.append(f"the embedding provider ({self.embedder.model_id}) cannot be reached: turns are "
+                                "stored and found by their words, and embedded when it is back")
+        self._provider_down = not answered
+
+    def _encode_query(self, query: str):
+        """The query's vector, or None while the provider is down (recall goes on with full text)."""
+        try:
+            vector = self.embedder.encode_query(query)
+        except EmbeddingUnavailable:
+            self.provider_answered(False)
+            return None
+        self.provider_answered(True)
+        return vector
+
+    def embed_pending(self, progress: Progress = _no_progress, limit: int | None = None) -> int:
+        """Embed up to `limit` turns stored while the provider was down; returns how many."""
+        return embedding_upkeep.embed_pending(self, progress, limit)
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         with self.engine.begin() as conn:
@@ -195,7 +224,7 @@ class Memory:
                weights: R.RecallWeights | None = None) -> list[Hit]:
         with self._lock.shared(), self.engine.connect() as conn:
             self.index.refresh()
-            ranked = R.hybrid_recall(conn, self.index.guard, self.embedder.encode_query, query, k,
+            ranked = R.hybrid_recall(conn, self.index.guard, self._encode_query, query, k,
                                      flt or R.RecallFilter(), weights or R.RecallWeights())
             by_id = {t.id: t for t in self._fetch(conn, [r.turn_id for r in ranked])}
         return [Hit(by_id[r.turn_id], r.score, r.signals, r.similarity) for r in ranked if r.turn_id in by_id]
@@ -262,6 +291,7 @@ class Memory:
             vector_count = conn.execute(select(func.count()).select_from(embeddings)).scalar_one()
             model = get_meta(conn, "embed_model") or self.embedder.model_id
             dim = get_meta(conn, "embed_dim")
+            waiting = pending.count(conn, self.embedder.model_id) if pending.may_wait(conn) else 0
         db = self.data_dir / DB_NAME
         try:
             with self._lock.shared():
@@ -279,6 +309,7 @@ class Memory:
             "index_kind": getattr(self.store, "index_kind", self.store_name) if indexed != 0 else "empty",
             "embed_model": model,
             "embed_dim": int(dim) if dim else None,
+            "pending_embeddings": waiting,  # stored while the embedding provider was down
             "db_bytes": sum(p.stat().st_size for p in db.parent.glob(DB_NAME + "*") if p.is_file()),
             "index_bytes": self.store.disk_bytes() if hasattr(self.store, "disk_bytes") else None,
         }
@@ -333,33 +364,9 @@ class Memory:
         return count
 
     # -- model change --------------------------------------------------------------------------
-    def reembed(self, progress: Progress = _no_progress, batch: int = 256) -> int:
-        """Re-embed every turn with the configured model. Resumable: turns already embedded with it
-        are skipped, so an interrupted run picks up where it stopped. Other processes wait."""
-        pending = ("FROM turns t WHERE NOT EXISTS "
-                   "(SELECT 1 FROM embeddings e WHERE e.turn_id = t.id AND e.model = :m)")
-        params = {"m": self.embedder.model_id, "n": batch}
-        with self._lock.exclusive("re-embedding"):
-            with self.engine.connect() as conn:
-                todo = conn.execute(text(f"SELECT count(*) {pending}"), params).scalar_one()
-            done = 0
-            while True:
-                with self.engine.connect() as conn:
-                    rows = conn.execute(text(f"SELECT t.id, t.text {pending} ORDER BY t.id LIMIT :n"), params).all()
-                if not rows:
-                    break
-                reembed_turns(self.engine, self.embedder, [r[0] for r in rows], [r[1] for r in rows])
-                done += len(rows)
-                progress("re-embedding", done, max(todo, done))
-            with self.engine.begin() as conn:
-                set_meta(conn, "embed_model", self.embedder.model_id)
-                set_meta(conn, "embed_dim", str(self.embedder.dim))
-                bump_generation(conn)
-            self.store.reset(self.embedder.dim)
-            self.index.sync(progress, force=True)
-        scrub(self.engine)
-        release_freed_memory()
-        return done
+    def reembed(self, progress: Progress = _no_progress) -> int:
+        """Re-embed every turn with the configured model (resumable); returns how many."""
+        return embedding_upkeep.reembed(self, progress)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:

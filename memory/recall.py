@@ -276,7 +276,7 @@ class Ranked:
     similarity: float | None
 
 
-def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndarray], query: str, k: int,
+def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndarray | None], query: str, k: int,
                   flt: RecallFilter, weights: RecallWeights) -> list[Ranked]:
     """The best k turns for `query`: each signal's candidates, fused; then the strongest hits'
     neighbours as one more signal, fused again."""
@@ -284,8 +284,10 @@ def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndar
     rankings: dict[str, list[int]] = {}
     similarity: dict[int, float] = {}
     # store.dim is None until anything is embedded; count() would be a query per recall in a server store.
-    if weights.dense and store.dim is not None:
-        dense = dense_candidates(conn, store, encode_query(query), n, flt)
+    # encode_query answers None while an embedding provider is down: recall goes on with full text.
+    vector = encode_query(query) if weights.dense and store.dim is not None else None
+    if vector is not None:
+        dense = dense_candidates(conn, store, vector, n, flt)
         rankings["dense"] = [turn_id for turn_id, _ in dense]
         similarity = dict(dense)
     if weights.lexical:

@@ -13,6 +13,7 @@ import uuid
 
 import numpy as np
 
+from memory.errors import EmbeddingUnavailable
 from memory.recall import RecallFilter
 from memory.turn import Hit, Turn, validate_role, validate_text
 
@@ -32,8 +33,14 @@ class SessionMemory:
                     role=role, text=text, created_at=time.time(), **fields)
         self._turns.append(turn)
         # A failed reply's placeholder is kept for the transcript but is not worth recalling.
-        self._vectors.append(self.embedder.encode_query(text) if turn.status == "ok" else None)
+        self._vectors.append(self._vector(text) if turn.status == "ok" else None)
         return turn
+
+    def _vector(self, text: str) -> np.ndarray | None:
+        try:
+            return self.embedder.encode_query(text)
+        except EmbeddingUnavailable:  # a provider that is down: the turn is kept, not recallable
+            return None
 
     def turns(self, conversation_id: str | None = None, limit: int | None = None, newest_first: bool = False,
               **_) -> list[Turn]:
@@ -54,7 +61,9 @@ class SessionMemory:
                       and (flt.role is None or t.role == flt.role)]
         if not candidates or k <= 0:
             return []
-        q = self.embedder.encode_query(query)
+        q = self._vector(query)
+        if q is None:
+            return []
         scores = np.stack([v for _, v in candidates]) @ q
         best = np.argsort(-scores)[:k]
         return [Hit(candidates[i][0], float(scores[i]), {"session": rank}, float(scores[i]))

@@ -43,7 +43,9 @@ def _no_progress(phase: str, done: int, total: int) -> None:
 
 class VectorIndex:
     def __init__(self, engine: Engine, data_dir: Path, name: str, options: dict, model_id: str,
-                 notice: Callable[[str], None], progress: Progress = _no_progress):
+                 notice: Callable[[str], None], progress: Progress = _no_progress, sync_now: bool = True):
+        """`sync_now=False`: open without catching up (a re-embed, which rebuilds at its end: an
+        interrupted one leaves vectors of two models, perhaps of two sizes, in SQLite)."""
         self.engine, self.data_dir, self.options, self.model_id = engine, data_dir, options, model_id
         self.notice = notice
         self.name = name
@@ -51,6 +53,8 @@ class VectorIndex:
         self.guard = StoreGuard(self.store, engine, notice)
         self.unsaved = 0
         self.reflects: IndexState | None = None  # the SQL state this process's index holds
+        if not sync_now:
+            return
         try:
             self.sync(progress)
         except StoreRefused:

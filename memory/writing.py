@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from memory import fulltext
 from memory.embedding import Embedder, Span
-from memory.errors import BadInput
+from memory import pending
+from memory.errors import BadInput, EmbeddingUnavailable
 from memory.record import conversations, embeddings, get_meta, set_meta, turns
 from memory.turn import NewTurn, Turn, content_key, validate_role, validate_text
 
@@ -65,7 +66,10 @@ def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
     if vectors is not None:  # pre-computed: one whole-turn vector per record
         chunks = [(i, Span(0, len(r.text))) for i, (r, _) in enumerate(fresh)]
         return EmbeddedBatch(fresh, chunks, np.ascontiguousarray(vectors[given], dtype=np.float32))
-    chunks, vectors = embed_chunks(embedder, [r.text for r, _ in fresh])
+    try:
+        chunks, vectors = embed_chunks(embedder, [r.text for r, _ in fresh])
+    except EmbeddingUnavailable:  # the provider is down: store the turns now, embed them when it is back
+        return EmbeddedBatch(fresh, [], np.zeros((0, 0), dtype=np.float32))
     if len(chunks) == 1:  # one short turn, as the chat loop stores: recall may ask for it next
         embedder.remember_vector(fresh[0][0].text, vectors[0])
     return EmbeddedBatch(fresh, chunks, vectors)
@@ -88,7 +92,10 @@ def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
             if not batch.fresh:
                 return [], np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         fresh, vectors = batch.fresh, batch.vectors
-        _record_model(conn, model_id, vectors.shape[1])
+        if batch.chunks:
+            _record_model(conn, model_id, vectors.shape[1])
+        else:
+            pending.mark(conn)
         _ensure_conversations(conn, [record for record, _ in fresh])
         turn_ids = _assign_turn_ids(conn, [record.id for record, _ in fresh])
         stored = [Turn(id=turn_id, conversation_id=r.conversation_id, role=r.role, text=r.text,
@@ -111,6 +118,25 @@ def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
     return stored, vector_ids, vectors
 
 
+def commit_vectors(engine: Engine, model_id: str, turn_ids: list[int], chunks: list[tuple[int, Span]],
+                   vectors: np.ndarray, replace: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Store vectors for turns already stored, in one transaction: a re-embed (`replace` their old
+    vectors) or the catch-up of turns stored while the provider was down (a turn that gained a
+    vector from this model meanwhile, in another process, is skipped). The caller holds the
+    exclusive lock. Returns the new (vector ids, vectors) for the index."""
+    with engine.begin() as conn:
+        if replace:
+            conn.execute(delete(embeddings).where(embeddings.c.turn_id.in_(turn_ids)))
+        else:
+            done = set(conn.execute(select(embeddings.c.turn_id).where(
+                embeddings.c.turn_id.in_(turn_ids), embeddings.c.model == model_id)).scalars())
+            keep = [j for j, (i, _) in enumerate(chunks) if turn_ids[i] not in done]
+            chunks, vectors = [chunks[j] for j in keep], vectors[keep]
+        if chunks:
+            _record_model(conn, model_id, vectors.shape[1])
+        return _insert_embeddings(conn, model_id, turn_ids, chunks, vectors), vectors
+
+
 def _stored_keys(conn, keys: list[str]) -> set[str]:
     return set(conn.execute(select(turns.c.content_key).where(turns.c.content_key.in_(keys))).scalars())
 
@@ -124,14 +150,6 @@ def _without(batch: EmbeddedBatch, taken: set[str]) -> EmbeddedBatch:
                          batch.vectors[rows])
 
 
-def reembed_turns(engine: Engine, embedder: Embedder, turn_ids: list[int], texts: list[str]) -> None:
-    """Replace these turns' embeddings with the configured model's, in one transaction."""
-    chunks, vectors = embed_chunks(embedder, texts)
-    with engine.begin() as conn:
-        conn.execute(delete(embeddings).where(embeddings.c.turn_id.in_(turn_ids)))
-        _insert_embeddings(conn, embedder.model_id, turn_ids, chunks, vectors)
-
-
 def embed_chunks(embedder: Embedder, texts: list[str]) -> tuple[list[tuple[int, Span]], np.ndarray]:
     """Each text split into windows that fit the model, and one vector per window."""
     chunks = [(i, span) for i, body in enumerate(texts) for span in embedder.split(body)]
@@ -141,6 +159,8 @@ def embed_chunks(embedder: Embedder, texts: list[str]) -> tuple[list[tuple[int, 
 def _insert_embeddings(conn, model_id: str, turn_ids: list[int], chunks: list[tuple[int, Span]],
                        vectors: np.ndarray) -> np.ndarray:
     """One embedding row per chunk (chunk i of turn_ids[n]); returns their ids, the index's vector ids."""
+    if not chunks:
+        return np.zeros(0, dtype=np.int64)
     first = _next_id(conn, "embeddings")
     vector_ids = np.arange(first, first + len(chunks), dtype=np.int64)
     numbers: dict[int, int] = {}

@@ -22,20 +22,22 @@ ATTEMPTS = 4
 
 def call(fn: Callable, *, store: str, what: str, status_of: Callable[[Exception], int | None],
          secrets: tuple[str, ...] = (), key_var: str = "", attempts: int = ATTEMPTS,
-         sleep: Callable[[float], None] = time.sleep):
+         sleep: Callable[[float], None] = time.sleep, unavailable: type[Exception] = StoreUnavailable,
+         refused: type[Exception] = StoreRefused, refuses: Callable[[int | None], bool] = lambda s: s in (401, 403)):
     """fn(), retried with jittered exponential backoff on a retryable status; any failure left
-    becomes one StoreUnavailable line naming the store and the operation, with keys scrubbed."""
+    becomes one line naming the service (`store`) and the operation, with keys scrubbed: `refused`
+    where `refuses(status)` (a wrong key, by default), `unavailable` otherwise."""
     for attempt in range(attempts):
         try:
             return fn()
-        except StoreUnavailable:
+        except (unavailable, refused):
             raise
         except Exception as exc:  # every SDK has its own exception tree; classified by status below
             status = status_of(exc)
             if status in RETRY_STATUS and attempt < attempts - 1:
                 sleep(min(4.0, 0.25 * 2 ** attempt) * (1 + random.random()))
                 continue
-            kind = StoreRefused if status in (401, 403) else StoreUnavailable
+            kind = refused if refuses(status) else unavailable
             raise kind(describe_failure(store, what, exc, status, secrets, key_var)) from None
 
 

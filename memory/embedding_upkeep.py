@@ -1,0 +1,80 @@
+"""Keeping a memory's vectors in step with its embedding model: a re-embed after a change of
+provider or model, and the catch-up of turns stored while the provider could not be reached.
+
+Both go through the write path a new turn takes (`embed_chunks`, then the embedding-row insert in
+memory/writing.py); neither keeps a second copy of split, encode or insert. Split from Memory
+(memory/memory.py) for length: these are its methods, taking it as `memory` (not imported here, so
+the arrows run one way), and they use its lock and index as it does.
+"""
+from __future__ import annotations
+
+from memory import pending
+from memory.errors import EmbeddingUnavailable, storage_failures_named
+from memory.record import bump_generation, scrub, set_meta
+from memory.runtime.heap import release_freed_memory
+from memory.writing import commit_vectors, embed_chunks
+
+REEMBED_BATCH = 256
+CATCH_UP_BATCH = 64
+
+
+def reembed(memory, progress, batch: int = REEMBED_BATCH) -> int:
+    """Re-embed every turn with the configured model. Resumable: turns already embedded with it
+    are skipped, so an interrupted run picks up where it stopped. Other processes wait."""
+    model = memory.embedder.model_id
+    with memory._lock.exclusive("re-embedding"):
+        with memory.engine.connect() as conn:
+            todo = pending.count(conn, model)
+        done = 0
+        while rows := _waiting(memory, batch):
+            chunks, vectors = embed_chunks(memory.embedder, [body for _, body in rows])
+            commit_vectors(memory.engine, model, [turn_id for turn_id, _ in rows], chunks, vectors, replace=True)
+            done += len(rows)
+            progress("re-embedding", done, max(todo, done))
+        with memory.engine.begin() as conn:
+            set_meta(conn, "embed_model", model)
+            set_meta(conn, "embed_dim", str(memory.embedder.dim))
+            pending.clear(conn)
+            bump_generation(conn)
+        memory.store.reset(memory.embedder.dim)
+        memory.index.sync(progress, force=True)
+    scrub(memory.engine)
+    release_freed_memory()
+    return done
+
+
+def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH_UP_BATCH) -> int:
+    """Embed up to `limit` turns stored while the provider was down; returns how many. Embedding
+    happens before the lock is taken; if the provider is still down, they keep waiting."""
+    model = memory.embedder.model_id
+    with memory.engine.connect() as conn:
+        if not pending.may_wait(conn):
+            return 0
+        todo = pending.count(conn, model)
+    done = 0
+    while limit is None or done < limit:
+        rows = _waiting(memory, batch if limit is None else min(batch, limit - done))
+        if not rows:
+            with memory._lock.exclusive("storing turns"), memory.engine.begin() as conn:
+                if not pending.oldest(conn, model, 1):  # none left, after any other process's writes
+                    pending.clear(conn)
+            break
+        try:
+            chunks, vectors = embed_chunks(memory.embedder, [body for _, body in rows])
+        except EmbeddingUnavailable:
+            memory.provider_answered(False)
+            break
+        with memory._lock.exclusive("storing turns"), storage_failures_named(memory.data_dir):
+            memory.index.refresh()
+            ids, vectors = commit_vectors(memory.engine, model, [turn_id for turn_id, _ in rows], chunks, vectors,
+                                          replace=False)
+            if len(ids):
+                memory.index.added(ids, vectors)
+        done += len(rows)
+        progress("embedding", done, max(todo, done))
+    return done
+
+
+def _waiting(memory, n: int) -> list[tuple[int, str]]:
+    with memory.engine.connect() as conn:
+        return pending.oldest(conn, memory.embedder.model_id, n)

@@ -1,0 +1,218 @@
+"""Embedding through a provider's API: Gemini, Hugging Face (Inference Providers or a Text
+Embeddings Inference server) and OpenAI (or any OpenAI-compatible server: Ollama, vLLM, LM Studio).
+
+Each provider is a small class that sends one batch through the provider's own SDK; what they
+share is here once: batches within the provider's documented limits, retries with backoff on
+408/429/5xx (memory/stores/remote.py), unit-length float32 vectors, a dimension discovered from the
+first answer, and failures as one line without the key. A provider that cannot be reached raises
+EmbeddingUnavailable, which the memory turns into "store now, embed later"; one that refuses (a
+wrong key, an unknown model) raises EmbeddingRefused, which is shown and changes nothing.
+
+Keys come from the settings (the providers' usual variables) and stay in this object: they are
+never written anywhere, and failure messages have them scrubbed.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from memory.embedding import Span
+from memory.errors import BadInput, EmbeddingRefused, EmbeddingUnavailable
+from memory.stores.remote import RETRY_STATUS, call
+
+PROVIDERS = ("local", "gemini", "hf", "openai")
+DIM_PROBE = "dimension probe"
+OVERLAP_CHARS = 200
+
+
+class RemoteEmbedder:
+    """The Embedder interface (model_id, dim, encode, encode_query, split) over a provider's API."""
+
+    provider = ""
+    default_model = ""
+    key_var = ""
+    max_batch = 32  # texts per request
+    max_batch_chars = 10**9  # characters per request, where the provider limits tokens per request
+    window_chars = 2000  # characters per embedded window (below the model's token limit at ~4 chars a token)
+    dtype = "float32"
+    cache_dir = None
+
+    def __init__(self, model: str | None = None, key: str | None = None, timeout_s: float = 60.0,
+                 dim: int | None = None):
+        self.model = model or self.default_model
+        self.model_id = f"{self.provider}:{self.model}"
+        self.key = key
+        self.timeout_s = timeout_s
+        self._dim = dim
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.batch_size = self.max_batch
+
+    # -- what a provider supplies ----------------------------------------------------------------
+    def _request(self, texts: list[str], query: bool) -> list[list[float]]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _status_of(exc: Exception) -> int | None:
+        """The HTTP status of an SDK's error (None: no answer at all)."""
+        for value in (getattr(exc, "status_code", None), getattr(exc, "code", None),
+                      getattr(getattr(exc, "response", None), "status_code", None)):
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    # -- the Embedder interface ------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.encode([DIM_PROBE])
+        return self._dim
+
+    def known_dim(self, dim: int) -> None:
+        """The dimension recorded with this model in the store: no probe needed to open it offline."""
+        self._dim = self._dim or dim
+
+    @property
+    def engine(self) -> str:
+        return f"{self.provider} API"
+
+    def encode(self, texts: list[str], batch_size: int | None = None, query: bool = False) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text, in batches the provider accepts."""
+        rows: list[list[float]] = []
+        for batch in self._batches(texts):
+            got = call(lambda: self._request(batch, query), store=self.provider.capitalize() + " embeddings",
+                       what=f"embedding {len(batch)} text(s) with {self.model}", status_of=self._status_of,
+                       secrets=(self.key or "",), key_var=self.key_var, unavailable=EmbeddingUnavailable,
+                       refused=EmbeddingRefused, refuses=lambda s: s is not None and s not in RETRY_STATUS)
+            if len(got) != len(batch):
+                raise EmbeddingUnavailable(f"{self.provider} returned {len(got)} vectors for {len(batch)} texts")
+            rows += got
+        if not rows:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        vectors = np.asarray(rows, dtype=np.float32)
+        if self._dim is not None and vectors.shape[1] != self._dim:
+            raise EmbeddingRefused(f"{self.model_id} now returns {vectors.shape[1]}-dimensional vectors, not "
+                                   f"{self._dim}; run `memchat memory reembed`")
+        self._dim = vectors.shape[1]
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+        return vectors
+
+    def _batches(self, texts: list[str]):
+        batch: list[str] = []
+        chars = 0
+        for text in texts:
+            if batch and (len(batch) >= self.max_batch or chars + len(text) > self.max_batch_chars):
+                yield batch
+                batch, chars = [], 0
+            batch.append(text)
+            chars += len(text)
+        if batch:
+            yield batch
+
+    def encode_query(self, text: str) -> np.ndarray:
+        cached = self._recent.get(text)
+        if cached is None:
+            cached = self.encode([text], query=True)[0]
+            self.remember_vector(text, cached)
+        return cached
+
+    def remember_vector(self, text: str, vector: np.ndarray) -> None:
+        # Only queries are kept: a provider with task types embeds a stored turn as a document.
+        pass
+
+    def split(self, text: str) -> list[Span]:
+        """Overlapping character windows that fit the model's input limit (no tokenizer at hand)."""
+        if len(text) <= self.window_chars:
+            return [Span(0, len(text))]
+        step = self.window_chars - OVERLAP_CHARS
+        return [Span(start, min(start + self.window_chars, len(text)))
+                for start in range(0, len(text) - OVERLAP_CHARS, step)]
+
+
+class GeminiEmbedder(RemoteEmbedder):
+    """google-genai `models.embed_content` (batchEmbedContents: at most 100 texts a request), with
+    task types: RETRIEVAL_DOCUMENT for what is stored, RETRIEVAL_QUERY for what is asked."""
+
+    provider, default_model, key_var = "gemini", "gemini-embedding-001", "GEMINI_API_KEY"
+    max_batch = 100
+    window_chars = 6000  # gemini-embedding-001 reads 2,048 tokens
+
+    def __init__(self, model=None, key=None, timeout_s=60.0, dim=None, base_url: str | None = None):
+        super().__init__(model, key, timeout_s, dim)
+        if not key:
+            raise EmbeddingRefused("no Gemini key for embeddings: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+        from google import genai
+        from google.genai import types
+
+        options = types.HttpOptions(timeout=int(timeout_s * 1000), retry_options=types.HttpRetryOptions(attempts=1))
+        if base_url:
+            options.base_url = base_url
+        self._client = genai.Client(api_key=key, http_options=options)
+        self._types = types
+
+    def _request(self, texts, query):
+        config = self._types.EmbedContentConfig(task_type="RETRIEVAL_QUERY" if query else "RETRIEVAL_DOCUMENT")
+        response = self._client.models.embed_content(model=self.model, contents=texts, config=config)
+        return [e.values for e in response.embeddings or []]
+
+
+class OpenAIEmbedder(RemoteEmbedder):
+    """The official openai SDK's embeddings endpoint: OpenAI itself, or any OpenAI-compatible server
+    at `base_url` (Ollama, vLLM, LM Studio). At most 2,048 inputs and 300,000 tokens a request."""
+
+    provider, default_model, key_var = "openai", "text-embedding-3-small", "OPENAI_API_KEY"
+    max_batch = 2048
+    max_batch_chars = 600_000  # ~150,000 tokens: half the per-request token limit
+    window_chars = 24_000  # text-embedding-3 reads 8,191 tokens
+
+    def __init__(self, model=None, key=None, timeout_s=60.0, dim=None, base_url: str | None = None):
+        super().__init__(model, key, timeout_s, dim)
+        if not key and not base_url:
+            raise EmbeddingRefused("no OpenAI key for embeddings: set OPENAI_API_KEY, or MEMCHAT_OPENAI_BASE_URL "
+                                   "for a local OpenAI-compatible server")
+        import openai
+
+        # A local server takes no key, but the SDK insists on one: a placeholder, never a real key.
+        self._client = openai.OpenAI(api_key=key or "no-key", base_url=base_url, timeout=timeout_s, max_retries=0)
+
+    def _request(self, texts, query):
+        response = self._client.embeddings.create(model=self.model, input=texts)
+        return [d.embedding for d in sorted(response.data, key=lambda d: d.index)]
+
+
+class HFEmbedder(RemoteEmbedder):
+    """huggingface_hub `InferenceClient.feature_extraction`: a Hub model on Inference Providers
+    (HF_TOKEN), or a Text Embeddings Inference server at `url` (32 inputs a request by default)."""
+
+    provider, default_model, key_var = "hf", "sentence-transformers/all-MiniLM-L6-v2", "HF_TOKEN"
+    max_batch = 32
+    window_chars = 1500  # many Hub embedding models read 512 tokens; longer input is truncated, not refused
+
+    def __init__(self, model=None, key=None, timeout_s=60.0, dim=None, url: str | None = None):
+        super().__init__(model, key, timeout_s, dim)
+        if not key and not url:
+            raise EmbeddingRefused("no Hugging Face token for embeddings: set HF_TOKEN, or MEMCHAT_HF_EMBED_URL for a "
+                                   "Text Embeddings Inference server")
+        from huggingface_hub import InferenceClient
+
+        self._target = url or self.model
+        self._client = InferenceClient(token=key, timeout=timeout_s)
+
+    def _request(self, texts, query):
+        vectors = self._client.feature_extraction(texts, model=self._target, truncate=True)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim == 3:  # a model without pooling answers per token: mean-pool it
+            vectors = vectors.mean(axis=1)
+        return vectors.tolist()
+
+
+def remote_embedder(provider: str, model: str | None, *, gemini_key=None, gemini_base_url=None, openai_key=None,
+                    openai_base_url=None, hf_token=None, hf_embed_url=None, timeout_s: float = 60.0) -> RemoteEmbedder:
+    """The embedder for `provider` (gemini, hf or openai), with its key and address."""
+    if provider == "gemini":
+        return GeminiEmbedder(model, gemini_key, timeout_s, base_url=gemini_base_url)
+    if provider == "openai":
+        return OpenAIEmbedder(model, openai_key, timeout_s, base_url=openai_base_url)
+    if provider == "hf":
+        return HFEmbedder(model, hf_token, timeout_s, url=hf_embed_url)
+    raise BadInput(f"unknown embedding provider {provider!r}; use one of: {', '.join(PROVIDERS)}")
