@@ -104,3 +104,13 @@ def test_the_cycle_finder_finds_a_cycle(tmp_path, monkeypatch):
     graph = _graph()
     assert graph["assistant.a"] == {"assistant.b"} and graph["assistant.b"] == {"assistant.a"}
     assert _cycles(graph) == [["assistant.a", "assistant.b", "assistant.a"]]
+
+
+def test_env_example_lists_every_variable():
+    from assistant.config import ENV_NAMES
+    from memory.stores import STORES
+
+    listed = (REPO / ".env.example").read_text()
+    names = [var for names in ENV_NAMES.values() for var in names] + [
+        var for spec in STORES.values() for var in spec.settings.values()]
+    assert [var for var in names if f"# {var}=" not in listed and f"or {var}" not in listed] == []
