@@ -11,6 +11,7 @@ searched or changed it takes in what the others wrote or forgot (memory/vector_i
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ class ImportResult:
 
 
 class Memory:
+    provider_retry_s = 30.0  # after an embedding provider fails, store and recall without it this long
     def __init__(
         self,
         data_dir: Path,
@@ -87,6 +89,7 @@ class Memory:
             name = store or get_meta(conn, "vector_store", "faiss")
         self.notices: list[str] = []  # said once to the person: a remote store that failed, ...
         self._provider_down = False  # the embedding provider failed and has not answered since
+        self._provider_retry_at = 0.0  # until then, do not wait on a provider that just failed
         # per store name: {"faiss": {"kind": "ivf"}, ...}
         self.index = VectorIndex(self.engine, self.data_dir, name, store_options or {}, self.embedder.model_id,
                                  self.notices.append, progress or _no_progress, sync_now=check_model)
@@ -179,7 +182,8 @@ class Memory:
 
     def _store_batch(self, batch: list[NewTurn], skip_existing: bool,
                      vectors: np.ndarray | None = None) -> list[Turn]:
-        embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors)  # slow: no lock
+        embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors,  # slow: no lock
+                               embed=time.monotonic() >= self._provider_retry_at)
         if embedded is None:
             return []
         self.provider_answered(bool(embedded.chunks))
@@ -193,7 +197,11 @@ class Memory:
         return stored
 
     def provider_answered(self, answered: bool) -> None:
-        """Say that the embedding provider is down once per outage (a call that works ends one)."""
+        """Say that the embedding provider is down once per outage (a call that works ends one).
+        After a failure it is left alone for PROVIDER_RETRY_S: a provider that hangs rather than
+        refuses would otherwise hold every message for its timeout."""
+        if not answered:
+            self._provider_retry_at = time.monotonic() + self.provider_retry_s
         if not answered and not self._provider_down:
             self.notices.append(f"the embedding provider ({self.embedder.model_id}) cannot be reached: turns are "
                                 "stored and found by their words, and embedded when it is back")
@@ -201,6 +209,8 @@ class Memory:
 
     def _encode_query(self, query: str):
         """The query's vector, or None while the provider is down (recall goes on with full text)."""
+        if time.monotonic() < self._provider_retry_at:
+            return None
         try:
             vector = self.embedder.encode_query(query)
         except EmbeddingUnavailable:

@@ -39,9 +39,10 @@ class EmbeddedBatch:
 
 
 def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_existing: bool,
-                vectors: np.ndarray | None = None) -> EmbeddedBatch | None:
+                vectors: np.ndarray | None = None, embed: bool = True) -> EmbeddedBatch | None:
     """Validate a batch, drop records already stored (or refuse them, unless skip_existing) and
-    embed the rest. Needs no lock: it is the slow part, and commit_batch checks again."""
+    embed the rest (`embed=False`, or a provider that cannot be reached: no vectors yet, the
+    turns wait in memory/pending.py). Needs no lock: it is the slow part, and commit_batch checks again."""
     now = time.time()
     prepared = []
     for record in batch:
@@ -67,6 +68,8 @@ def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
         chunks = [(i, Span(0, len(r.text))) for i, (r, _) in enumerate(fresh)]
         return EmbeddedBatch(fresh, chunks, np.ascontiguousarray(vectors[given], dtype=np.float32))
     try:
+        if not embed:
+            raise EmbeddingUnavailable("the embedding provider failed moments ago")
         chunks, vectors = embed_chunks(embedder, [r.text for r, _ in fresh])
     except EmbeddingUnavailable:  # the provider is down: store the turns now, embed them when it is back
         return EmbeddedBatch(fresh, [], np.zeros((0, 0), dtype=np.float32))

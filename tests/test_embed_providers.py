@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -84,6 +85,7 @@ def test_offline_provider_falls_back_to_full_text_and_catches_up(kind, service, 
     with Memory(data_dir, embedder_for(kind, service.url)) as memory:
         memory.remember(FACTS[0])
         service.stop()  # the provider goes off the network
+        memory.provider_retry_s = 2.0  # how long a failed provider is left alone (30 s by default)
         stored = memory.remember(FACTS[2])  # stored at once, embedded later
         notices = memory.take_notices()
         assert len(notices) == 1 and "cannot be reached" in notices[0]
@@ -92,11 +94,15 @@ def test_offline_provider_falls_back_to_full_text_and_catches_up(kind, service, 
         assert hits[0].turn.id == stored.id and "dense" not in hits[0].signals  # found by its words
         assert memory.take_notices() == []  # said once per outage
         service.start()  # back, on the same address
-        memory.remember("The car makes a grinding noise when braking.")
+        asked = len(service.requests)
+        memory.remember("The car makes a grinding noise when braking.")  # moments later: not tried yet
+        assert len(service.requests) == asked and memory.stats()["pending_embeddings"] == 2
+        time.sleep(2.1)
+        memory.remember("The boiler service is booked for March.")
         assert memory.stats()["pending_embeddings"] == 0
         hits = memory.recall("which pill does the dog need", k=3)  # the stand-in's vectors share words
         assert hits[0].turn.id == stored.id and "dense" in hits[0].signals
-        assert memory.stats()["vectors"] == 3 == memory.store.count()
+        assert memory.stats()["vectors"] == 4 == memory.store.count()
 
 
 def test_reembed_switches_provider_resumably_through_the_cli(data_dir, cli_env, embedder):
@@ -157,6 +163,7 @@ def test_the_tui_chats_on_through_an_embedding_outage(data_dir, model_cache):
                 await until(pilot, lambda: app.ready)
                 await send(pilot, "My bike lock code is 4412.")
                 await until(pilot, lambda: not app.generating and status.memories == 2)
+                app.memory.provider_retry_s = 0  # try the provider again at once (30 s by default)
                 service.stop()
                 await pilot.press("ctrl+n")  # a new conversation: the code can only come from recall
                 await send(pilot, "What is my bike lock code?")
