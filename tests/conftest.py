@@ -82,3 +82,21 @@ def onnx_backend(model_cache, local_backend):
     backend = LocalBackend(None, model_cache, runtime="onnx")
     backend.load()
     return backend
+
+
+@pytest.fixture(scope="module")
+def pinecone_service():
+    """A loopback Pinecone (tests/pinecone_standin.py) for a module's tests that use the store."""
+    from tests.pinecone_standin import PineconeStandIn
+
+    with PineconeStandIn() as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def weaviate_service():
+    """A loopback Weaviate (tests/weaviate_standin.py) for a module's tests that use the store."""
+    from tests.weaviate_standin import WeaviateStandIn
+
+    with WeaviateStandIn() as service:
+        yield service

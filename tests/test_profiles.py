@@ -154,18 +154,3 @@ def test_the_tui_switches_profile_and_shows_it(data_dir, model_cache, embedder):
                 assert status.memories == 0 and app.conversation_id is None
     asyncio.run(go())
 
-
-@pytest.fixture(scope="module")
-def pinecone_service():
-    from tests.pinecone_standin import PineconeStandIn
-
-    with PineconeStandIn() as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def weaviate_service():
-    from tests.weaviate_standin import WeaviateStandIn
-
-    with WeaviateStandIn() as service:
-        yield service

@@ -24,18 +24,6 @@ FACTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pinecone_service():
-    with PineconeStandIn() as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def weaviate_service():
-    with WeaviateStandIn() as service:
-        yield service
-
-
 def service_options(store: str, pinecone: PineconeStandIn | None = None, weaviate: WeaviateStandIn | None = None) -> dict:
     """Memory's store_options pointing the hosted stores at their stand-ins."""
     options = {}
