@@ -28,7 +28,7 @@ class Settings:
     model_cache: Path | None = None  # converted local models; None: <data_dir>/models
     store: str | None = None  # None: the store the data dir last used (faiss for a new one)
     embed_provider: str = "local"  # local (sentence-transformers, offline) | gemini | hf | openai
-    embed_model: str = "all-MiniLM-L6-v2"  # for a provider, left at this default: the provider's default model
+    embed_model: str = "all-MiniLM-L6-v2"  # with a provider and no MEMCHAT_EMBED_MODEL: that provider's default
     embed_dtype: str = "auto"
     local_runtime: str = "auto"  # local model engine: auto (by the CPU) | onnx | torch
     local_weights: str = "auto"  # torch engine's decoding weights: auto (the GGUF's own precision) | int4 | int8 | dense
@@ -79,8 +79,7 @@ class Settings:
             return Embedder(self.embed_model, dtype=self.embed_dtype, cache_dir=self.models_dir)
         from memory.remote_embedding import remote_embedder
 
-        model = None if self.sources.get("embed_model", "default") == "default" else self.embed_model
-        return remote_embedder(self.embed_provider, model, gemini_key=self.gemini_api_key,
+        return remote_embedder(self.embed_provider, self.embed_model, gemini_key=self.gemini_api_key,
                                gemini_base_url=self.gemini_base_url, openai_key=self.openai_api_key,
                                openai_base_url=self.openai_base_url, hf_token=self.hf_token,
                                hf_embed_url=self.hf_embed_url, timeout_s=self.timeout_s)
@@ -210,10 +209,13 @@ def load_settings(overrides: dict | None = None, env_file: Path | None = Path(".
     from memory.profiles import validate_profile
 
     validate_profile(settings.profile)  # a bad name fails before anything is opened
-    from memory.remote_embedding import PROVIDERS
+    from memory.remote_embedding import PROVIDERS, default_model
 
     if settings.embed_provider not in PROVIDERS:
         raise ConfigError(f"embedding provider {settings.embed_provider!r}: use one of {', '.join(PROVIDERS)}")
+    if settings.embed_provider != "local" and settings.sources.get("embed_model") == "default":
+        settings.embed_model = default_model(settings.embed_provider)  # the local model's name means nothing there
+        settings.sources["embed_model"] = f"default for {settings.embed_provider}"
     if settings.memory_mode not in MEMORY_MODES:
         raise ConfigError(f"memory mode {settings.memory_mode!r}: use one of {', '.join(MEMORY_MODES)}")
     return settings

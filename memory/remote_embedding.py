@@ -206,6 +206,11 @@ class HFEmbedder(RemoteEmbedder):
         return vectors.tolist()
 
 
+def default_model(provider: str) -> str:
+    """The model a provider embeds with when MEMCHAT_EMBED_MODEL does not name one."""
+    return {"gemini": GeminiEmbedder, "openai": OpenAIEmbedder, "hf": HFEmbedder}[provider].default_model
+
+
 def remote_embedder(provider: str, model: str | None, *, gemini_key=None, gemini_base_url=None, openai_key=None,
                     openai_base_url=None, hf_token=None, hf_embed_url=None, timeout_s: float = 60.0) -> RemoteEmbedder:
     """The embedder for `provider` (gemini, hf or openai), with its key and address."""

@@ -139,3 +139,14 @@ def test_the_tui_switches_mode_and_keeps_a_private_message_out(data_dir, model_c
     assert files_holding(data_dir, SECRET) == []
     with Memory(data_dir, embedder) as memory:
         assert [t.text for t in memory.turns()][0] == "I prefer window seats." and memory.stats()["turns"] == 2
+
+
+def test_an_incognito_ask_with_the_local_model_leaves_nothing_in_the_data_dir_or_model_cache(
+        data_dir, model_cache, cli_env, local_backend):  # local_backend: the model is converted already
+    done = subprocess.run([*MEMCHAT, "ask", f"My safe combination is {SECRET}.", "--memory", "session",
+                           "--greedy", "--max-new-tokens", "8", "--json"], env=cli_env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["backend"] == "local" and reply["stored"] is False and reply["memory_mode"] == "session"
+    assert files_holding(data_dir, SECRET) == [] and files_holding(model_cache, SECRET) == []

@@ -98,7 +98,7 @@ def test_no_recall_ever_returns_another_profiles_memory(store_name, request, dat
     live: dict[str, dict[int, str]] = {p: {} for p in PROFILES}  # profile -> turn id -> text
     serial = iter(range(10**6))
     try:
-        @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(st.lists(operation, min_size=4, max_size=12))
         def interleaved(ops):
             for kind, profile, arg in ops:
