@@ -38,8 +38,9 @@ def run_ask(args, settings) -> int:
 
         def turn() -> None:
             try:
-                outcome["reply"] = service.ask(text, conversation_id, use_memory=not args.no_memory, store=not args.no_store,
-                                               on_chunk=show if streaming else None, cancel=cancel)
+                outcome["reply"] = service.ask(text, conversation_id, use_memory=not args.no_memory,
+                                               store=not args.no_store, on_chunk=show if streaming else None,
+                                               cancel=cancel)
             except BaseException as exc:  # raised again on the main thread below
                 outcome["error"] = exc
             finally:

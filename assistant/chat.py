@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from assistant.config import MEMORY_MODES
 from assistant.backends import Backend, BackendError, GenerationOptions, StreamState
+from assistant.config import MEMORY_MODES
 from assistant.prompt import PromptReport, build_prompt
 from memory.errors import BadInput
 from memory.memory import Memory
@@ -173,9 +173,6 @@ def _interleave(lists: list[list[Hit]], k: int) -> list[Hit]:
     """Best of each source in turn (stored memories first), k in all: their scores are not comparable."""
     merged = [hit for rank in itertools.zip_longest(*lists) for hit in rank if hit is not None]
     return merged[:k]
-
-
-
 
 
 def recall_notes(memory: Memory | SessionMemory, text: str, k: int, exclude: frozenset[int] = frozenset(),

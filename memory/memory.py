@@ -51,6 +51,7 @@ class ImportResult:
 
 class Memory:
     provider_retry_s = 30.0  # after an embedding provider fails, store and recall without it this long
+
     def __init__(
         self,
         data_dir: Path,
@@ -182,11 +183,12 @@ class Memory:
 
     def _store_batch(self, batch: list[NewTurn], skip_existing: bool,
                      vectors: np.ndarray | None = None) -> list[Turn]:
-        embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors,  # slow: no lock
-                               embed=time.monotonic() >= self._provider_retry_at)
+        attempt = time.monotonic() >= self._provider_retry_at  # not within moments of a provider failure
+        embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors, embed=attempt)  # no lock
         if embedded is None:
             return []
-        self.provider_answered(bool(embedded.chunks))
+        if attempt:
+            self.provider_answered(bool(embedded.chunks))
         with self._lock.exclusive("storing turns"), storage_failures_named(self.data_dir):
             self.index.refresh()  # new ids must extend what the index holds
             stored, vector_ids, new_vectors = commit_batch(self.engine, self.embedder.model_id, embedded, skip_existing)
@@ -198,7 +200,7 @@ class Memory:
 
     def provider_answered(self, answered: bool) -> None:
         """Say that the embedding provider is down once per outage (a call that works ends one).
-        After a failure it is left alone for PROVIDER_RETRY_S: a provider that hangs rather than
+        After a failure it is left alone for `provider_retry_s`: a provider that hangs rather than
         refuses would otherwise hold every message for its timeout."""
         if not answered:
             self._provider_retry_at = time.monotonic() + self.provider_retry_s

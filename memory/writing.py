@@ -15,9 +15,8 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
-from memory import fulltext
+from memory import fulltext, pending
 from memory.embedding import Embedder, Span
-from memory import pending
 from memory.errors import BadInput, EmbeddingUnavailable
 from memory.record import conversations, embeddings, get_meta, set_meta, turns
 from memory.turn import NewTurn, Turn, content_key, validate_role, validate_text
