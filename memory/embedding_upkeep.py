@@ -1,5 +1,6 @@
 """Keeping a memory's vectors in step with its embedding model: a re-embed after a change of
-provider or model, and the catch-up of turns stored while the provider could not be reached.
+provider or model, the catch-up of turns stored while the provider could not be reached, and
+the watch on whether it can be reached.
 
 Both go through the write path a new turn takes (`embed_chunks`, then the embedding-row insert in
 memory/writing.py); neither keeps a second copy of split, encode or insert. Split from Memory
@@ -7,6 +8,8 @@ memory/writing.py); neither keeps a second copy of split, encode or insert. Spli
 the arrows run one way), and they use its lock and index as it does.
 """
 from __future__ import annotations
+
+import time
 
 from memory import pending
 from memory.errors import EmbeddingUnavailable, storage_failures_named
@@ -16,6 +19,42 @@ from memory.writing import commit_vectors, embed_chunks
 
 REEMBED_BATCH = 256
 CATCH_UP_BATCH = 64
+
+
+class ProviderWatch:
+    """Whether the embedding provider answers. Says it is down once per outage (a call that works
+    ends one), and after a failure leaves it alone for `retry_s`: a provider that hangs rather than
+    refuses would otherwise hold every message for its timeout. A local embedder never fails so."""
+
+    def __init__(self, model_id: str, notice, retry_s: float = 30.0):
+        self.model_id, self.notice, self.retry_s = model_id, notice, retry_s
+        self.down = False
+        self._retry_at = 0.0
+
+    def may_try(self) -> bool:
+        return time.monotonic() >= self._retry_at
+
+    def answered(self, ok: bool) -> None:
+        if not ok:
+            self._retry_at = time.monotonic() + self.retry_s
+            if not self.down:
+                self.notice(f"the embedding provider ({self.model_id}) cannot be reached: turns are stored and "
+                            "found by their words, and embedded when it is back")
+        self.down = not ok
+
+    def query_encoder(self, embedder):
+        """encode_query that answers None while the provider is down (recall goes on with full text)."""
+        def encode(query: str):
+            if not self.may_try():
+                return None
+            try:
+                vector = embedder.encode_query(query)
+            except EmbeddingUnavailable:
+                self.answered(False)
+                return None
+            self.answered(True)
+            return vector
+        return encode
 
 
 def reembed(memory, progress, batch: int = REEMBED_BATCH) -> int:
@@ -62,7 +101,7 @@ def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH
         try:
             chunks, vectors = embed_chunks(memory.embedder, [body for _, body in rows])
         except EmbeddingUnavailable:
-            memory.provider_answered(False)
+            memory.provider.answered(False)
             break
         with memory._lock.exclusive("storing turns"), storage_failures_named(memory.data_dir):
             memory.index.refresh()

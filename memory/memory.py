@@ -11,7 +11,6 @@ searched or changed it takes in what the others wrote or forgot (memory/vector_i
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ from memory import embedding_upkeep, fulltext, pending
 from memory import recall as R
 from memory.datadir import DataDirLock
 from memory.embedding import Embedder
-from memory.errors import EmbeddingUnavailable, ModelMismatch, NotFound, storage_failures_named
+from memory.embedding_upkeep import ProviderWatch
+from memory.errors import ModelMismatch, NotFound, storage_failures_named
 from memory.profiles import DB_NAME
 from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.runtime.heap import release_freed_memory
@@ -50,8 +50,6 @@ class ImportResult:
 
 
 class Memory:
-    provider_retry_s = 30.0  # after an embedding provider fails, store and recall without it this long
-
     def __init__(
         self,
         data_dir: Path,
@@ -89,8 +87,7 @@ class Memory:
             # The store the data dir last used, unless the caller names one.
             name = store or get_meta(conn, "vector_store", "faiss")
         self.notices: list[str] = []  # said once to the person: a remote store that failed, ...
-        self._provider_down = False  # the embedding provider failed and has not answered since
-        self._provider_retry_at = 0.0  # until then, do not wait on a provider that just failed
+        self.provider = ProviderWatch(self.embedder.model_id, self.notices.append)  # is the embedder answering?
         # per store name: {"faiss": {"kind": "ivf"}, ...}
         self.index = VectorIndex(self.engine, self.data_dir, name, store_options or {}, self.embedder.model_id,
                                  self.notices.append, progress or _no_progress, sync_now=check_model)
@@ -183,12 +180,12 @@ class Memory:
 
     def _store_batch(self, batch: list[NewTurn], skip_existing: bool,
                      vectors: np.ndarray | None = None) -> list[Turn]:
-        attempt = time.monotonic() >= self._provider_retry_at  # not within moments of a provider failure
+        attempt = self.provider.may_try()  # not within moments of a provider failure
         embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors, embed=attempt)  # no lock
         if embedded is None:
             return []
         if attempt:
-            self.provider_answered(bool(embedded.chunks))
+            self.provider.answered(bool(embedded.chunks))
         with self._lock.exclusive("storing turns"), storage_failures_named(self.data_dir):
             self.index.refresh()  # new ids must extend what the index holds
             stored, vector_ids, new_vectors = commit_batch(self.engine, self.embedder.model_id, embedded, skip_existing)
@@ -197,29 +194,6 @@ class Memory:
         if embedded.chunks and vectors is None:  # the provider answered: embed turns stored while it was down
             self.embed_pending(limit=PENDING_PER_WRITE)
         return stored
-
-    def provider_answered(self, answered: bool) -> None:
-        """Say that the embedding provider is down once per outage (a call that works ends one).
-        After a failure it is left alone for `provider_retry_s`: a provider that hangs rather than
-        refuses would otherwise hold every message for its timeout."""
-        if not answered:
-            self._provider_retry_at = time.monotonic() + self.provider_retry_s
-        if not answered and not self._provider_down:
-            self.notices.append(f"the embedding provider ({self.embedder.model_id}) cannot be reached: turns are "
-                                "stored and found by their words, and embedded when it is back")
-        self._provider_down = not answered
-
-    def _encode_query(self, query: str):
-        """The query's vector, or None while the provider is down (recall goes on with full text)."""
-        if time.monotonic() < self._provider_retry_at:
-            return None
-        try:
-            vector = self.embedder.encode_query(query)
-        except EmbeddingUnavailable:
-            self.provider_answered(False)
-            return None
-        self.provider_answered(True)
-        return vector
 
     def embed_pending(self, progress: Progress = _no_progress, limit: int | None = None) -> int:
         """Embed up to `limit` turns stored while the provider was down; returns how many."""
@@ -236,7 +210,7 @@ class Memory:
                weights: R.RecallWeights | None = None) -> list[Hit]:
         with self._lock.shared(), self.engine.connect() as conn:
             self.index.refresh()
-            ranked = R.hybrid_recall(conn, self.index.guard, self._encode_query, query, k,
+            ranked = R.hybrid_recall(conn, self.index.guard, self.provider.query_encoder(self.embedder), query, k,
                                      flt or R.RecallFilter(), weights or R.RecallWeights())
             by_id = {t.id: t for t in self._fetch(conn, [r.turn_id for r in ranked])}
         return [Hit(by_id[r.turn_id], r.score, r.signals, r.similarity) for r in ranked if r.turn_id in by_id]

@@ -85,7 +85,7 @@ def test_offline_provider_falls_back_to_full_text_and_catches_up(kind, service, 
     with Memory(data_dir, embedder_for(kind, service.url)) as memory:
         memory.remember(FACTS[0])
         service.stop()  # the provider goes off the network
-        memory.provider_retry_s = 2.0  # how long a failed provider is left alone (30 s by default)
+        memory.provider.retry_s = 2.0  # how long a failed provider is left alone (30 s by default)
         stored = memory.remember(FACTS[2])  # stored at once, embedded later
         notices = memory.take_notices()
         assert len(notices) == 1 and "cannot be reached" in notices[0]
@@ -165,7 +165,7 @@ def test_the_tui_chats_on_through_an_embedding_outage(data_dir, model_cache):
                 await until(pilot, lambda: app.ready)
                 await send(pilot, "My bike lock code is 4412.")
                 await until(pilot, lambda: not app.generating and status.memories == 2)
-                app.memory.provider_retry_s = 0  # try the provider again at once (30 s by default)
+                app.memory.provider.retry_s = 0  # try the provider again at once (30 s by default)
                 service.stop()
                 await pilot.press("ctrl+n")  # a new conversation: the code can only come from recall
                 await send(pilot, "What is my bike lock code?")
