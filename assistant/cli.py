@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -- ask / chat / doctor ------------------------------------------------------------------
     p = commands.add_parser("ask", parents=[common], help="ask once: the reply streams to stdout",
-                            description="Store the message, recall related memories, stream the reply, store it.")
+                            description="Store the message, recall related memories, stream the reply, store it "
+                                        "(nothing is stored with --memory session or off, or --no-store).")
     p.add_argument("text", help="the message, or - to read it from stdin")
     _add_chat_options(p)
     where = p.add_mutually_exclusive_group()
