@@ -134,7 +134,10 @@ def _list_profiles(settings: Settings, as_json: bool) -> int:
         print_json(rows)
     for row in [] if as_json else rows:
         mark = "*" if row["profile"] == settings.profile else " "
-        print(f"{mark} {row['profile']:<20} {row['conversations']:>6} conversations {row['turns']:>8} turns")
+        if row["turns"] is None:
+            print(f"{mark} {row['profile']:<20} (cannot be read; try: memchat --profile {row['profile']} memory stats)")
+        else:
+            print(f"{mark} {row['profile']:<20} {row['conversations']:>6} conversations {row['turns']:>8} turns")
     if not rows and not as_json:
         print(f"no profiles yet in {settings.data_dir}")
     return 0

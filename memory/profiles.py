@@ -51,12 +51,16 @@ def profile_counts(data_dir: Path) -> list[dict]:
     out = []
     for name in list_profiles(data_dir):
         db = profile_dir(data_dir, name) / DB_NAME
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        turns = conversations = None  # unknown: a store that cannot be read (say why with `--profile NAME memory stats`)
         try:
-            turns = conn.execute("SELECT count(*) FROM turns").fetchone()[0]
-            conversations = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
-        finally:
-            conn.close()
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            try:
+                turns = conn.execute("SELECT count(*) FROM turns").fetchone()[0]
+                conversations = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass
         out.append({"profile": name, "conversations": conversations, "turns": turns,
                     "dir": str(profile_dir(data_dir, name))})
     return out

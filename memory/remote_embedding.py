@@ -30,6 +30,7 @@ class RemoteEmbedder:
     """The Embedder interface (model_id, dim, encode, encode_query, split) over a provider's API."""
 
     provider = ""
+    label = ""  # the provider's name in messages
     default_model = ""
     key_var = ""
     max_batch = 32  # texts per request
@@ -80,12 +81,12 @@ class RemoteEmbedder:
         """Unit-length float32 vectors, one row per text, in batches the provider accepts."""
         rows: list[list[float]] = []
         for batch in self._batches(texts):
-            got = call(lambda: self._request(batch, query), store=self.provider.capitalize() + " embeddings",
+            got = call(lambda: self._request(batch, query), store=f"{self.label} embeddings",
                        what=f"embedding {len(batch)} text(s) with {self.model}", status_of=self._status_of,
                        secrets=(self.key or "",), key_var=self.key_var, unavailable=EmbeddingUnavailable,
                        refused=EmbeddingRefused, refuses=lambda s: s is not None and s not in RETRY_STATUS)
             if len(got) != len(batch):
-                raise EmbeddingUnavailable(f"{self.provider} returned {len(got)} vectors for {len(batch)} texts")
+                raise EmbeddingUnavailable(f"{self.label} returned {len(got)} vectors for {len(batch)} texts")
             rows += got
         if not rows:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
@@ -133,7 +134,7 @@ class GeminiEmbedder(RemoteEmbedder):
     """google-genai `models.embed_content` (batchEmbedContents: at most 100 texts a request), with
     task types: RETRIEVAL_DOCUMENT for what is stored, RETRIEVAL_QUERY for what is asked."""
 
-    provider, default_model, key_var = "gemini", "gemini-embedding-001", "GEMINI_API_KEY"
+    provider, label, default_model, key_var = "gemini", "Gemini", "gemini-embedding-001", "GEMINI_API_KEY"
     max_batch = 100
     window_chars = 6000  # gemini-embedding-001 reads 2,048 tokens
 
@@ -160,7 +161,7 @@ class OpenAIEmbedder(RemoteEmbedder):
     """The official openai SDK's embeddings endpoint: OpenAI itself, or any OpenAI-compatible server
     at `base_url` (Ollama, vLLM, LM Studio). At most 2,048 inputs and 300,000 tokens a request."""
 
-    provider, default_model, key_var = "openai", "text-embedding-3-small", "OPENAI_API_KEY"
+    provider, label, default_model, key_var = "openai", "OpenAI", "text-embedding-3-small", "OPENAI_API_KEY"
     max_batch = 2048
     max_batch_chars = 600_000  # ~150,000 tokens: half the per-request token limit
     window_chars = 24_000  # text-embedding-3 reads 8,191 tokens
@@ -184,7 +185,7 @@ class HFEmbedder(RemoteEmbedder):
     """huggingface_hub `InferenceClient.feature_extraction`: a Hub model on Inference Providers
     (HF_TOKEN), or a Text Embeddings Inference server at `url` (32 inputs a request by default)."""
 
-    provider, default_model, key_var = "hf", "sentence-transformers/all-MiniLM-L6-v2", "HF_TOKEN"
+    provider, label, default_model, key_var = "hf", "Hugging Face", "sentence-transformers/all-MiniLM-L6-v2", "HF_TOKEN"
     max_batch = 32
     window_chars = 1500  # many Hub embedding models read 512 tokens; longer input is truncated, not refused
 

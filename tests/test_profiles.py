@@ -154,3 +154,11 @@ def test_the_tui_switches_profile_and_shows_it(data_dir, model_cache, embedder):
                 assert status.memories == 0 and app.conversation_id is None
     asyncio.run(go())
 
+
+
+def test_a_profile_that_cannot_be_read_is_listed_as_such(data_dir, capsys):
+    broken = profile_dir(data_dir, "broken")
+    broken.mkdir(parents=True)
+    (broken / "memchat.db").write_bytes(b"not a database")
+    code, out, _ = run(capsys, "memory", "list", "--profiles", "--data-dir", str(data_dir))
+    assert code == 0 and "broken" in out and "cannot be read" in out and "Traceback" not in out
