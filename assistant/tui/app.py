@@ -260,6 +260,9 @@ class MemchatApp(App):
         self.open_conversation(message.conversation_id)
 
     def on_memory_panel_open(self, message: MemoryPanel.Open) -> None:
+        if message.turn_id is not None and message.turn_id < 0:  # kept in this process only (session, private)
+            self.notify("That memory is earlier in this conversation; it is not in the store.")
+            return
         self.open_conversation(message.conversation_id, message.turn_id)
 
     def open_conversation(self, conversation_id: str, turn_id: int | None = None) -> None:
