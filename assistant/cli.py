@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from assistant.config import load_settings
+from assistant.config import MEMORY_MODES, load_settings
 
 
 def _common() -> argparse.ArgumentParser:
@@ -186,7 +186,7 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--backend", choices=BACKENDS, help="model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="model for the backend (default: the backend's default)")
-    p.add_argument("--memory", dest="memory_mode", choices=["persistent", "session", "off"],
+    p.add_argument("--memory", dest="memory_mode", choices=MEMORY_MODES,
                    help="persistent: every turn is stored and recalled (default, or $MEMCHAT_MEMORY); session: "
                         "incognito, the conversation is recalled from but nothing of it is written to disk; "
                         "off: each message answered alone, nothing recalled or stored")

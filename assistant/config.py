@@ -79,10 +79,10 @@ class Settings:
             return Embedder(self.embed_model, dtype=self.embed_dtype, cache_dir=self.models_dir)
         from memory.remote_embedding import remote_embedder
 
-        return remote_embedder(self.embed_provider, self.embed_model, gemini_key=self.gemini_api_key,
-                               gemini_base_url=self.gemini_base_url, openai_key=self.openai_api_key,
-                               openai_base_url=self.openai_base_url, hf_token=self.hf_token,
-                               hf_embed_url=self.hf_embed_url, timeout_s=self.timeout_s)
+        key, address = {"gemini": (self.gemini_api_key, self.gemini_base_url),
+                        "openai": (self.openai_api_key, self.openai_base_url),
+                        "hf": (self.hf_token, self.hf_embed_url)}[self.embed_provider]
+        return remote_embedder(self.embed_provider, self.embed_model, key, address, self.timeout_s)
 
     def redacted(self) -> dict[str, object]:
         """All settings as plain values, keys replaced by a mark saying only whether one is set."""

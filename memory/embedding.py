@@ -215,6 +215,10 @@ class Embedder:
                         self._quick_failed = f"no ONNX copy: {exc.__class__.__name__}: {exc}"[:200]
         return self._quick
 
+    def warm_up(self) -> None:
+        """Load the model and its ONNX copy now (off the UI thread), not on the first message."""
+        self.encode(["warm up"])
+
     def encode_query(self, text: str) -> np.ndarray:
         """One text's vector; the last few are kept, since a turn is stored and then recalled with."""
         cached = self._recent.get(text)

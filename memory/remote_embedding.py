@@ -17,11 +17,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from memory.embedding import Span
+from memory.embedding import RECENT_VECTORS, Span
 from memory.errors import BadInput, EmbeddingRefused, EmbeddingUnavailable
 from memory.stores.remote import RETRY_STATUS, call
 
-PROVIDERS = ("local", "gemini", "hf", "openai")
 DIM_PROBE = "dimension probe"
 OVERLAP_CHARS = 200
 
@@ -39,13 +38,12 @@ class RemoteEmbedder:
     dtype = "float32"
     cache_dir = None
 
-    def __init__(self, model: str | None = None, key: str | None = None, timeout_s: float = 60.0,
-                 dim: int | None = None):
+    def __init__(self, model: str | None = None, key: str | None = None, timeout_s: float = 60.0):
         self.model = model or self.default_model
         self.model_id = f"{self.provider}:{self.model}"
         self.key = key
         self.timeout_s = timeout_s
-        self._dim = dim
+        self._dim: int | None = None
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self.batch_size = self.max_batch
 
@@ -76,6 +74,9 @@ class RemoteEmbedder:
     @property
     def engine(self) -> str:
         return f"{self.provider} API"
+
+    def warm_up(self) -> None:
+        """Nothing to load; no call is made before one is needed."""
 
     def encode(self, texts: list[str], batch_size: int | None = None, query: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text, in batches the provider accepts."""
@@ -111,14 +112,17 @@ class RemoteEmbedder:
             yield batch
 
     def encode_query(self, text: str) -> np.ndarray:
+        """A query's vector; the last few are kept (a session turn is embedded, then recalled with)."""
         cached = self._recent.get(text)
         if cached is None:
-            cached = self.encode([text], query=True)[0]
-            self.remember_vector(text, cached)
+            cached = self._recent[text] = self.encode([text], query=True)[0]
+            while len(self._recent) > RECENT_VECTORS:
+                self._recent.popitem(last=False)
         return cached
 
     def remember_vector(self, text: str, vector: np.ndarray) -> None:
-        # Only queries are kept: a provider with task types embeds a stored turn as a document.
+        # A stored turn's vector is not kept for queries: a provider with task types embeds it as a
+        # document, which is not the vector the same text gets as a query.
         pass
 
     def split(self, text: str) -> list[Span]:
@@ -138,16 +142,16 @@ class GeminiEmbedder(RemoteEmbedder):
     max_batch = 100
     window_chars = 6000  # gemini-embedding-001 reads 2,048 tokens
 
-    def __init__(self, model=None, key=None, timeout_s=60.0, dim=None, base_url: str | None = None):
-        super().__init__(model, key, timeout_s, dim)
+    def __init__(self, model=None, key=None, timeout_s=60.0, address: str | None = None):
+        super().__init__(model, key, timeout_s)
         if not key:
             raise EmbeddingRefused("no Gemini key for embeddings: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
         from google import genai
         from google.genai import types
 
         options = types.HttpOptions(timeout=int(timeout_s * 1000), retry_options=types.HttpRetryOptions(attempts=1))
-        if base_url:
-            options.base_url = base_url
+        if address:  # another endpoint (a proxy)
+            options.base_url = address
         self._client = genai.Client(api_key=key, http_options=options)
         self._types = types
 
@@ -159,22 +163,22 @@ class GeminiEmbedder(RemoteEmbedder):
 
 class OpenAIEmbedder(RemoteEmbedder):
     """The official openai SDK's embeddings endpoint: OpenAI itself, or any OpenAI-compatible server
-    at `base_url` (Ollama, vLLM, LM Studio). At most 2,048 inputs and 300,000 tokens a request."""
+    at `address` (Ollama, vLLM, LM Studio). At most 2,048 inputs and 300,000 tokens a request."""
 
     provider, label, default_model, key_var = "openai", "OpenAI", "text-embedding-3-small", "OPENAI_API_KEY"
     max_batch = 2048
     max_batch_chars = 600_000  # ~150,000 tokens: half the per-request token limit
     window_chars = 24_000  # text-embedding-3 reads 8,191 tokens
 
-    def __init__(self, model=None, key=None, timeout_s=60.0, dim=None, base_url: str | None = None):
-        super().__init__(model, key, timeout_s, dim)
-        if not key and not base_url:
+    def __init__(self, model=None, key=None, timeout_s=60.0, address: str | None = None):
+        super().__init__(model, key, timeout_s)
+        if not key and not address:
             raise EmbeddingRefused("no OpenAI key for embeddings: set OPENAI_API_KEY, or MEMCHAT_OPENAI_BASE_URL "
                                    "for a local OpenAI-compatible server")
         import openai
 
         # A local server takes no key, but the SDK insists on one: a placeholder, never a real key.
-        self._client = openai.OpenAI(api_key=key or "no-key", base_url=base_url, timeout=timeout_s, max_retries=0)
+        self._client = openai.OpenAI(api_key=key or "no-key", base_url=address, timeout=timeout_s, max_retries=0)
 
     def _request(self, texts, query):
         response = self._client.embeddings.create(model=self.model, input=texts)
@@ -183,20 +187,20 @@ class OpenAIEmbedder(RemoteEmbedder):
 
 class HFEmbedder(RemoteEmbedder):
     """huggingface_hub `InferenceClient.feature_extraction`: a Hub model on Inference Providers
-    (HF_TOKEN), or a Text Embeddings Inference server at `url` (32 inputs a request by default)."""
+    (HF_TOKEN), or a Text Embeddings Inference server at `address` (32 inputs a request by default)."""
 
     provider, label, default_model, key_var = "hf", "Hugging Face", "sentence-transformers/all-MiniLM-L6-v2", "HF_TOKEN"
     max_batch = 32
     window_chars = 1500  # many Hub embedding models read 512 tokens; longer input is truncated, not refused
 
-    def __init__(self, model=None, key=None, timeout_s=60.0, dim=None, url: str | None = None):
-        super().__init__(model, key, timeout_s, dim)
-        if not key and not url:
+    def __init__(self, model=None, key=None, timeout_s=60.0, address: str | None = None):
+        super().__init__(model, key, timeout_s)
+        if not key and not address:
             raise EmbeddingRefused("no Hugging Face token for embeddings: set HF_TOKEN, or MEMCHAT_HF_EMBED_URL for a "
                                    "Text Embeddings Inference server")
         from huggingface_hub import InferenceClient
 
-        self._target = url or self.model
+        self._target = address or self.model
         self._client = InferenceClient(token=key, timeout=timeout_s)
 
     def _request(self, texts, query):
@@ -207,18 +211,19 @@ class HFEmbedder(RemoteEmbedder):
         return vectors.tolist()
 
 
+EMBEDDERS = {cls.provider: cls for cls in (GeminiEmbedder, HFEmbedder, OpenAIEmbedder)}
+PROVIDERS = ("local", *EMBEDDERS)
+
+
 def default_model(provider: str) -> str:
     """The model a provider embeds with when MEMCHAT_EMBED_MODEL does not name one."""
-    return {"gemini": GeminiEmbedder, "openai": OpenAIEmbedder, "hf": HFEmbedder}[provider].default_model
+    return EMBEDDERS[provider].default_model
 
 
-def remote_embedder(provider: str, model: str | None, *, gemini_key=None, gemini_base_url=None, openai_key=None,
-                    openai_base_url=None, hf_token=None, hf_embed_url=None, timeout_s: float = 60.0) -> RemoteEmbedder:
-    """The embedder for `provider` (gemini, hf or openai), with its key and address."""
-    if provider == "gemini":
-        return GeminiEmbedder(model, gemini_key, timeout_s, base_url=gemini_base_url)
-    if provider == "openai":
-        return OpenAIEmbedder(model, openai_key, timeout_s, base_url=openai_base_url)
-    if provider == "hf":
-        return HFEmbedder(model, hf_token, timeout_s, url=hf_embed_url)
-    raise BadInput(f"unknown embedding provider {provider!r}; use one of: {', '.join(PROVIDERS)}")
+def remote_embedder(provider: str, model: str | None, key: str | None, address: str | None,
+                    timeout_s: float = 60.0) -> RemoteEmbedder:
+    """The embedder for `provider` (gemini, hf or openai) with its key and, if not the provider's
+    own service, the address of the server to use."""
+    if provider not in EMBEDDERS:
+        raise BadInput(f"unknown embedding provider {provider!r}; use one of: {', '.join(PROVIDERS)}")
+    return EMBEDDERS[provider](model, key, timeout_s, address=address)

@@ -66,12 +66,13 @@ def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
     if vectors is not None:  # pre-computed: one whole-turn vector per record
         chunks = [(i, Span(0, len(r.text))) for i, (r, _) in enumerate(fresh)]
         return EmbeddedBatch(fresh, chunks, np.ascontiguousarray(vectors[given], dtype=np.float32))
+    waiting = EmbeddedBatch(fresh, [], np.zeros((0, 0), dtype=np.float32))  # stored now, embedded later
+    if not embed:
+        return waiting
     try:
-        if not embed:
-            raise EmbeddingUnavailable("the embedding provider failed moments ago")
         chunks, vectors = embed_chunks(embedder, [r.text for r, _ in fresh])
     except EmbeddingUnavailable:  # the provider is down: store the turns now, embed them when it is back
-        return EmbeddedBatch(fresh, [], np.zeros((0, 0), dtype=np.float32))
+        return waiting
     if len(chunks) == 1:  # one short turn, as the chat loop stores: recall may ask for it next
         embedder.remember_vector(fresh[0][0].text, vectors[0])
     return EmbeddedBatch(fresh, chunks, vectors)

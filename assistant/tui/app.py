@@ -103,15 +103,13 @@ class MemchatApp(App):
         from assistant.chat import service_from_settings
         from assistant.common import open_memory
         from memory.errors import MemoryError_
-        from memory.remote_embedding import RemoteEmbedder
 
         started = time.perf_counter()
         try:
             with self.store_lock:
                 if self.memory is None:
                     self.memory = open_memory(self.settings, on_wait=lambda m: self.call_from_thread(self.notify, m))
-                    if not isinstance(self.memory.embedder, RemoteEmbedder):  # a provider: no call before one is needed
-                        self.memory.embedder.encode(["warm up"])
+                    self.memory.embedder.warm_up()
                 backend = create_backend(self.settings)
                 if hasattr(backend, "load"):
                     backend.load()
