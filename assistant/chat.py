@@ -17,6 +17,7 @@ from assistant.backends import Backend, BackendError, GenerationOptions, StreamS
 from assistant.config import MEMORY_MODES
 from assistant.prompt import PromptReport, build_prompt
 from memory.errors import BadInput
+from memory.forgetting import title_from
 from memory.memory import Memory
 from memory.recall import RecallFilter, RecallWeights
 from memory.session import SessionMemory
@@ -93,7 +94,7 @@ class ChatService:
         else:
             log = self.memory if store and mode == "persistent" else self.session
         recent = self._history(conversation_id)
-        title = " ".join(text.split())[:60]  # names the conversation if this turn is the first the store holds
+        title = title_from(text)  # names the conversation if this turn is the first the store holds
         user_turn = log.remember(text, "user", conversation_id, conversation_title=title) if log else None
         conversation_id = user_turn.conversation_id if user_turn else conversation_id
         clock.lap("store_user_ms")

@@ -77,7 +77,7 @@ def reembed(memory, progress, batch: int = REEMBED_BATCH) -> int:
             bump_generation(conn)
         memory.store.reset(memory.embedder.dim)
         memory.index.sync(progress, force=True)
-    scrub(memory.engine)
+        scrub(memory.engine)  # the old vectors' bytes, under the lock others wait on with a message
     release_freed_memory()
     return done
 

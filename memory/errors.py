@@ -42,7 +42,7 @@ class NotFound(MemoryError_):
 
 
 class StorageFailure(MemoryError_):
-    """The data dir's disk is full, or it is read-only: the operation changed nothing."""
+    """The data dir's disk is full or read-only, or its database is locked: the operation changed nothing."""
 
 
 @contextmanager
@@ -58,8 +58,8 @@ def storage_failures_named(data_dir) -> Iterator[None]:
 
 
 def storage_failure(exc: BaseException, data_dir) -> StorageFailure | None:
-    """The one-line error for a disk that is full or read-only, from SQLite's or the OS's error
-    (None for anything else). SQLite rolls the transaction back in both cases, and the index file
+    """The one-line error for a disk that is full or read-only, or a database another program keeps
+    locked, from SQLite's or the OS's error (None for anything else). SQLite rolls the transaction back in both cases, and the index file
     is written to a temp file first, so nothing was half-written."""
     import errno
 
@@ -72,6 +72,9 @@ def storage_failure(exc: BaseException, data_dir) -> StorageFailure | None:
     if sqlite_code == 8 or os_code == errno.EROFS:  # SQLITE_READONLY
         return StorageFailure(f"{data_dir} is read-only; nothing was changed. memchat needs to write there, "
                               "even to search (its lock and SQLite's shared-memory file live there)")
+    if sqlite_code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED: another program held SQLite past the busy timeout
+        return StorageFailure(f"the memory in {data_dir} is busy: another program kept its database locked for "
+                              "over 5 s; nothing was changed. Run it again when that program is done")
     if os_code in (errno.EACCES, errno.EPERM):
         return StorageFailure(f"memchat may not write to {data_dir} ({cause.strerror}); nothing was changed")
     return None

@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 
-from memory import embedding_upkeep, fulltext, pending
+from memory import embedding_upkeep, pending
 from memory import recall as R
 from memory.datadir import DataDirLock
 from memory.embedding import Embedder
 from memory.embedding_upkeep import ProviderWatch
 from memory.errors import ModelMismatch, NotFound, storage_failures_named
+from memory.forgetting import delete_turns
 from memory.profiles import DB_NAME
-from memory.record import bump_generation, conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
+from memory.record import conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
 from memory.runtime.heap import release_freed_memory
 from memory.runtime.private_files import ensure_private_dir
 from memory.stores import StoreUnavailable
@@ -130,10 +131,6 @@ class Memory:
         with self._lock.exclusive(f"moving the memory to {target}"):
             return self.index.move_to(target, progress)
 
-    def save_index(self) -> None:
-        with self._lock.exclusive("saving the vector index"):
-            self.index.save()
-
     def take_notices(self) -> list[str]:
         """What the person should be told once (a store that failed), cleared as it is taken."""
         taken, self.notices[:] = list(self.notices), []
@@ -208,6 +205,7 @@ class Memory:
     # -- reading -------------------------------------------------------------------------------
     def recall(self, query: str, k: int = 10, flt: R.RecallFilter | None = None,
                weights: R.RecallWeights | None = None) -> list[Hit]:
+        R.check_k(k)
         with self._lock.shared(), self.engine.connect() as conn:
             self.index.refresh()
             ranked = R.hybrid_recall(conn, self.index.guard, self.provider.query_encoder(self.embedder), query, k,
@@ -292,12 +290,12 @@ class Memory:
             "vectors": vector_count,
             "indexed": indexed,
             "store": self.store_name,
-            "index_kind": getattr(self.store, "index_kind", self.store_name) if indexed != 0 else "empty",
+            "index_kind": self.store.index_kind if indexed != 0 else "empty",
             "embed_model": model,
             "embed_dim": int(dim) if dim else None,
             "pending_embeddings": waiting,  # stored while the embedding provider was down
             "db_bytes": sum(p.stat().st_size for p in db.parent.glob(DB_NAME + "*") if p.is_file()),
-            "index_bytes": self.store.disk_bytes() if hasattr(self.store, "disk_bytes") else None,
+            "index_bytes": self.store.disk_bytes(),
         }
 
     # -- forgetting ----------------------------------------------------------------------------
@@ -320,33 +318,16 @@ class Memory:
         return self._forget(turns.c.id.is_not(None), conversations.c.id.is_not(None), everything=True)
 
     def _forget(self, condition, conversation_condition=None, everything: bool = False) -> int:
-        """Delete turns (their embeddings by cascade; their full-text rows, and their neighbours',
-        rewritten) and, if given, the conversations in the same transaction; then the vectors;
-        then the bytes, once."""
+        """Delete turns and what they leave behind (memory/forgetting.py), then their vectors, then
+        the bytes, all under the exclusive lock: a process waiting for it is told who holds it,
+        where waiting on SQLite's own lock instead ran out after 5 s ("database is locked")."""
         with self._lock.exclusive("forgetting"), storage_failures_named(self.data_dir):
             self.index.refresh()
-            count = self._forget_locked(condition, conversation_condition, everything)
-        scrub(self.engine)
+            with self.engine.begin() as conn:
+                count, vector_ids = delete_turns(conn, condition, conversation_condition, everything)
+            self.index.forgotten(np.array(vector_ids, dtype=np.int64))
+            scrub(self.engine)
         release_freed_memory()  # the full-text merge's buffers
-        return count
-
-    def _forget_locked(self, condition, conversation_condition, everything: bool) -> int:
-        with self.engine.begin() as conn:
-            vector_ids = list(conn.execute(
-                select(embeddings.c.id).join(turns, turns.c.id == embeddings.c.turn_id).where(condition)).scalars())
-            if everything:
-                beside = []
-                fulltext.unindex_all(conn)
-            else:
-                doomed = list(conn.execute(select(turns.c.id).where(condition)).scalars())
-                beside = fulltext.neighbours_of_deleted(conn, doomed)
-                fulltext.unindex(conn, doomed + beside)  # their rows hold the forgotten words
-            count = conn.execute(delete(turns).where(condition)).rowcount
-            fulltext.index(conn, beside)
-            if conversation_condition is not None:
-                conn.execute(delete(conversations).where(conversation_condition))
-            bump_generation(conn)
-        self.index.forgotten(np.array(vector_ids, dtype=np.int64))
         return count
 
     # -- model change --------------------------------------------------------------------------

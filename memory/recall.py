@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from memory.errors import BadInput
 from memory.fulltext import NEIGHBOUR_WEIGHT
 from memory.record import FTS_TOKENIZER
 
@@ -42,6 +43,16 @@ STOPWORDS = frozenset(
     they this those through to too under until up very was we were what when where which while who
     whom why will with would you your yours yourself yourselves""".split()
 )
+
+
+MAX_K = 1_000  # hits one recall may return: past that it is a listing, and `memory list` or export serves it
+
+
+def check_k(k) -> int:
+    """k as recall takes it: a whole number from 1 to MAX_K (a negative one once sliced off all but a few)."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise BadInput(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+    return k
 
 
 @dataclass

@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 
 from memory.errors import EmbeddingUnavailable
-from memory.recall import RecallFilter
+from memory.recall import RecallFilter, check_k
 from memory.turn import Hit, Turn, validate_role, validate_text
 
 
@@ -54,12 +54,13 @@ class SessionMemory:
 
     def recall(self, query: str, k: int = 10, flt: RecallFilter | None = None, weights=None) -> list[Hit]:
         """The k session turns closest in meaning to `query` (cosine; a session is small)."""
+        check_k(k)
         flt = flt or RecallFilter()
         candidates = [(t, v) for t, v in zip(self._turns, self._vectors)
                       if v is not None and t.id not in flt.exclude_ids
                       and (flt.conversation_id is None or t.conversation_id == flt.conversation_id)
                       and (flt.role is None or t.role == flt.role)]
-        if not candidates or k <= 0:
+        if not candidates:
             return []
         q = self._vector(query)
         if q is None:
