@@ -7,6 +7,7 @@ import threading
 from assistant.backends import create_backend
 from assistant.chat import service_from_settings
 from assistant.common import open_memory, print_json, read_text_arg
+from assistant.conversation import Conversation, Outgoing
 from assistant.display import visible
 from assistant.progress import ProgressBar
 from memory.errors import NotFound
@@ -26,7 +27,9 @@ def run_ask(args, settings) -> int:
                 raise NotFound("no conversation to continue yet; ask without -c to start one")
         elif conversation_id is not None and not memory.has_conversation(conversation_id):
             raise NotFound(f"no conversation {conversation_id!r}; `memchat memory list` shows them")
-        service = service_from_settings(memory, backend, settings)
+        conversation = Conversation(service_from_settings(memory, backend, settings), settings.memory_mode,
+                                    conversation_id)
+        outgoing = Outgoing(text, private=args.no_store)
         streaming = not args.json
 
         def show(chunk: str) -> None:
@@ -37,12 +40,9 @@ def run_ask(args, settings) -> int:
         outcome: dict = {}
 
         def turn() -> None:
-            try:
-                outcome["reply"] = service.ask(text, conversation_id, use_memory=not args.no_memory,
-                                               store=not args.no_store, on_chunk=show if streaming else None,
-                                               cancel=cancel)
-            except BaseException as exc:  # raised again on the main thread below
-                outcome["error"] = exc
+            try:  # Conversation.send is the error boundary: what fails comes back as a failed reply
+                outcome["reply"] = conversation.send(outgoing, use_memory=not args.no_memory,
+                                                     on_chunk=show if streaming else None, cancel=cancel)
             finally:
                 done.set()
 
@@ -55,8 +55,6 @@ def run_ask(args, settings) -> int:
                 done.wait(0.1)
             except KeyboardInterrupt:
                 cancel.set()
-        if "error" in outcome:
-            raise outcome["error"]
         reply = outcome["reply"]
         if streaming and reply.answer and not reply.answer.endswith("\n"):
             sys.stdout.write("\n")
@@ -73,8 +71,6 @@ def run_ask(args, settings) -> int:
             print_json(reply.to_json())
         if reply.error:
             print(f"memchat: error: {reply.error}", file=sys.stderr)
-            return 1
-        if reply.status == "stopped":
+        elif reply.status == "stopped":
             print("memchat: stopped; the reply so far is kept in the conversation (marked stopped)", file=sys.stderr)
-            return 130
-        return 0
+        return reply.exit_code

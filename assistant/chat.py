@@ -15,6 +15,7 @@ from typing import Callable
 
 from assistant.backends import Backend, BackendError, GenerationOptions, StreamState
 from assistant.config import MEMORY_MODES
+from assistant.failures import unexpected
 from assistant.prompt import PromptReport, build_prompt
 from memory.errors import BadInput
 from memory.forgetting import title_from
@@ -22,7 +23,11 @@ from memory.memory import Memory
 from memory.recall import RecallFilter, RecallWeights
 from memory.session import SessionMemory
 from memory.turn import Hit
+from memory.turn_log import TurnLog
 
+# What the engines call a reply that stopped at max_new_tokens: "length" (the local engines, the
+# OpenAI protocol), "max_tokens" (Gemini's MAX_TOKENS).
+CUT_AT_LIMIT = ("length", "max_tokens")
 RECENT_WINDOW = 20  # turns of the current conversation sent as chat history (and not recalled)
 OVERFETCH = 4  # recall this many times k, then keep the person's statements
 
@@ -44,6 +49,12 @@ class Reply:
     warnings: list[str] = field(default_factory=list)
     mode: str = "persistent"
     stored: bool = True  # False: the message and reply were kept out of the store
+    cut: bool = False  # the reply reached the new-token limit: it may end mid-sentence
+
+    @property
+    def exit_code(self) -> int:
+        """What `memchat ask` exits with: 0, 1 for a failed reply, 130 for one stopped."""
+        return 1 if self.error else (130 if self.status == "stopped" else 0)
 
     def to_json(self) -> dict:
         return {
@@ -52,48 +63,42 @@ class Reply:
             "usage": self.usage, "timings": self.timings, "prompt": self.prompt.to_json() if self.prompt else None,
             "user_turn_id": self.user_turn_id, "reply_turn_id": self.reply_turn_id,
             "error": self.error, "warnings": self.warnings, "memory_mode": self.mode, "stored": self.stored,
+            "cut_at_token_limit": self.cut,
         }
 
 
 class ChatService:
-    """`mode`: persistent (every turn stored), session (this conversation lives in this process's
-    memory only: recalled from, never written to disk) or off (each message answered alone)."""
+    """The turn loop, with the model and the options it runs with. It keeps no conversation's state:
+    the conversation (its id, memory mode, and the turns kept in this process only) is handed to
+    `ask` by assistant/conversation.py, which every face drives."""
 
     def __init__(self, memory: Memory, backend: Backend, *, k: int = 3, token_budget: int = 2048,
-                 options: GenerationOptions | None = None, recency_weight: float = 0.0,
-                 mode: str = "persistent"):
+                 options: GenerationOptions | None = None, recency_weight: float = 0.0):
         self.memory = memory
         self.backend = backend
         self.k = k
         self.token_budget = token_budget
         self.options = options or GenerationOptions()
         self.weights = RecallWeights(recency=recency_weight)
-        self.session = SessionMemory(memory.embedder)
-        self.mode = mode
 
-    @property
-    def mode(self) -> str:
-        return self._mode
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value not in MEMORY_MODES:
-            raise BadInput(f"memory mode {value!r}: use one of {', '.join(MEMORY_MODES)}")
-        self._mode = value
-
-    def ask(self, text: str, conversation_id: str | None = None, *, use_memory: bool = True, store: bool = True,
+    def ask(self, text: str, conversation_id: str | None = None, *, mode: str = "persistent",
+            session: SessionMemory | None = None, use_memory: bool = True, store: bool = True,
             on_chunk: Callable[[str], None] | None = None, cancel: threading.Event | None = None) -> Reply:
-        """`use_memory=False`: recall nothing from the store for this reply. `store=False`: keep this
-        message and its reply out of the store; they stay in this process's memory, so the rest of
-        the conversation can still refer to them."""
+        """`mode`: persistent (every turn stored), session (the conversation lives in `session`, this
+        process's memory only: recalled from, never written to disk) or off (the message answered
+        alone). `use_memory=False`: recall nothing from the store for this reply. `store=False`: keep
+        this message and its reply out of the store; they stay in `session`, so the rest of the
+        conversation can still refer to them."""
+        if mode not in MEMORY_MODES:
+            raise BadInput(f"memory mode {mode!r}: use one of {', '.join(MEMORY_MODES)}")
+        session = session if session is not None else SessionMemory(self.memory.embedder)
         cancel = cancel or threading.Event()
         clock = _Clock()
-        mode = self.mode
         if mode == "off":  # stateless: no history, no recall, nothing kept
             log, conversation_id = None, None
         else:
-            log = self.memory if store and mode == "persistent" else self.session
-        recent = self._history(conversation_id)
+            log = self.memory if store and mode == "persistent" else session
+        recent = self._history(conversation_id, session)
         title = title_from(text)  # names the conversation if this turn is the first the store holds
         user_turn = log.remember(text, "user", conversation_id, conversation_title=title) if log else None
         conversation_id = user_turn.conversation_id if user_turn else conversation_id
@@ -105,8 +110,8 @@ class ChatService:
             # The store (unless this reply recalls nothing from it), then this conversation's turns
             # kept in this process only: those are never recalled into another conversation.
             found = [recall_notes(self.memory, text, self.k, seen, self.weights)] if use_memory else []
-            if self.session.has_conversation(conversation_id):
-                found.append(recall_notes(self.session, text, self.k, seen, self.weights, conversation_id))
+            if session.has_conversation(conversation_id):
+                found.append(recall_notes(session, text, self.k, seen, self.weights, conversation_id))
             hits = _interleave(found, self.k)
         clock.lap("recall_ms")
         messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
@@ -126,9 +131,12 @@ class ChatService:
                     on_chunk(chunk)
         except BackendError as exc:
             error = str(exc)
+        except Exception as exc:  # a bug in a backend: the message is kept and the reply recorded as failed
+            error = unexpected(exc)
         generation_ms = clock.lap("generate_ms")
         answer = "".join(chunks)
         status = "failed" if error else ("stopped" if cancel.is_set() else "ok")
+        cut = status == "ok" and state.finish_reason in CUT_AT_LIMIT
 
         # What was said is kept; a reply that never came is recorded as such, not as an answer.
         stored_text = answer
@@ -139,7 +147,8 @@ class ChatService:
         reply_turn = log.remember(
             stored_text, "assistant", conversation_id, status=status, backend=self.backend.name,
             model=self.backend.model, tokens=state.usage.get("completion_tokens"),
-            meta={"memories": [h.turn.id for h in hits if h.turn.id > 0], "usage": state.usage, **({"error": error} if error else {})},
+            meta={"memories": [h.turn.id for h in hits if h.turn.id > 0], "usage": state.usage,
+                  **({"error": error} if error else {}), **({"finish_reason": "length"} if cut else {})},
         ) if log else None
         clock.lap("store_reply_ms")
 
@@ -152,17 +161,20 @@ class ChatService:
             timings["tokens_per_s"] = round(completion / (generation_ms / 1000), 1)
         warnings = [f"the {self.backend.name} backend ignores {name}" for name in
                     self.options.unsupported(self.backend.supported_options)] + self.memory.take_notices()
+        if cut:
+            warnings.append(f"the reply was cut at the limit of {self.options.max_new_tokens} new tokens; "
+                            "raise it with --max-new-tokens, MEMCHAT_MAX_NEW_TOKENS or the settings (F4)")
         return Reply(conversation_id=conversation_id, answer=answer, status=status, memories=hits,
                      backend=self.backend.name, model=self.backend.model, usage=state.usage, timings=timings,
                      prompt=report, user_turn_id=_stored_id(user_turn), reply_turn_id=_stored_id(reply_turn),
-                     error=error, warnings=warnings, mode=mode, stored=log is self.memory)
+                     error=error, warnings=warnings, mode=mode, stored=log is self.memory, cut=cut)
 
-    def _history(self, conversation_id: str | None) -> list:
+    def _history(self, conversation_id: str | None, session: SessionMemory) -> list:
         """The conversation's latest turns: those stored, then those kept in this process only."""
         if conversation_id is None:
             return []
         stored = self.memory.turns(conversation_id, limit=RECENT_WINDOW, newest_first=True)[::-1]
-        return (stored + self.session.turns(conversation_id))[-RECENT_WINDOW:]
+        return (stored + session.turns(conversation_id))[-RECENT_WINDOW:]
 
 
 def _stored_id(turn) -> int | None:
@@ -176,7 +188,7 @@ def _interleave(lists: list[list[Hit]], k: int) -> list[Hit]:
     return merged[:k]
 
 
-def recall_notes(memory: Memory | SessionMemory, text: str, k: int, exclude: frozenset[int] = frozenset(),
+def recall_notes(memory: TurnLog, text: str, k: int, exclude: frozenset[int] = frozenset(),
                  weights: RecallWeights | None = None, conversation_id: str | None = None) -> list[Hit]:
     """The k memories a reply is given: what the person said is evidence; memchat's own earlier
     replies are not (a wrong reply, recalled, was repeated as fact), and a turn that only asks
@@ -212,5 +224,4 @@ class _Clock:
 
 def service_from_settings(memory: Memory, backend: Backend, settings) -> ChatService:
     return ChatService(memory, backend, k=settings.k, token_budget=settings.token_budget,
-                       options=GenerationOptions.from_settings(settings), recency_weight=settings.recency_weight,
-                       mode=settings.memory_mode)
+                       options=GenerationOptions.from_settings(settings), recency_weight=settings.recency_weight)

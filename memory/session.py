@@ -1,8 +1,8 @@
 """Session memory: an incognito conversation's turns, held in this process's memory only.
 
 Nothing here touches the disk: turns and their vectors live in lists and vanish with the process.
-It offers the part of Memory's interface the chat loop uses (remember, turns, recall,
-has_conversation), so a session conversation is recalled from like a stored one. Its turns have
+It implements the chat loop's TurnLog protocol (memory/turn_log.py) as Memory does, so a session
+conversation is recalled from like a stored one. Its turns have
 negative ids, so they can never be mistaken for a stored turn's (or excluded in its place).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 
 from memory.errors import EmbeddingUnavailable
-from memory.recall import RecallFilter, check_k
+from memory.recall import RecallFilter, RecallWeights, check_k
 from memory.turn import Hit, Turn, validate_role, validate_text
 
 
@@ -25,9 +25,10 @@ class SessionMemory:
         self._vectors: list[np.ndarray] = []
         self._ids = itertools.count(-1, -1)
 
-    def remember(self, text: str, role: str = "user", conversation_id: str | None = None,
+    def remember(self, text_: str, role: str = "user", conversation_id: str | None = None,
                  conversation_title: str | None = None, **fields) -> Turn:
-        validate_text(text)
+        """A session has no titles: `conversation_title` is taken and dropped, as Memory takes it."""
+        text = validate_text(text_)
         validate_role(role)
         turn = Turn(id=next(self._ids), conversation_id=conversation_id or uuid.uuid4().hex[:12],
                     role=role, text=text, created_at=time.time(), **fields)
@@ -42,17 +43,18 @@ class SessionMemory:
         except EmbeddingUnavailable:  # a provider that is down: the turn is kept, not recallable
             return None
 
-    def turns(self, conversation_id: str | None = None, limit: int | None = None, newest_first: bool = False,
-              **_) -> list[Turn]:
+    def turns(self, conversation_id: str | None = None, limit: int | None = None, offset: int = 0,
+              newest_first: bool = False) -> list[Turn]:
         found = [t for t in self._turns if conversation_id is None or t.conversation_id == conversation_id]
         if newest_first:
             found.reverse()
-        return found[:limit] if limit is not None else found
+        return found[offset:offset + limit] if limit is not None else found[offset:]
 
     def has_conversation(self, conversation_id: str) -> bool:
         return any(t.conversation_id == conversation_id for t in self._turns)
 
-    def recall(self, query: str, k: int = 10, flt: RecallFilter | None = None, weights=None) -> list[Hit]:
+    def recall(self, query: str, k: int = 10, flt: RecallFilter | None = None,
+               weights: RecallWeights | None = None) -> list[Hit]:
         """The k session turns closest in meaning to `query` (cosine; a session is small)."""
         check_k(k)
         flt = flt or RecallFilter()
@@ -69,9 +71,3 @@ class SessionMemory:
         best = np.argsort(-scores)[:k]
         return [Hit(candidates[i][0], float(scores[i]), {"session": rank}, float(scores[i]))
                 for rank, i in enumerate(best, start=1)]
-
-    def forget_all(self) -> int:
-        count = len(self._turns)
-        self._turns.clear()
-        self._vectors.clear()
-        return count

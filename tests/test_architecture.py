@@ -114,3 +114,19 @@ def test_env_example_lists_every_variable():
     names = [var for names in ENV_NAMES.values() for var in names] + [
         var for spec in STORES.values() for var in spec.settings.values()]
     assert [var for var in names if f"# {var}=" not in listed and f"or {var}" not in listed] == []
+
+
+def test_memory_and_session_memory_speak_the_same_typed_protocol():
+    """The chat loop drives both through TurnLog: every parameter the protocol names, each takes."""
+    import inspect
+
+    from memory.memory import Memory
+    from memory.session import SessionMemory
+    from memory.turn_log import TurnLog
+
+    for name in ("remember", "turns", "has_conversation", "recall"):
+        wanted = list(inspect.signature(getattr(TurnLog, name)).parameters)
+        for cls in (Memory, SessionMemory):
+            have = list(inspect.signature(getattr(cls, name)).parameters)
+            assert have[:len(wanted) - ("fields" in wanted)] == [w for w in wanted if w != "fields"], (cls, name, have)
+            assert not any(p.startswith("_") and p != "text_" for p in have), (cls, name, have)

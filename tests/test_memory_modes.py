@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from assistant.chat import ChatService
+from assistant.conversation import Conversation, Outgoing
 from memory.memory import Memory
 from tests.conftest import MEMCHAT
 from tests.standins import StandIn
@@ -31,31 +32,35 @@ def test_session_mode_recalls_within_the_conversation_and_writes_nothing(data_di
     with Memory(data_dir, embedder) as memory:
         memory.remember("I am allergic to penicillin.", conversation_id="health")
     with StandIn("gemini") as server, Memory(data_dir, embedder) as memory:
-        service = ChatService(memory, make_remote("gemini", server.url), k=3, mode="session")
-        first = service.ask(f"My locker code is {SECRET} 4417, please keep it in mind.")
+        conversation = Conversation(ChatService(memory, make_remote("gemini", server.url), k=3), "session")
+        first = conversation.send(Outgoing(f"My locker code is {SECRET} 4417, please keep it in mind."))
         assert first.status == "ok" and not first.stored and first.user_turn_id is None
         # Pushed out of the recent window by 20 more turns, it is recalled from the session.
-        cid = first.conversation_id
         for n in range(10):
-            service.ask(f"Tell me a fact about the number {n}.", cid)
-        reply = service.ask("What is my locker code?", cid)
+            conversation.send(Outgoing(f"Tell me a fact about the number {n}."))
+        reply = conversation.send(Outgoing("What is my locker code?"))
+        assert reply.conversation_id == first.conversation_id == conversation.id
         sent = prompt_text(server.requests[-1])
         assert SECRET in sent and "locker code" in sent
         assert any(SECRET in h.turn.text and "session" in h.signals for h in reply.memories)
-        persistent = service.ask("Which medicine must I avoid?", cid)
+        persistent = conversation.send(Outgoing("Which medicine must I avoid?"))
         assert any("penicillin" in h.turn.text for h in persistent.memories)  # from persistent memory
-        none = service.ask("Which medicine must I avoid?", cid, use_memory=False)  # --no-recall
+        none = conversation.send(Outgoing("Which medicine must I avoid?"), use_memory=False)  # --no-recall
         assert not any("penicillin" in h.turn.text for h in none.memories)
         assert memory.stats()["turns"] == 1
+        # A new conversation drops the old one's session turns: nothing of it stays in this process.
+        conversation.start_new()
+        fresh = conversation.send(Outgoing("What is my locker code?"))
+        assert SECRET not in prompt_text(server.requests[-1]) and fresh.conversation_id != first.conversation_id
     assert files_holding(data_dir, SECRET) == []
 
 
 def test_off_answers_each_message_alone(memory):
     with StandIn("gemini") as server:
-        service = ChatService(memory, make_remote("gemini", server.url), k=3, mode="off")
+        conversation = Conversation(ChatService(memory, make_remote("gemini", server.url), k=3), "off")
         memory.remember("My sister lives in Porto.")
-        reply = service.ask("Where does my sister live?")
-        again = service.ask("And my brother?", reply.conversation_id)
+        reply = conversation.send(Outgoing("Where does my sister live?"))
+        again = conversation.send(Outgoing("And my brother?"))
         assert reply.memories == [] and again.memories == [] and reply.conversation_id is None
         assert len(server.requests[-1].body["contents"]) == 1  # no history, no memories: the message alone
         assert "Porto" not in prompt_text(server.requests[-1])
@@ -64,15 +69,19 @@ def test_off_answers_each_message_alone(memory):
 
 def test_a_private_turn_stays_out_of_the_store_but_in_the_conversation(memory, data_dir):
     with StandIn("gemini") as server:
-        service = ChatService(memory, make_remote("gemini", server.url), k=3)
-        kept = service.ask("I started learning the cello this month.")
-        private = service.ask(f"My bank PIN hint is {SECRET}.", kept.conversation_id, store=False)
+        conversation = Conversation(ChatService(memory, make_remote("gemini", server.url), k=3))
+        kept = conversation.send(Outgoing("I started learning the cello this month."))
+        conversation.private_next = True
+        private = conversation.send(conversation.submit(f"My bank PIN hint is {SECRET}."))
         assert private.stored is False and private.user_turn_id is None and private.reply_turn_id is None
-        later = service.ask("What did I tell you about my PIN hint?", kept.conversation_id)
+        assert conversation.private_next is False  # the flag applies to one message
+        conversation.queue.clear()
+        later = conversation.send(Outgoing("What did I tell you about my PIN hint?"))
         assert SECRET in prompt_text(server.requests[-1])  # still part of this conversation
         assert later.stored and [t.text for t in memory.turns(kept.conversation_id)][::2] == [
             "I started learning the cello this month.", "What did I tell you about my PIN hint?"]
-        other = service.ask("What is my PIN hint?")  # another conversation never sees it
+        conversation.start_new()
+        other = conversation.send(Outgoing("What is my PIN hint?"))  # another conversation never sees it
         assert SECRET not in prompt_text(server.requests[-1]) and other.stored
     memory.close()
     assert files_holding(data_dir, SECRET) == []
@@ -126,7 +135,7 @@ def test_the_tui_switches_mode_and_keeps_a_private_message_out(data_dir, model_c
                 await send(pilot, f"{SECRET} is also my wifi name.")
                 await until(pilot, lambda: not app.generating and len(server.requests) == 3)
                 await send(pilot, "/memory session")
-                assert status.mode == "session" and app.conversation_id is None
+                assert status.mode == "session" and app.conversation.id is None
                 await send(pilot, f"Incognito: {SECRET} birthday plans.")
                 await until(pilot, lambda: not app.generating and len(server.requests) == 4)
                 await send(pilot, "/memory off")

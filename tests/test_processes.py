@@ -48,7 +48,7 @@ def test_the_tui_and_cli_writers_share_one_memory(data_dir, model_cache, local_b
                                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
                 for n in range(3):  # the person chats in the TUI meanwhile
                     await send(pilot, f"Note {n}: my marmot{n} plush toy is on shelf {n}.")
-                    await until(pilot, lambda: not app.generating and not app.pending, timeout=120)
+                    await until(pilot, lambda: not app.generating and not app.conversation.queue, timeout=120)
                 outcomes = []
                 for proc in procs:
                     out, err = await asyncio.to_thread(proc.communicate, timeout=300)

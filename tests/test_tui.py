@@ -50,10 +50,10 @@ def test_send_before_ready_streams_reply_and_fills_memory_panel(make_app, data_d
         app.store_lock.acquire()  # hold the loader back, as a slow first start would
         async with app.run_test(size=SIZE) as pilot:
             await send(pilot, "What is my cat called?")  # typed while the models load
-            assert not app.ready and app.pending  # queued, not lost
+            assert not app.ready and app.conversation.queue  # queued, not lost
             assert [v.role for v in app.query(TurnView)] == ["user"]
             app.store_lock.release()
-            await until(pilot, lambda: app.ready and not app.generating and not app.pending
+            await until(pilot, lambda: app.ready and not app.generating and not app.conversation.queue
                         and all(w.is_finished for w in app.workers))  # the lists and counts refreshed too
             views = list(app.query(TurnView))
             assert [v.role for v in views] == ["user", "assistant"]
@@ -85,7 +85,7 @@ def test_escape_stops_a_reply_and_keeps_what_streamed(make_app, data_dir, embedd
                 reply_view = list(app.query(TurnView))[1]
                 assert reply_view.border_subtitle == "stopped"
                 assert "word0" in reply_view.source and "word399" not in reply_view.source
-                conversation_id = app.conversation_id
+                conversation_id = app.conversation.id
         return conversation_id
     cid = asyncio.run(run())
     with Memory(data_dir, embedder) as memory:
@@ -127,11 +127,11 @@ def test_switch_conversation_and_open_memory_at_its_turn(make_app, data_dir, emb
             items = list(app.query(ConversationItem))
             conversation_list.index = next(n for n, i in enumerate(items) if i.conversation_id == "garden")
             await pilot.press("enter")  # as a keyboard user selects it
-            await until(pilot, lambda: app.conversation_id == "garden" and app.query(TurnView))
+            await until(pilot, lambda: app.conversation.id == "garden" and app.query(TurnView))
             assert "tomatoes" in app.query_one(TurnView).source
             panel = app.query_one(MemoryPanel)
             panel.post_message(MemoryPanel.Open("trip", 2))
-            await until(pilot, lambda: app.conversation_id == "trip" and app.query(TurnView))
+            await until(pilot, lambda: app.conversation.id == "trip" and app.query(TurnView))
             assert "Oslo" in app.query_one(TurnView).source
     asyncio.run(run())
 

@@ -4,9 +4,17 @@ The screen is drawn at once; torch, the embedder, the vector index and the local
 background thread while the user can already type. A message sent before they are ready is sent
 when they are. Every memory and model call runs in a worker thread, one at a time (the store has
 one writer), and hands its result back to the UI thread.
+
+The conversation's state (id, memory mode, session turns, private flag, queue, the service that
+answers) lives in one `Conversation` (assistant/conversation.py), the same object `memchat ask`
+drives; the App draws it and delegates to it. Every worker runs behind one error boundary
+(`in_thread`, `Conversation.send`): a failure is a one-line notification and the app stays up, and
+should anything escape them, `_handle_exception` ends the app with one line, never Textual's
+traceback with the local variables of every frame (the message, the prompt, a key).
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Callable
@@ -19,6 +27,8 @@ from textual.message import Message
 from textual.widgets import Footer
 
 from assistant.config import Settings
+from assistant.conversation import Conversation
+from assistant.failures import one_line, unexpected
 from assistant.tui import memory_actions
 from assistant.tui.commands import MemchatCommands, help_markdown, run_slash
 from assistant.tui.screens.dialogs import HelpScreen
@@ -40,10 +50,9 @@ class MemchatApp(App):
             self.chunk = chunk
 
     class ReplyDone(Message):
-        def __init__(self, reply=None, error: str | None = None) -> None:
+        def __init__(self, reply) -> None:
             super().__init__()
             self.reply = reply
-            self.error = error
 
     TITLE = "memchat"
     CSS_PATH = "app.tcss"
@@ -64,17 +73,27 @@ class MemchatApp(App):
         super().__init__()
         self.settings = settings
         self.memory = None
-        self.service = None
-        self.conversation_id: str | None = None
+        self.conversation = Conversation(None, settings.memory_mode)  # answered once the models load
         self.ready = False
-        self.generating = False
-        self.pending: list[tuple[str, bool]] = []  # (message, private) sent before the models were ready, or mid-reply
-        self.private_next = False  # F6 or /private: the next message is kept out of the store
-        self.conversation_stored = False  # whether the store holds any turn of the open conversation
         self.cancel = threading.Event()
         self.store_lock = threading.Lock()  # one memory/model call at a time
         self.load_error: str | None = None
         self.quitting = False  # set once quit starts: late replies are stored, not drawn
+
+    @property
+    def generating(self) -> bool:
+        return self.conversation.replying
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's last resort for an exception nothing caught: it would print a traceback with
+        every frame's local variables. One line instead; the turns already stored stay stored."""
+        from textual.worker import WorkerFailed
+
+        cause = error.error if isinstance(error, WorkerFailed) else error
+        if self._exception is None:  # Textual's test pilot raises it again for the test to see
+            self._exception = error
+            self._exception_event.set()
+        self.exit(return_code=1, message=f"memchat: error: {unexpected(cause)}")
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -92,17 +111,16 @@ class MemchatApp(App):
         status.profile, status.mode = self.settings.profile, self.settings.memory_mode
         status.state = "loading models…"
         self.query_one(MemoryPanel).border_title = "recalled"
-        self.query_one(Transcript).show_turns([])
+        self.query_one(Transcript).show_turns([], self.conversation.remembers)
         self.query_one(PromptInput).focus()
         self.load_everything()
 
     # -- loading -------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="load")
     def load_everything(self) -> None:
-        from assistant.backends import BackendError, create_backend
+        from assistant.backends import create_backend
         from assistant.chat import service_from_settings
         from assistant.common import open_memory
-        from memory.errors import MemoryError_
 
         started = time.perf_counter()
         try:
@@ -113,20 +131,22 @@ class MemchatApp(App):
                 backend = create_backend(self.settings)
                 if hasattr(backend, "load"):
                     backend.load()
-                self.service = service_from_settings(self.memory, backend, self.settings)
+                # The same conversation, answered by the new service: a backend switch keeps it whole.
+                self.conversation.use(service_from_settings(self.memory, backend, self.settings))
                 if self.quitting:  # the app closed while this held the lock: the store is ours to close
+                    self.conversation.store_unsent(self.memory)
                     self.memory.close()
                     return
             self.call_from_thread(self._models_ready, time.perf_counter() - started)
-        except (MemoryError_, BackendError) as exc:
-            self.call_from_thread(self._load_failed, str(exc))
+        except Exception as exc:  # the error boundary: one line (a bug's never shows its locals)
+            self.call_from_thread(self._load_failed, one_line(exc))
 
     def _models_ready(self, seconds: float) -> None:
         self.ready = True
         self.load_error = None
         status = self.query_one(StatusBar)
         status.state = "ready"
-        status.backend, status.model = self.service.backend.name, self.service.backend.model
+        status.backend, status.model = self.conversation.service.backend.name, self.conversation.service.backend.model
         status.store = self.memory.store_name
         self.refresh_lists()
         self.log(f"models ready in {seconds:.1f}s")
@@ -147,14 +167,11 @@ class MemchatApp(App):
             return
 
         def run() -> None:
-            from assistant.backends import BackendError
-            from memory.errors import MemoryError_
-
-            try:
+            try:  # the error boundary of every store job: one line, and the app stays up
                 with self.store_lock:
                     result = job(self.memory)
-            except (MemoryError_, BackendError, OSError) as exc:
-                self.call_from_thread(self.notify, str(exc), severity="error")
+            except Exception as exc:
+                self.call_from_thread(self.notify, one_line(exc), severity="error")
                 return
             if then is not None:
                 self.call_from_thread(then, result)
@@ -167,20 +184,20 @@ class MemchatApp(App):
 
         def show(result) -> None:
             conversations, count = result
-            self.query_one(ConversationList).show(conversations, self.conversation_id)
+            self.query_one(ConversationList).show(conversations, self.conversation.id)
             self.query_one(StatusBar).memories = count
 
         self.in_thread(gather, show)
 
     def refresh_after_forget(self) -> None:
-        if self.conversation_id is not None:
-            cid = self.conversation_id
+        if self.conversation.id is not None and self.conversation.mode == "persistent":
+            cid = self.conversation.id
             self.in_thread(lambda m: m.turns(cid) if m.has_conversation(cid) else None, self._show_after_forget)
         self.refresh_lists()
 
     def _show_after_forget(self, turns) -> None:
-        if turns is None:
-            self.conversation_id = None
+        if turns is None:  # all of it was forgotten: what is typed next starts a new one
+            self.conversation.id = None
             turns = []
         self.query_one(Transcript).show_turns(turns)
 
@@ -191,39 +208,32 @@ class MemchatApp(App):
             self.run_slash(text.strip())
             return
         self.query_one(Transcript).add_user(text)
-        private, self.private_next = self.private_next, False
+        self.conversation.submit(text)  # takes the private flag with it
         self.query_one(StatusBar).private = False
-        if not self.ready or self.generating:
-            self.pending.append((text, private))
-            if not self.ready:
-                self.notify("Models are loading; your message is sent as soon as they are ready.", timeout=4)
-            return
-        self._start_reply(text, private)
+        if not self.ready and not self.generating:
+            self.notify("Models are loading; your message is sent as soon as they are ready.", timeout=4)
+        self._send_next_pending()
 
     def _send_next_pending(self) -> None:
-        if self.pending and self.ready and not self.generating:
-            self._start_reply(*self.pending.pop(0))
-
-    def _start_reply(self, text: str, private: bool = False) -> None:
-        self.generating = True
+        if not self.ready or self.generating or self.quitting:
+            return
+        outgoing = self.conversation.take_next()
+        if outgoing is None:
+            return
+        self.conversation.replying = True
         self.cancel = threading.Event()
         self.query_one(StatusBar).state = "thinking…"
         self.query_one(Transcript).start_reply()
-        self.generate(text, self.cancel, private)
+        self.generate(outgoing, self.cancel)
 
     @work(thread=True, group="chat")
-    def generate(self, text: str, cancel: threading.Event, private: bool = False) -> None:
+    def generate(self, outgoing, cancel: threading.Event) -> None:
         """Posting messages is thread-safe and does not wait for the screen, so decoding never
-        waits on drawing; messages arrive in order, so the reply ends after its last chunk."""
-        from memory.errors import MemoryError_
-
-        try:
-            with self.store_lock:
-                reply = self.service.ask(text, self.conversation_id, cancel=cancel, store=not private,
-                                         on_chunk=lambda chunk: self.post_message(self.ReplyChunk(chunk)))
-        except MemoryError_ as exc:
-            self.post_message(self.ReplyDone(error=str(exc)))
-            return
+        waits on drawing; messages arrive in order, so the reply ends after its last chunk.
+        Conversation.send is the error boundary: whatever fails comes back as a failed reply."""
+        with self.store_lock:
+            reply = self.conversation.send(outgoing, cancel=cancel,
+                                           on_chunk=lambda chunk: self.post_message(self.ReplyChunk(chunk)))
         self.post_message(self.ReplyDone(reply))
 
     async def on_memchat_app_reply_chunk(self, message: ReplyChunk) -> None:
@@ -231,19 +241,14 @@ class MemchatApp(App):
             await self.query_one(Transcript).append_reply(message.chunk)
 
     async def on_memchat_app_reply_done(self, message: ReplyDone) -> None:
-        self.generating = False
+        self.conversation.replying = False
         if self.quitting:  # the reply was stored by the worker; the screen is going away
             return
         reply = message.reply
         status = self.query_one(StatusBar)
         status.state = "ready"
-        if reply is None:  # the store failed, before or after the model
-            await self.query_one(Transcript).finish_reply("failed", None, message.error)
-            self.notify(message.error, severity="error", timeout=10)
-            return
-        self.conversation_id = reply.conversation_id
-        self.conversation_stored = self.conversation_stored or reply.stored
-        await self.query_one(Transcript).finish_reply(reply.status, reply.reply_turn_id, reply.error)
+        await self.query_one(Transcript).finish_reply("cut" if reply.cut else reply.status, reply.reply_turn_id,
+                                                      reply.error)
         self.query_one(MemoryPanel).show_hits(reply.memories)
         status.tokens_per_s = reply.timings.get("tokens_per_s", 0.0)
         if reply.error:
@@ -251,7 +256,7 @@ class MemchatApp(App):
         for warning in reply.warnings:
             self.notify(warning, severity="warning")
         self.refresh_lists()
-        self._send_next_pending()
+        self._send_next_pending()  # a failed reply never stops the messages typed after it
 
     # -- conversations -------------------------------------------------------------------------
     def on_conversation_list_switch(self, message: ConversationList.Switch) -> None:
@@ -264,12 +269,13 @@ class MemchatApp(App):
         self.open_conversation(message.conversation_id, message.turn_id)
 
     def open_conversation(self, conversation_id: str, turn_id: int | None = None) -> None:
-        if self.generating:
-            self.notify("A reply is streaming; stop it (Escape) or wait before switching.", severity="warning")
+        if not self.may_leave("switching"):
             return
 
         def show(turns) -> None:
-            self.conversation_id, self.conversation_stored = conversation_id, True
+            if not self.may_leave("switching"):
+                return
+            self.conversation.open(conversation_id)
             transcript = self.query_one(Transcript)
             transcript.show_turns(turns)
             if turn_id is not None:
@@ -278,14 +284,23 @@ class MemchatApp(App):
 
         self.in_thread(lambda m: m.turns(conversation_id), show)
 
-    def action_new_conversation(self) -> None:
-        if self.generating:
-            self.notify("A reply is streaming; stop it first.", severity="warning")
-            return
-        self.conversation_id, self.conversation_stored = None, False
-        self.query_one(Transcript).show_turns([])
+    def may_leave(self, doing: str) -> bool:
+        """Whether the open conversation may be left now; if not, says why."""
+        if reason := self.conversation.busy(doing):
+            self.notify(reason, severity="warning")
+        return reason is None
+
+    def action_new_conversation(self, mode: str | None = None) -> bool:
+        """A new conversation (Ctrl+N, /new, /memory, a profile switch); False if it must wait."""
+        if not self.may_leave("starting a new conversation"):
+            return False
+        self.conversation.start_new(mode)
+        status = self.query_one(StatusBar)
+        status.mode, status.private = self.conversation.mode, False
+        self.query_one(Transcript).show_turns([], self.conversation.remembers)
         self.query_one(MemoryPanel).show_hits([])
         self.query_one(PromptInput).focus()
+        return True
 
     # -- slash commands (assistant/tui/commands.py) -------------------------------------------
     def run_slash(self, line: str) -> None:
@@ -309,14 +324,15 @@ class MemchatApp(App):
             setattr(self.settings, name, value)
         if self.generating:
             self.notify("Settings apply from the next reply.")
-        if backend_changed or self.service is None:
+        service = self.conversation.service
+        if backend_changed or service is None:
             self.ready = False
             self.query_one(StatusBar).state = "loading models…"
             self.load_everything()
             return
-        self.service.k = self.settings.k
-        self.service.token_budget = self.settings.token_budget
-        self.service.options = GenerationOptions.from_settings(self.settings)
+        service.k = self.settings.k
+        service.token_budget = self.settings.token_budget
+        service.options = GenerationOptions.from_settings(self.settings)
         self.notify("settings applied")
 
     # -- actions -------------------------------------------------------------------------------
@@ -330,7 +346,7 @@ class MemchatApp(App):
         self.push_screen(MemoryBrowser())
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(help_markdown()))
+        self.push_screen(HelpScreen(help_markdown(self.conversation.remembers)))
 
     def action_stop(self) -> None:
         if self.generating:
@@ -344,17 +360,29 @@ class MemchatApp(App):
             await self.action_quit()
 
     async def action_quit(self) -> None:
-        """Stop a reply in flight, let it record what streamed, close the store, exit."""
+        """Stop a reply in flight, let it record what streamed, store the messages typed but not
+        sent yet (the models may still be loading: that worker stores them), close the store, exit."""
         self.quitting = True
         self.cancel.set()
-        self.pending.clear()
+        unsent = bool(self.conversation.queue)
+        if unsent:
+            self.notify("storing the messages not sent yet…")
         for worker in list(self.workers):
-            if worker.group in ("chat", "store"):
+            if worker.group in ("chat", "store", *(("load",) if unsent else ())):
                 try:
                     await worker.wait()
                 except Exception:  # a failed worker already reported itself
                     pass
+        if self.conversation.queue and self.memory is not None:
+            await asyncio.to_thread(self._store_unsent)
         self.exit()
+
+    def _store_unsent(self) -> None:
+        with self.store_lock:
+            try:
+                self.conversation.store_unsent(self.memory)
+            except Exception as exc:  # the app is closing: say it where the person will see it
+                self.exit(return_code=1, message=f"memchat: error: messages not sent were not stored: {one_line(exc)}")
 
     def on_unmount(self) -> None:
         # Never wait for the lock on the UI thread: a first model conversion holds it for ~30 s.

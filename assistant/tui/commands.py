@@ -89,13 +89,15 @@ def run_slash(app, line: str) -> None:
         command.run(app, argument)
 
 
-def help_markdown() -> str:
+def help_markdown(remembers: str = "Everything you write, and every reply, is stored and remembered") -> str:
+    """`remembers`: what the open conversation keeps (Conversation.remembers), which its memory mode decides."""
+
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
     lines = ["# memchat", "",
-             "Everything you write, and every reply, is stored and remembered. Each reply recalls related",
-             "memories from **all** your conversations; the panel on the right shows which.", "",
+             f"{remembers}. Replies recall related memories from **all** your stored conversations (unless",
+             "the memory mode is off); the panel on the right shows which.", "",
              "## Keys", "| key | does |", "|---|---|"]
     lines += [f"| {cell(key)} | {cell(does)} |" for key, does in KEYS]
     lines += ["", "## Slash commands", "| command | does |", "|---|---|"]

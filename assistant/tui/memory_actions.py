@@ -12,19 +12,25 @@ from assistant.tui.screens.settings import store_move_refusal
 from assistant.tui.widgets.status_bar import StatusBar
 
 
+def _stored_id(app) -> str | None:
+    """The open conversation's id if the store may hold it (the store says, in the worker)."""
+    conversation = app.conversation
+    return conversation.id if conversation.mode == "persistent" else None
+
+
 def rename_current(app, title: str) -> None:
-    if app.conversation_id is None or not app.conversation_stored:
+    cid = _stored_id(app)
+    if cid is None:
         app.notify("This conversation is not in the store (yet): nothing to rename.", severity="warning")
         return
-    cid = app.conversation_id
     app.in_thread(lambda m: m.rename_conversation(cid, title), lambda _: app.refresh_lists())
 
 
 def forget_current(app) -> None:
-    if app.conversation_id is None or not app.conversation_stored:
+    cid = _stored_id(app)
+    if cid is None:
         app.notify("Nothing to forget: this conversation has nothing in the store.", severity="warning")
         return
-    cid = app.conversation_id
 
     def confirmed(yes: bool | None) -> None:
         if yes:
@@ -69,8 +75,7 @@ def switch_profile(app, name: str) -> None:
     except BadInput as exc:
         app.notify(str(exc), severity="error")
         return
-    if app.generating:
-        app.notify("A reply is streaming; stop it (Escape) or wait before switching profile.", severity="warning")
+    if not app.may_leave("switching profile"):
         return
     if name == app.settings.profile:
         app.notify(f"already on profile {name}")
@@ -89,13 +94,14 @@ def switch_profile(app, name: str) -> None:
             raise
         memory.close()
         app.memory = opened
-        if app.service is not None:
-            app.service.memory = opened
-            app.service.session.forget_all()  # one profile's unsaved turns are never recalled in another
+        if app.conversation.service is not None:
+            app.conversation.service.memory = opened
         return name
 
     def shown(_) -> None:
         app.query_one(StatusBar).profile = name
+        # A new conversation, and with it a new session memory: one profile's unsaved turns are
+        # never recalled in another.
         app.action_new_conversation()
         app.refresh_lists()
         app.notify(f"profile {name}: its memories only")
@@ -109,23 +115,15 @@ def set_memory_mode(app, mode: str) -> None:
     if mode not in MEMORY_MODES:
         app.notify(f"/memory takes one of: {', '.join(MEMORY_MODES)}", severity="warning")
         return
-    if app.generating:
-        app.notify("A reply is streaming; stop it first.", severity="warning")
+    if not app.action_new_conversation(mode):
         return
     app.settings.memory_mode = mode
-    if app.service is not None:
-        app.service.mode = mode
-        app.service.session.forget_all()
-    app.query_one(StatusBar).mode = mode
-    app.action_new_conversation()
-    said = {"persistent": "every turn is stored and recalled",
-            "session": "incognito: this conversation is recalled from but nothing of it is written to disk",
-            "off": "each message is answered alone; nothing is recalled or stored"}[mode]
-    app.notify(f"memory {mode}: {said}")
+    app.notify(f"memory {mode}: {app.conversation.remembers}")
 
 
 def toggle_private(app) -> None:
     """Keep the next message, and its reply, out of the store."""
-    app.private_next = not app.private_next
-    app.query_one(StatusBar).private = app.private_next
-    app.notify("the next message is kept out of memory" if app.private_next else "the next message is remembered")
+    conversation = app.conversation
+    conversation.private_next = not conversation.private_next
+    app.query_one(StatusBar).private = conversation.private_next
+    app.notify("the next message is kept out of memory" if conversation.private_next else "the next message is remembered")

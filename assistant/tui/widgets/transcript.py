@@ -16,12 +16,15 @@ class TurnView(Markdown):
     """One turn. Markdown (code blocks highlighted); Rich markup in the text is never interpreted."""
 
     def __init__(self, role: str, text: str, status: str = "ok", turn_id: int | None = None) -> None:
-        super().__init__(visible(text), classes=f"turn {role} {status}")
+        super().__init__(visible(text), classes=f"turn {role} {status.split()[0]}")
         self.role = role
         self.turn_id = turn_id
         self.border_title = {"user": "you", "assistant": "memchat"}.get(role, role)
         if status != "ok":
             self.border_subtitle = status
+
+
+CUT = "cut at the token limit"  # a reply that reached max_new_tokens: it may end mid-sentence
 
 
 class Transcript(VerticalScroll):
@@ -33,13 +36,14 @@ class Transcript(VerticalScroll):
         self._stream: MarkdownStream | None = None
         self._reply_text = ""
 
-    def show_turns(self, turns) -> None:
+    def show_turns(self, turns, remembers: str = "Everything you write is remembered") -> None:
+        """`remembers`: what the conversation keeps, said on an empty one (it differs by memory mode)."""
         self.remove_children()
         if not turns:
-            self.mount(Static("Say something. Everything you write is remembered; /help lists commands.",
-                              classes="hint", markup=False))
+            self.mount(Static(f"Say something. {remembers}; /help lists commands.", classes="hint", markup=False))
         for turn in turns:
-            self.mount(TurnView(turn.role, turn.text, turn.status, turn.id))
+            cut = turn.status == "ok" and turn.meta.get("finish_reason") == "length"
+            self.mount(TurnView(turn.role, turn.text, CUT if cut else turn.status, turn.id))
         self.scroll_end(animate=False)
 
     def add_user(self, text: str) -> None:
@@ -73,9 +77,10 @@ class Transcript(VerticalScroll):
             await self._stream.stop()  # draws whatever is still pending
             self._stream = None
         reply.turn_id = turn_id
+        status = CUT if status == "cut" else status
         reply.border_subtitle = "" if status == "ok" else status
         if status != "ok":
-            reply.add_class(status)
+            reply.add_class(status.split()[0])
             if not self._reply_text.strip():
                 await reply.update(visible(f"*({error or status})*"))
 
