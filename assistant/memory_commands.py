@@ -21,6 +21,18 @@ def _time_filter(value: str | None, flag: str) -> float | None:
         raise BadInput(f"{flag} {value!r} is not an ISO 8601 time (e.g. 2026-05-01 or 2026-05-01T09:30)") from None
 
 
+def _text_to_add(value: str) -> str:
+    """`memory add`'s text: one turn of up to MAX_TURN_CHARS; longer, it says how to split it."""
+    from memory.turn import MAX_TURN_CHARS, validate_text
+
+    text = read_text_arg(value)
+    if isinstance(text, str) and len(text) > MAX_TURN_CHARS:
+        raise BadInput(f"text is {len(text):,} characters, over the limit of {MAX_TURN_CHARS:,} a turn holds; "
+                       f"add it in parts, e.g.: split -C {MAX_TURN_CHARS} FILE part- && "
+                       "for f in part-*; do memchat memory add - < \"$f\"; done")
+    return validate_text(text, MAX_TURN_CHARS)
+
+
 def _print_turn(turn, score: float | None = None) -> None:
     head = f"#{turn.id} [{turn.conversation_id}] {turn.role} {turn.created_iso[:19]}"
     if score is not None:
@@ -36,15 +48,13 @@ def run_memory_command(args, settings: Settings) -> int:
     if action == "list" and args.profiles:
         return _list_profiles(settings, args.json)
     if action == "add":
-        from memory.turn import validate_text
-
-        text = validate_text(read_text_arg(args.text))  # before loading anything
+        text = _text_to_add(args.text)  # before loading anything
     if action == "import":  # the whole file is checked before anything is opened
         from memory.io import exported_profile, read_records
 
-        fmt, records = read_records(args.file, args.format)
+        parsed = read_records(args.file, args.format)
         if settings.sources.get("profile") == "default":  # no profile chosen: the one the export names
-            named = exported_profile(records, args.file)
+            named = exported_profile(parsed.records, args.file)
             if named:
                 settings.profile, settings.sources["profile"] = named, f"named by {args.file}"
     with ProgressBar() as bar, open_memory(settings, bar, check_model=action != "reembed") as memory:
@@ -97,13 +107,15 @@ def run_memory_command(args, settings: Settings) -> int:
                 count = export_jsonl(memory, args.file, bar, profile=settings.profile)
                 print(f"exported {count} turns of profile {settings.profile} to {args.file}")
             elif action == "import":
-                result = memory.remember_many(records, total=len(records), progress=bar)
+                result = memory.remember_many(parsed.records, total=len(parsed.records), progress=bar)
                 if args.json:
-                    print_json({"format": fmt, "profile": settings.profile, "added": result.added,
-                                "skipped": result.skipped})
+                    print_json({"format": parsed.format, "profile": settings.profile, "added": result.added,
+                                "skipped": result.skipped, "left_out": [item.to_json() for item in parsed.left_out]})
                 else:
-                    print(f"imported {result.added} turns from {args.file} ({fmt}) into profile "
+                    print(f"imported {result.added} turns from {args.file} ({parsed.format}) into profile "
                           f"{settings.profile}; {result.skipped} already stored")
+                    for item in parsed.left_out:  # too long to store: say which, so it can be split
+                        print(f"left out {item}")
             elif action == "stats":
                 stats = {"profile": settings.profile, **memory.stats()}
                 if args.json:

@@ -135,7 +135,7 @@ def _import_a_file(memory: Memory, work: Path, n: int) -> int:
             out.write(json.dumps({"text": text, "role": "user" if i % 2 == 0 else "assistant",
                                   "conversation_id": f"old-{n}-{i // 20}",
                                   "created_at": to_iso(1_600_000_000 + n * 1000 + i)}) + "\n")
-    _, records = read_records(path)
+    records = read_records(path).records
     path.unlink()
     return memory.remember_many(records, total=len(records)).added
 

@@ -1,81 +1,57 @@
 """Export and import: memchat JSONL (lossless), ChatGPT `conversations.json`, LoCoMo JSON.
 
 A file is read and checked whole before anything is stored: a malformed record rejects the file
-with its name, line or record, and the reason, and nothing of it is stored. Storing then goes
-through Memory.remember_many, which embeds and commits in batches and skips records already stored
-(same content key), so importing a file again — after a crash or not — adds only what is missing.
+with its name, line or record, and the reason, and nothing of it is stored. A message longer than
+a turn holds (MAX_TURN_CHARS) is no malformation: it is left out and named (LeftOut), the rest is
+imported. Storing then goes through Memory.remember_many, which embeds and commits in batches and
+skips records already stored (same content key), so importing a file again — after a crash or
+not — adds only what is missing.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from memory.runtime.private_files import make_private
 from memory.errors import BadInput
+from memory.import_checks import LeftOut, RecordCheck, fits, iso_time, stored_text, timestamp
 from memory.profiles import validate_profile
-from memory.turn import NewTurn, from_iso, validate_role, validate_text
+from memory.turn import MAX_TURN_CHARS, NewTurn, to_iso, validate_role, validate_text
 
 FORMATS = ("jsonl", "chatgpt", "locomo")
 STATUSES = ("ok", "failed", "stopped")
-# What a malformed record raises on its way through a reader (a string where a dict belongs, a
-# number that is not one, JSON nested past Python's recursion limit): turned into a rejection
-# naming the record, never a traceback.
-MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RecursionError)
 
 
-class _Record:
-    """`with _Record(where):` one record's parsing; any malformation becomes BadInput naming it."""
+class ImportFile(NamedTuple):
+    """What read_records found: the turns to store, and the messages too long to store."""
 
-    def __init__(self, where: str):
-        self.where = where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        if kind is not None and issubclass(kind, MALFORMED):
-            raise BadInput(f"{self.where}: malformed record ({kind.__name__}: {str(exc)[:120]})") from None
-        if kind is not None and issubclass(kind, BadInput) and not str(exc).startswith(self.where):
-            raise BadInput(f"{self.where}: {exc}") from None  # a check deeper down that did not say where
-        return False
-
-
-def _stored_text(value, name: str, optional: bool = True) -> str | None:
-    """A string field that goes into SQLite as is: it must be text SQLite can hold."""
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise BadInput(f"{name} must be a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadInput(f"{name} is not valid UTF-8") from None
-    if "\x00" in value:
-        raise BadInput(f"{name} contains a NUL character")
-    return value
-
-
-def _timestamp(value: float) -> float:
-    """Epoch seconds a calendar can show (year 1 to 9999); NaN and infinities are not times."""
-    value = float(value)
-    if not -62_000_000_000 < value < 253_000_000_000:
-        raise BadInput(f"created_at {value!r} is not a date")
-    return value
+    format: str
+    records: list[NewTurn]
+    left_out: list[LeftOut]
 
 
 # -- export ------------------------------------------------------------------------------------
 def export_jsonl(memory, path: Path, progress=None, profile: str | None = None) -> int:
-    """Write every turn, oldest first, one JSON object per line; atomically (temp file + rename).
-    Each line names `profile`, the profile the turns belong to, so an import can put them back."""
+    """Write every conversation that has turns (`{"conversation": {id, title, created_at,
+    updated_at}}`), then every turn, oldest first, one JSON object per line; atomically (temp file
+    + rename). Each turn names `profile`, the profile it belongs to, so an import can put it back.
+    Returns the number of turns."""
     path = Path(path)
     total = memory.stats()["turns"]
     tmp = path.with_name(path.name + ".tmp")
     count = 0
     with open(tmp, "w", encoding="utf-8") as out:
         make_private(tmp)  # an export is as personal as the store it came from
+        for conv in sorted(memory.conversations(), key=lambda c: (c["created_at"], c["id"])):
+            if conv["turns"]:  # an empty one is what a forget left: nothing of it to keep
+                line = {"id": conv["id"], "title": conv["title"], "created_at": to_iso(conv["created_at"]),
+                        "updated_at": to_iso(conv["updated_at"])}
+                out.write(json.dumps({"conversation": line}, ensure_ascii=False) + "\n")
         for turn in memory.iter_turns():
             line = turn.to_json() if profile is None else {**turn.to_json(), "profile": profile}
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -89,8 +65,8 @@ def export_jsonl(memory, path: Path, progress=None, profile: str | None = None) 
 
 
 # -- import ------------------------------------------------------------------------------------
-def read_records(path: Path, fmt: str | None = None) -> tuple[str, list[NewTurn]]:
-    """Parse and validate a whole file; returns (format, records) or raises BadInput."""
+def read_records(path: Path, fmt: str | None = None) -> ImportFile:
+    """Parse and validate a whole file; returns (format, records, left_out) or raises BadInput."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -104,10 +80,11 @@ def read_records(path: Path, fmt: str | None = None) -> tuple[str, list[NewTurn]
     reader = {"jsonl": _read_jsonl, "chatgpt": _read_chatgpt, "locomo": _read_locomo}.get(fmt)
     if reader is None:
         raise BadInput(f"unknown import format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    records = reader(path, content)
-    if not records:
+    left_out: list[LeftOut] = []
+    records = reader(path, content, left_out)
+    if not records and not left_out:
         raise BadInput(f"{path}: no turns found")
-    return fmt, records
+    return ImportFile(fmt, records, left_out)
 
 
 def _detect(path: Path, content: str) -> str:
@@ -123,16 +100,19 @@ def _detect(path: Path, content: str) -> str:
     return "jsonl"
 
 
-def _stable_conversation_id(path: Path) -> str:
-    return "import-" + hashlib.sha256(path.name.encode()).hexdigest()[:8]
+def _is_conversation(obj: dict) -> bool:
+    """An export's conversation line, not a turn."""
+    return isinstance(obj.get("conversation"), dict) and "text" not in obj
 
 
-def _read_jsonl(path: Path, content: str) -> list[NewTurn]:
-    # Lines without created_at get the file's mtime (plus their line number in microseconds), so
-    # re-importing the unchanged file yields the same content keys and adds nothing twice.
+def _read_jsonl(path: Path, content: str, left_out: list[LeftOut]) -> list[NewTurn]:
+    # A line without created_at is stored at the file's mtime (plus its line number in
+    # microseconds, for the order), a guess; what identifies it is its occurrence among the file's
+    # untimed lines of the same conversation, role and text (NewTurn.occurrence), and its default
+    # conversation is named after the file's first turn. So a touched, copied, renamed or appended
+    # file adds only lines it did not hold before, and appended lines join the same conversation.
     base_time = path.stat().st_mtime
-    default_cid = _stable_conversation_id(path)
-    records = []
+    objects = []
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
@@ -145,35 +125,67 @@ def _read_jsonl(path: Path, content: str) -> list[NewTurn]:
             raise BadInput(f"{where}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise BadInput(f"{where}: expected a JSON object")
-        with _Record(where):
-            records.append(_record_from_object(obj, where, default_cid, base_time + number * 1e-6))
+        objects.append((number, where, obj))
+    default_cid = _default_conversation(next((obj for _, _, obj in objects if not _is_conversation(obj)), {}))
+    records, conversations, occurrences = [], {}, Counter()
+    for number, where, obj in objects:
+        with RecordCheck(where):
+            if _is_conversation(obj):
+                cid, info = _conversation_from_object(obj["conversation"])
+                conversations[cid] = info
+                continue
+            if not fits(obj.get("text"), where, left_out):
+                continue
+            record = _record_from_object(obj, where, default_cid, base_time + number * 1e-6)
+        if obj.get("created_at") is None:
+            same = (record.conversation_id, record.role, record.text)
+            record.occurrence = occurrences[same]
+            occurrences[same] += 1
+        records.append(record)
+    for record in records:
+        if record.conversation_id in conversations:
+            (record.conversation_title, record.conversation_created_at,
+             record.conversation_updated_at) = conversations[record.conversation_id]
     return records
+
+
+def _default_conversation(first: dict) -> str:
+    """The conversation of a file's lines that name none: named after its first turn's role and text."""
+    role, text = first.get("role", "user"), first.get("text")
+    named = json.dumps([role if isinstance(role, str) else None, text if isinstance(text, str) else None])
+    return "import-" + hashlib.sha256(named.encode()).hexdigest()[:12]
+
+
+def _conversation_from_object(data: dict) -> tuple[str, tuple[str, float, float]]:
+    """An export's conversation line: its id, and (title, created_at, updated_at)."""
+    try:
+        cid = stored_text(data.get("id"), "the conversation's id", optional=False)
+        title = stored_text(data.get("title") or "", "the conversation's title")
+        return cid, (title, iso_time(data.get("created_at"), "the conversation's created_at"),
+                     iso_time(data.get("updated_at"), "the conversation's updated_at"))
+    except BadInput as exc:
+        raise BadInput(f"conversation line: {exc}") from None
 
 
 def _record_from_object(obj: dict, where: str, default_cid: str, default_time: float) -> NewTurn:
     try:
-        text = validate_text(obj.get("text"))
+        text = validate_text(obj.get("text"), MAX_TURN_CHARS)
         role = validate_role(obj.get("role", "user"))
         created = obj.get("created_at")
-        if created is not None and not isinstance(created, str):
-            raise BadInput(f"created_at must be an ISO 8601 date such as \"2024-05-01T09:30:00Z\", not {created!r:.40}")
-        try:
-            created_at = _timestamp(from_iso(created)) if created is not None else default_time
-        except (TypeError, ValueError, OverflowError, AttributeError) as exc:
-            raise BadInput(f"bad created_at ({exc})") from None
+        created_at = iso_time(created) if created is not None else default_time
         meta = obj.get("meta") or {}
         if not isinstance(meta, dict):
             raise BadInput("meta must be a JSON object")
-        _stored_text(json.dumps(meta, ensure_ascii=False), "meta")
+        stored_text(json.dumps(meta, ensure_ascii=False), "meta")
         turn_id = obj.get("id")
         if turn_id is not None and not (type(turn_id) is int and 0 < turn_id < 2 ** 63):
             raise BadInput("id must be a positive integer")
         cid = obj.get("conversation_id") or default_cid
-        cid = _stored_text(cid if isinstance(cid, str) else json.dumps(cid), "conversation_id")
+        cid = stored_text(cid if isinstance(cid, str) else json.dumps(cid), "conversation_id")
         status = obj.get("status", "ok")
         if status not in STATUSES:
             raise BadInput(f"status must be one of: {', '.join(STATUSES)}")
-        backend, model = _stored_text(obj.get("backend"), "backend"), _stored_text(obj.get("model"), "model")
+        backend, model = stored_text(obj.get("backend"), "backend"), stored_text(obj.get("model"), "model")
         profile = obj.get("profile")
         if profile is not None:
             profile = validate_profile(profile)
@@ -194,7 +206,7 @@ def exported_profile(records: list[NewTurn], path: Path) -> str | None:
     return named[0] if named else None
 
 
-def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:
+def _read_chatgpt(path: Path, content: str, left_out: list[LeftOut]) -> list[NewTurn]:
     """ChatGPT's data export: each conversation is a tree of messages; keep the branch the user
     last saw (current_node back to the root), user and assistant text only."""
     data = _parse_json(path, content)
@@ -203,19 +215,19 @@ def _read_chatgpt(path: Path, content: str) -> list[NewTurn]:
         raise BadInput(f"{path}: a ChatGPT export is a JSON list of conversations")
     for n, conv in enumerate(data):
         where = f"{path}: conversation {n}"
-        with _Record(where):
-            records += _chatgpt_conversation(conv, n, where)
+        with RecordCheck(where):
+            records += _chatgpt_conversation(conv, n, where, left_out)
     return records
 
 
-def _chatgpt_conversation(conv, n: int, where: str) -> list[NewTurn]:
+def _chatgpt_conversation(conv, n: int, where: str, left_out: list[LeftOut]) -> list[NewTurn]:
     records = []
     if not isinstance(conv, dict) or not isinstance(conv.get("mapping"), dict):
         raise BadInput(f"{where}: no 'mapping' of messages")
     cid = conv.get("conversation_id") or conv.get("id") or f"chatgpt-{n}"
-    cid = _stored_text(cid if isinstance(cid, str) else json.dumps(cid), "conversation id")
+    cid = stored_text(cid if isinstance(cid, str) else json.dumps(cid), "conversation id")
     title = conv.get("title")
-    title = _stored_text(title, "title") if isinstance(title, str) else ""
+    title = stored_text(title, "title") if isinstance(title, str) else ""
     mapping = conv["mapping"]
     node_id = conv.get("current_node") or _last_leaf(mapping)
     branch, visited = [], set()
@@ -228,7 +240,7 @@ def _chatgpt_conversation(conv, n: int, where: str) -> list[NewTurn]:
             raise BadInput(f"{where}: message {node_id!r} is referenced but missing")
         branch.append(node)
         node_id = node.get("parent")
-    conv_time = _timestamp(conv.get("create_time") or 0)
+    conv_time = timestamp(conv.get("create_time") or 0)
     for i, node in enumerate(reversed(branch)):
         message = node.get("message") or {}
         role = (message.get("author") or {}).get("role")
@@ -236,13 +248,16 @@ def _chatgpt_conversation(conv, n: int, where: str) -> list[NewTurn]:
         body = "\n".join(p for p in parts if isinstance(p, str)).strip()
         if role not in ("user", "assistant") or not body:
             continue
+        message_where = f"{where} ({cid}), message {message.get('id')}"
+        if not fits(body, message_where, left_out):
+            continue
         try:
-            validate_text(body)
+            validate_text(body, MAX_TURN_CHARS)
         except BadInput as exc:
-            raise BadInput(f"{where}, message {message.get('id')}: {exc}") from None
-        created = _timestamp(message.get("create_time") or (conv_time + i * 1e-3))
+            raise BadInput(f"{message_where}: {exc}") from None
+        created = timestamp(message.get("create_time") or (conv_time + i * 1e-3))
         meta = {"source": "chatgpt", "message_id": message.get("id")}
-        _stored_text(json.dumps(meta, ensure_ascii=False), "message id")
+        stored_text(json.dumps(meta, ensure_ascii=False), "message id")
         records.append(NewTurn(text=body, role=role, conversation_id=cid, created_at=created, meta=meta,
                                conversation_title=title))
     return records
@@ -268,7 +283,7 @@ def parse_locomo_date(value: str) -> float:
     return moment.replace(tzinfo=timezone.utc).timestamp()
 
 
-def _read_locomo(path: Path, content: str) -> list[NewTurn]:
+def _read_locomo(path: Path, content: str, left_out: list[LeftOut]) -> list[NewTurn]:
     data = _parse_json(path, content)
     if not isinstance(data, list):
         raise BadInput(f"{path}: a LoCoMo file is a JSON list of samples")
@@ -278,16 +293,17 @@ def _read_locomo(path: Path, content: str) -> list[NewTurn]:
         conversation = sample.get("conversation") if isinstance(sample, dict) else None
         if not isinstance(conversation, dict):
             raise BadInput(f"{where}: no 'conversation' object")
-        with _Record(where):
-            records.extend(locomo_turns(sample, where))
+        with RecordCheck(where):
+            records.extend(locomo_turns(sample, where, left_out))
     return records
 
 
-def locomo_turns(sample: dict, where: str = "LoCoMo sample") -> list[NewTurn]:
-    """The turns of one LoCoMo sample: speaker in the text, image captions appended, session dates."""
+def locomo_turns(sample: dict, where: str = "LoCoMo sample", left_out: list[LeftOut] | None = None) -> list[NewTurn]:
+    """The turns of one LoCoMo sample: speaker in the text, image captions appended, session dates.
+    A turn too long to store is noted in `left_out`; without one (an evaluation) it is refused."""
     conversation = sample["conversation"]
     cid = sample.get("sample_id") or "locomo"
-    cid = _stored_text(cid if isinstance(cid, str) else json.dumps(cid), "sample_id")
+    cid = stored_text(cid if isinstance(cid, str) else json.dumps(cid), "sample_id")
     sessions = sorted(
         (int(key.split("_")[1]), key) for key in conversation
         if key.startswith("session_") and key.count("_") == 1 and isinstance(conversation[key], list)
@@ -304,10 +320,12 @@ def locomo_turns(sample: dict, where: str = "LoCoMo sample") -> list[NewTurn]:
             body = f"{turn['speaker']}: {turn['text']}"
             if turn.get("blip_caption"):
                 body += f" [shared an image: {turn['blip_caption']}]"
+            if left_out is not None and not fits(body, f"{where}, {key} turn {i}", left_out):
+                continue
             meta = {"source": "locomo", "speaker": turn["speaker"], "dia_id": turn.get("dia_id"), "session": number}
-            _stored_text(json.dumps(meta, ensure_ascii=False), "the turn's speaker or dia_id")
+            stored_text(json.dumps(meta, ensure_ascii=False), "the turn's speaker or dia_id")
             records.append(NewTurn(
-                text=validate_text(body), role="user", conversation_id=cid,
+                text=validate_text(body, MAX_TURN_CHARS), role="user", conversation_id=cid,
                 created_at=start + i,  # one second apart keeps the session's order
                 meta=meta,
             ))

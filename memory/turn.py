@@ -9,17 +9,21 @@ from datetime import datetime, timezone
 from memory.errors import BadInput
 
 ROLES = ("user", "assistant", "system")
-# The longest turn memchat stores (characters). Longer input is refused, not truncated, so the user
-# knows; 100k characters is ~25k tokens, far past any chat message and well inside SQLite limits.
-MAX_TURN_CHARS = 100_000
+# The longest chat message (`memchat ask`, the TUI), in characters: ~25k tokens, past anything typed.
+MAX_MESSAGE_CHARS = 100_000
+# The longest turn memchat stores (an import, `memory add`): a log or document pasted into a chat
+# export. It is embedded in windows (Embedder.split): 1M characters is ~1,300 windows, about
+# 3 minutes on 2 busy cores (README). Longer input is refused, never truncated, so the user knows.
+MAX_TURN_CHARS = 1_000_000
 
 
-def validate_text(text: str) -> str:
-    """Return `text` if it can be stored, else raise BadInput saying why."""
+def validate_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Return `text` if it can be stored as one turn of at most `limit` characters, else raise
+    BadInput saying why. The default is a chat message's limit; storing allows MAX_TURN_CHARS."""
     if not isinstance(text, str) or not text.strip():
         raise BadInput("empty text: nothing to store")
-    if len(text) > MAX_TURN_CHARS:
-        raise BadInput(f"text is {len(text)} characters; the limit is {MAX_TURN_CHARS}")
+    if len(text) > limit:
+        raise BadInput(f"text is {len(text):,} characters; the limit is {limit:,}")
     try:
         text.encode("utf-8")  # lone surrogates are what invalid UTF-8 bytes become in argv/stdin
     except UnicodeEncodeError:
@@ -47,9 +51,15 @@ def from_iso(value: str) -> float:
     return moment.timestamp()
 
 
-def content_key(conversation_id: str, role: str, created_at: float, text: str) -> str:
-    """The identity of a turn for de-duplication: the same record imported twice is stored once."""
-    payload = json.dumps([conversation_id, role, round(created_at, 6), text], ensure_ascii=False)
+def content_key(conversation_id: str, role: str, created_at: float, text: str,
+                occurrence: int | None = None) -> str:
+    """The identity of a turn for de-duplication: the same record imported twice is stored once.
+
+    A turn with a time of its own is (conversation, role, time, text), as every store has it. An
+    imported line without a time is (conversation, role, `occurrence`, text): its stored time is a
+    guess (the file's mtime) and no part of it, so a touched or copied file adds nothing again."""
+    when = round(created_at, 6) if occurrence is None else {"untimed": occurrence}
+    payload = json.dumps([conversation_id, role, when, text], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -66,7 +76,13 @@ class NewTurn:
     meta: dict = field(default_factory=dict)
     id: int | None = None  # kept on import when that id is free
     conversation_title: str | None = None
+    # A new conversation's times as an export gives them; None: from its turns.
+    conversation_created_at: float | None = None
+    conversation_updated_at: float | None = None
     profile: str | None = None  # the profile an export says it came from; the importer chooses where it goes
+    # An imported line without a time: its number among the file's untimed lines of the same
+    # (conversation, role, text), which identifies it (content_key) in place of a time.
+    occurrence: int | None = None
 
 
 @dataclass

@@ -19,7 +19,7 @@ from memory import fulltext, pending
 from memory.embedding import Embedder, Span
 from memory.errors import BadInput, EmbeddingUnavailable
 from memory.record import conversations, embeddings, get_meta, set_meta, turns
-from memory.turn import NewTurn, Turn, content_key, validate_role, validate_text
+from memory.turn import MAX_TURN_CHARS, NewTurn, Turn, content_key, validate_role, validate_text
 
 
 def new_conversation_id() -> str:
@@ -45,11 +45,13 @@ def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
     now = time.time()
     prepared = []
     for record in batch:
-        validate_text(record.text)
+        validate_text(record.text, MAX_TURN_CHARS)
         validate_role(record.role)
         record.conversation_id = record.conversation_id or new_conversation_id()
-        record.created_at = now if record.created_at is None else float(record.created_at)
-        prepared.append((record, content_key(record.conversation_id, record.role, record.created_at, record.text)))
+        # To the microsecond, as an export writes it (ISO 8601), so export → import gives the same time.
+        record.created_at = round(now if record.created_at is None else float(record.created_at), 6)
+        prepared.append((record, content_key(record.conversation_id, record.role, record.created_at, record.text,
+                                             record.occurrence)))
     with engine.connect() as conn:
         existing = _stored_keys(conn, [k for _, k in prepared])
     if existing and not skip_existing:
@@ -205,7 +207,8 @@ def _record_model(conn, model_id: str, dim: int) -> None:
         conn.info["recorded_model"] = stored
 
 def _ensure_conversations(conn, records: list[NewTurn]) -> None:
-    """Create the conversations a batch writes to, and move their updated_at forward."""
+    """Create the conversations a batch writes to (with the title and times an import gives), and
+    move their updated_at forward."""
     latest: dict[str, NewTurn] = {}
     for record in records:
         if record.conversation_id not in latest or record.created_at > latest[record.conversation_id].created_at:
@@ -214,10 +217,13 @@ def _ensure_conversations(conn, records: list[NewTurn]) -> None:
         moved = conn.execute(update(conversations).where(conversations.c.id == cid)
                              .values(updated_at=func.max(conversations.c.updated_at, record.created_at)))
         if moved.rowcount == 0:  # a new conversation
-            first = min((r.created_at for r in records if r.conversation_id == cid))
-            title = next((r.conversation_title for r in records if r.conversation_id == cid and r.conversation_title), "")
-            conn.execute(insert(conversations).values(id=cid, title=title, created_at=first,
-                                                      updated_at=record.created_at))
+            own = [r for r in records if r.conversation_id == cid]
+            first = min(r.created_at for r in own)
+            title = next((r.conversation_title for r in own if r.conversation_title), "")
+            created = next((r.conversation_created_at for r in own if r.conversation_created_at is not None), first)
+            given = [r.conversation_updated_at for r in own if r.conversation_updated_at is not None]
+            conn.execute(insert(conversations).values(id=cid, title=title, created_at=created,
+                                                      updated_at=max([record.created_at, *given])))
 
 
 def _next_id(conn, table: str) -> int:

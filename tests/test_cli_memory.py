@@ -80,7 +80,8 @@ def test_forget_needs_confirmation_and_erases(run, data_dir):
 
 def test_import_export_list_show(run, tmp_path):
     code, out, _ = run("memory", "import", str(REPO / "data" / "sample-memories.jsonl"), "--json")
-    assert code == 0 and json.loads(out) == {"format": "jsonl", "profile": "default", "added": 4, "skipped": 0}
+    assert code == 0 and json.loads(out) == {"format": "jsonl", "profile": "default", "added": 4, "skipped": 0,
+                                             "left_out": []}
     code, out, _ = run("memory", "import", str(REPO / "data" / "sample-memories.jsonl"))
     assert "0 turns" in out and "4 already stored" in out
     bad = tmp_path / "bad.jsonl"
@@ -90,7 +91,7 @@ def test_import_export_list_show(run, tmp_path):
     assert json.loads(run("memory", "stats", "--json")[1])["turns"] == 4
     out_file = tmp_path / "export.jsonl"
     assert run("memory", "export", str(out_file))[0] == 0
-    assert len(out_file.read_text().splitlines()) == 4
+    assert len(out_file.read_text().splitlines()) == 1 + 4  # the conversation, then its turns
     convs = json.loads(run("memory", "list", "--json")[1])
     assert convs[0]["id"] == "demo" and convs[0]["turns"] == 4
     shown = json.loads(run("memory", "show", "1", "--json")[1])
@@ -125,3 +126,31 @@ def test_storing_and_searching_one_text_loads_no_torch(cli_env, embedder):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("[0, 0, 0] []"), done.stdout
     assert "redsparrow12" in done.stdout  # the search found the turn the first call stored
+
+
+def test_import_keeps_every_line_but_one_too_long_and_names_it(run, tmp_path):
+    """#24: one line over the limit rejected the whole file; now it is left out and named."""
+    path = tmp_path / "journal.jsonl"
+    lines = [{"text": "Started the journal."}, {"text": "z" * (MAX_TURN_CHARS + 5)}, {"text": "Day two: rain."}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, out, _ = run("memory", "import", str(path), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["added"] == 2
+    assert report["left_out"] == [{"where": f"{path}: line 2", "characters": MAX_TURN_CHARS + 5,
+                                   "reason": f"over the {MAX_TURN_CHARS:,} characters a turn holds"}]
+    code, out, _ = run("memory", "import", str(path))
+    assert code == 0 and "2 already stored" in out
+    assert f"left out {path}: line 2: {MAX_TURN_CHARS + 5:,} characters" in out
+
+
+def test_memory_add_of_a_long_file_stores_it_or_says_how_to_split_it(cli_env, tmp_path):
+    """#24: `memory add - < big.txt` past 100,000 characters said only the limit."""
+    document = "Minutes of the tenants' meeting\n" + " " * 150_000 + "\nThe roof repair is booked for June."
+    added = subprocess.run([*MEMCHAT, "memory", "add", "-", "--json"], input=document, env=cli_env, cwd=REPO,
+                           capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["text"] == document
+    refused = subprocess.run([*MEMCHAT, "memory", "add", "-"], input="w" * (MAX_TURN_CHARS + 1), env=cli_env, cwd=REPO,
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert f"{MAX_TURN_CHARS + 1:,} characters" in refused.stderr and f"split -C {MAX_TURN_CHARS}" in refused.stderr

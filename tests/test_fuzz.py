@@ -1,7 +1,8 @@
 """Hostile files and text (#12), driven by hypothesis: JSONL, ChatGPT-export and LoCoMo imports and
 the CLI's text checks get broken, huge, deeply nested, cyclic and mis-encoded input. Every case
-ends in records that store cleanly or in one BadInput line naming the file (and the record, where
-there is one): never a traceback, never a half-imported file.
+ends in records that store cleanly (less the messages too long to store, each named) or in one
+BadInput line naming the file (and the record, where there is one): never a traceback, never a
+half-imported file.
 
 The suite runs MEMCHAT_FUZZ_CASES cases per test (default 150); `make fuzz` runs 10,000.
 """
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from memory.errors import BadInput
 from memory.io import read_records
 from memory.memory import Memory
-from memory.turn import validate_text
+from memory.turn import MAX_TURN_CHARS, validate_text
 
 CASES = int(os.environ.get("MEMCHAT_FUZZ_CASES", "150"))
 FUZZ = settings(max_examples=CASES, deadline=None, derandomize="MEMCHAT_FUZZ_CASES" not in os.environ,
@@ -34,6 +35,8 @@ KEYS = st.sampled_from([
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
            | st.sampled_from(["user", "assistant", "ok", "failed", "2024-05-01T10:00:00Z", "1:56 pm on 8 May, 2023",
                               "a", "b", "c", "\ud800", "x\x00y", "9" * 400]))
+# Text a turn holds only at the import limit, and text past it (left out, never the whole file).
+LONG = st.sampled_from(["long " * 30_000, "y" * (MAX_TURN_CHARS + 1)])
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=6),
                       max_leaves=40)
 
@@ -53,7 +56,7 @@ def jsonl_files(draw) -> str:
         elif kind == 1:
             lines.append(json.dumps(draw(VALUES)))
         else:
-            record = {"text": draw(_maybe("I moved to Lisbon in May.")), "role": draw(_maybe("user")),
+            record = {"text": draw(_maybe("I moved to Lisbon in May.", VALUES | LONG)), "role": draw(_maybe("user")),
                       "created_at": draw(_maybe("2024-05-01T10:00:00Z")), "conversation_id": draw(_maybe("c1"))}
             record.update(draw(st.dictionaries(KEYS, VALUES, max_size=3)))
             lines.append(json.dumps(record))
@@ -71,7 +74,8 @@ def chatgpt_files(draw) -> str:
                 "id": node, "parent": draw(st.none() | st.sampled_from(ids + ["zz"]) | VALUES),
                 "children": draw(st.lists(st.sampled_from(ids), max_size=2)),
                 "message": draw(_maybe({"id": node, "author": {"role": draw(_maybe("user"))},
-                                        "content": {"parts": draw(_maybe(["We met at the harbour."]))},
+                                        "content": {"parts": draw(_maybe(["We met at the harbour."],
+                                                                          VALUES | st.lists(LONG, max_size=1)))},
                                         "create_time": draw(_maybe(1_700_000_000.5))})),
             }
         conversation = {"title": draw(_maybe("Trip")), "id": draw(_maybe("conv-1")), "mapping": draw(_maybe(mapping)),
@@ -85,7 +89,7 @@ def chatgpt_files(draw) -> str:
 def locomo_files(draw) -> str:
     samples = []
     for _ in range(draw(st.integers(0, 3))):
-        turns = [draw(_maybe({"speaker": draw(_maybe("Caroline")), "text": draw(_maybe("I adopted a dog.")),
+        turns = [draw(_maybe({"speaker": draw(_maybe("Caroline")), "text": draw(_maybe("I adopted a dog.", VALUES | LONG)),
                               "dia_id": "D1:1", "blip_caption": draw(st.none() | VALUES)}))
                  for _ in range(draw(st.integers(0, 3)))]
         conversation = {"speaker_a": "Caroline", "session_1": turns,
@@ -118,17 +122,20 @@ def store(tmp_path_factory, embedder):
 
 
 def _import_or_reject(memory: Memory, path, fmt: str) -> None:
-    """The property: a whole file stored, or a one-line rejection naming it, and nothing stored."""
+    """The property: a whole file stored (less what is too long, each named), or a one-line
+    rejection naming it, and nothing stored."""
     before = len(memory.turns())
     try:
-        _, records = read_records(path, fmt)
+        _, records, left_out = read_records(path, fmt)
     except BadInput as exc:
         message = str(exc)
         assert str(path) in message or "unknown import format" in message, message
         assert len(memory.turns()) == before
         return
     for record in records:
-        assert validate_text(record.text) == record.text
+        assert validate_text(record.text, MAX_TURN_CHARS) == record.text
+    for item in left_out:
+        assert item.where.startswith(str(path)) and item.characters > MAX_TURN_CHARS
     vectors = np.random.default_rng(len(records)).normal(size=(len(records), memory.embedder.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     result = memory.remember_many(records, vectors=vectors)  # must not fail: the file was validated whole

@@ -1,6 +1,7 @@
 """Export, import (memchat JSONL, ChatGPT, LoCoMo), de-duplication and crash safety."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -10,28 +11,56 @@ import time
 
 import pytest
 
+from sqlalchemy import update
+
 from memory.errors import BadInput
-from memory.io import export_jsonl, read_records
+from memory.io import export_jsonl, exported_profile, read_records
 from memory.memory import Memory
+from memory.record import conversations
+from memory.turn import MAX_TURN_CHARS, ROLES
 from tests.conftest import LOCOMO_MINI, MEMCHAT, REPO
 
 
-def test_export_import_round_trip_is_lossless(memory, tmp_path, embedder):
-    memory.remember("Héllo — unicode ✓ and \"quotes\"\nand a second line", conversation_id="c1", created_at=1_700_000_000.123456)
-    memory.remember("assistant reply", role="assistant", conversation_id="c1", backend="local", model="smol", tokens=7,
-                    meta={"usage": {"prompt": 3}})
-    memory.remember("other chat", conversation_id="c2")
+def _every_field_set(memory) -> None:
+    """A store in which every field of a turn and of a conversation holds something of its own."""
+    memory.remember("Héllo — ünïcode ✓ 日本語 مرحبا 🦊 e\u0301 and \"quotes\"\nand a second line", conversation_id="c1",
+                    created_at=1_700_000_000.123456, id=5, conversation_title="Plans for Ísafjörður 🧭")
+    memory.remember("assistant reply", role="assistant", conversation_id="c1", backend="local", model="smol",
+                    tokens=7, meta={"usage": {"prompt": 3, "completion": 4}, "note": "ß"}, id=17)
+    memory.remember("(no reply: connection refused)", role="assistant", conversation_id="c1", status="failed",
+                    backend="gemini", model="gemini-2.5-flash", id=18)
+    memory.remember("a reply cut short", role="assistant", conversation_id="c2", status="stopped", backend="openai",
+                    model="gpt-x", tokens=2, id=1000)  # created now: a time finer than a microsecond
+    memory.remember("a system note", role="system", conversation_id="c2")
+    memory.rename_conversation("c2", "Second chat")
+    with memory.engine.begin() as conn:  # a conversation begun before its first stored turn, and
+        # updated after its last (the state a forget of its first and last turns leaves)
+        conn.execute(update(conversations).where(conversations.c.id == "c2")
+                     .values(created_at=1_600_000_000.5, updated_at=round(time.time() + 60, 6)))
+
+
+def test_export_import_round_trip_is_lossless_field_by_field(memory, tmp_path, embedder):
+    """#24: export dropped conversation titles and times. Every field of every turn and conversation
+    comes back from export → import into a fresh store, and so does the profile the export names."""
+    _every_field_set(memory)
+    turns, convs = memory.turns(), memory.conversations()
+    for name in (f.name for f in dataclasses.fields(turns[0])):  # each field is set somewhere, not default
+        assert any(getattr(t, name) not in (None, {}, "ok") for t in turns), name
+    assert {t.status for t in turns} == {"ok", "failed", "stopped"} and {t.role for t in turns} == set(ROLES)
+    assert all(c["title"] for c in convs) and all(v is not None for c in convs for v in c.values())
     first = tmp_path / "a.jsonl"
-    export_jsonl(memory, first)
+    export_jsonl(memory, first, profile="work")
+    parsed = read_records(first)
+    assert exported_profile(parsed.records, first) == "work"
     with Memory(tmp_path / "other", embedder) as copy:
-        result = copy.remember_many(read_records(first)[1])
-        assert (result.added, result.skipped) == (3, 0)
+        result = copy.remember_many(parsed.records)
+        assert (result.added, result.skipped) == (len(turns), 0)
+        assert [dataclasses.asdict(t) for t in copy.turns()] == [dataclasses.asdict(t) for t in turns]
+        assert sorted(copy.conversations(), key=str) == sorted(convs, key=str)
         second = tmp_path / "b.jsonl"
-        export_jsonl(copy, second)
+        export_jsonl(copy, second, profile="work")
     assert first.read_text() == second.read_text()
-    lines = [json.loads(line) for line in first.read_text().splitlines()]
-    assert {"id", "text", "role", "conversation_id", "created_at", "meta"} <= set(lines[0])
-    assert lines[1]["meta"] == {"usage": {"prompt": 3}} and lines[1]["tokens"] == 7
+    assert memory.remember_many(read_records(second).records).added == 0  # and into its own store: nothing new
 
 
 def test_reimport_adds_nothing_twice(memory, tmp_path):
@@ -76,7 +105,7 @@ def test_invalid_utf8_file_is_rejected(tmp_path):
 
 
 def test_chatgpt_export_keeps_the_visible_branch(memory):
-    fmt, records = read_records(REPO / "data" / "chatgpt-sample.json")
+    fmt, records, _ = read_records(REPO / "data" / "chatgpt-sample.json")
     assert fmt == "chatgpt"
     assert [r.role for r in records] == ["user", "assistant", "user"]
     assert "regenerated" not in " ".join(r.text for r in records)
@@ -90,7 +119,7 @@ def test_locomo_import_uses_speakers_captions_and_session_dates(tmp_path):
     sample = json.loads(LOCOMO_MINI.read_text())[:1]
     path = tmp_path / "one.json"
     path.write_text(json.dumps(sample))
-    fmt, records = read_records(path)
+    fmt, records, _ = read_records(path)
     assert fmt == "locomo"
     conv = sample[0]["conversation"]
     first = conv["session_1"][0]
@@ -184,3 +213,61 @@ def test_locomo_text_sqlite_cannot_hold_is_a_rejection_not_an_insert_failure(tmp
     path.write_text(json.dumps(sample))  # ensure_ascii keeps the surrogate as \ud800 in the file
     with pytest.raises(BadInput, match=r"sample 0: .*not valid UTF-8"):
         read_records(path)  # before anything is stored
+
+
+def test_untimed_lines_keep_their_identity_when_the_file_is_touched_copied_renamed_or_appended(memory, tmp_path):
+    """#24: lines without created_at took their identity from the file's mtime and name."""
+    path = tmp_path / "notes.jsonl"
+    path.write_text('{"text": "buy oat milk"}\n{"text": "call the bank"}\n{"text": "buy oat milk"}\n')
+    assert memory.remember_many(read_records(path).records).added == 3  # the same text twice: both kept
+    os.utime(path, (time.time() + 3600, time.time() + 3600))  # touched
+    assert memory.remember_many(read_records(path).records).added == 0
+    copy = tmp_path / "elsewhere" / "renamed-copy.jsonl"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())  # copied under another name, with a new mtime
+    assert memory.remember_many(read_records(copy).records).added == 0
+    with open(copy, "a") as f:
+        f.write('{"text": "water the plants"}\n{"text": "buy oat milk"}\n')
+    result = memory.remember_many(read_records(copy).records)
+    assert (result.added, result.skipped) == (2, 3)  # only the appended lines, the third oat milk among them
+    assert [t.text for t in memory.turns()].count("buy oat milk") == 3
+    [conversation] = memory.conversations()  # the appended lines joined the file's conversation
+    assert conversation["turns"] == 5
+
+
+def test_timed_records_keep_the_content_key_stores_already_hold():
+    """Existing stores de-duplicate by these keys: the key of a timed record must never change."""
+    from memory.turn import content_key
+
+    assert content_key("c1", "user", 1_700_000_000.123456, "Héllo ✓") == \
+        "54a65013c1667d7c29e7db80ef91de2d859f4fb9186fbdebba489c46571d1753"  # as memchat has always made it
+
+
+def _chatgpt_export(path, messages: list[tuple[str, str]], conversation_id: str = "conv-long") -> None:
+    mapping, parent = {}, None
+    for n, (role, body) in enumerate(messages):
+        node = f"m{n}"
+        mapping[node] = {"id": node, "parent": parent, "children": [], "message": {
+            "id": node, "author": {"role": role}, "create_time": 1_714_550_400 + n, "content": {"parts": [body]}}}
+        if parent:
+            mapping[parent]["children"] = [node]
+        parent = node
+    path.write_text(json.dumps([{"title": "A pasted log", "id": conversation_id, "current_node": parent, "mapping": mapping}]))
+
+
+# A pasted log: long in characters, mostly indentation, so embedding it stays quick in a test.
+LONG_LOG = "build log start\n" + " " * 150_000 + "\nbuild finished: 3 warnings"
+
+
+def test_a_long_message_is_stored_and_one_too_long_is_left_out_and_named(memory, tmp_path):
+    """#24: one message over 100,000 characters rejected the whole ChatGPT export."""
+    path = tmp_path / "conversations.json"
+    _chatgpt_export(path, [("user", "Why does my build warn?"), ("user", LONG_LOG), ("assistant", "x" * (MAX_TURN_CHARS + 1)),
+                           ("assistant", "Two of the warnings are deprecations.")])
+    parsed = read_records(path)
+    assert [r.text for r in parsed.records] == ["Why does my build warn?", LONG_LOG, "Two of the warnings are deprecations."]
+    [left] = parsed.left_out
+    assert left.where == f"{path}: conversation 0 (conv-long), message m2" and left.characters == MAX_TURN_CHARS + 1
+    assert f"{MAX_TURN_CHARS + 1:,} characters" in str(left)
+    assert memory.remember_many(parsed.records).added == 3
+    assert LONG_LOG in [t.text for t in memory.turns()]
