@@ -144,7 +144,7 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
             got, _ = memory.store.search(qvec, 10)
             truth = np.argpartition(-(exact_matrix @ qvec), 10)[:10] + 1  # vector ids are 1-based row numbers
             overlaps.append(len(set(got.tolist()) & set(truth.tolist())) / 10)
-        index_kind = getattr(memory.store, "index_kind", store)
+        index_kind = memory.store.index_kind
         forget_s = []
         for turn_id in (1, size // 2, size):  # a turn early, in the middle, and the latest
             started = time.perf_counter()
@@ -153,8 +153,7 @@ def measure(store: str, size: int, texts, vectors, queries, embedder, config: Be
         progress(f"resident memory {store} @ {size}", 0, 1)
         # Where the vectors lived: a remote store's row is that service's (or stand-in's) speed, and
         # its disk_bytes are SQLite's alone.
-        location = getattr(memory.store, "location", "data dir")
-        remote = bool(getattr(memory.store, "remote", False))
+        location, remote = memory.store.location, memory.store.remote
         memory.close()
         resident = resident_memory(work, store, options, embedder, queries[:20])
         return {

@@ -5,6 +5,11 @@ refuses the key, StoreGuard answers searches by exact inner product over SQLite'
 full-text side of recall is untouched), says once which store failed and why, leaves the store
 alone for RETRY_AFTER_S before trying it again, and stops stamping the store's IndexState, so the
 next open catches up every write the store missed. Local stores pass straight through.
+
+A forget cannot wait for the next open: a TUI open all day would leave the forgotten vectors on
+the service. So the ids of deletes that failed are kept, and sent before the next guarded call once
+RETRY_AFTER_S has passed, and at close; once they go through, the state the forget asked to stamp
+is stamped, so the next open finds the store current.
 """
 from __future__ import annotations
 
@@ -16,31 +21,31 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from memory import indexing
 from memory.record import embeddings
-from memory.stores import IndexState, StoreUnavailable
+from memory.stores import IndexState, StoreUnavailable, VectorStore
 
 DEADLINE_S = 5.0  # a remote call slower than this counts as a failure (clients retry for a minute)
 RETRY_AFTER_S = 30.0
+EXACT_BATCH = 2_048  # vectors scored at a time by the fallback: ~3 MB at 384 dims, at any size
 
 
 class StoreGuard:
-    def __init__(self, store, engine: Engine, notice: Callable[[str], None]):
+    def __init__(self, store: VectorStore, engine: Engine, notice: Callable[[str], None]):
         self.store = store
         self.engine = engine
         self.notice = notice
-        self.remote = bool(getattr(store, "remote", False))
         self.behind = False  # a write did not reach the store: its state must not be stamped current
         self._down_until = 0.0
         self._reported = False
-        self._exact_lock = threading.Lock()
-        self._exact: tuple[IndexState, np.ndarray, np.ndarray] | None = None
+        self._undeleted: set[int] = set()  # ids forgotten in SQLite whose delete did not reach the store
+        self._unstamped: IndexState | None = None  # the state to stamp once they have
+        self._retry_lock = threading.Lock()  # recalls run on several threads; one sends the retry
         self.fill_recent()
 
     def fill_recent(self) -> None:
         """An eventually consistent store's writes from moments ago, maybe by another process, may
         not be searchable yet: hand it their vectors from SQLite to merge into its answers."""
-        recent = getattr(self.store, "recent", None)
+        recent = self.store.recent
         if recent is None or not recent.waiting:
             return
         with self.engine.connect() as conn:
@@ -56,10 +61,15 @@ class StoreGuard:
 
     # -- guarded calls ---------------------------------------------------------------------------
     def _run(self, fn, *args):
-        if not self.remote:
+        if not self.store.remote:
             return fn(*args)
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("still down")
+        if self._undeleted:
+            self._retry_deletes()
+        return self._call(fn, *args)
+
+    def _call(self, fn, *args):
         outcome: dict = {}
 
         def call() -> None:
@@ -82,6 +92,23 @@ class StoreGuard:
         else:
             return outcome.get("value")
         raise StoreUnavailable("down")
+
+    def _retry_deletes(self) -> None:
+        """Send the deletes that failed (StoreUnavailable while the store is still down), then the
+        stamp the forget could not save."""
+        with self._retry_lock:
+            if not self._undeleted:
+                return  # another thread sent them
+            ids = np.array(sorted(self._undeleted), dtype=np.int64)
+            self._call(self.store.delete, ids)
+            self._undeleted.difference_update(ids.tolist())
+            stamp, self._unstamped = self._unstamped, None
+            if stamp is not None and not self.behind:
+                try:
+                    self._call(self.store.save, stamp)
+                except StoreUnavailable:
+                    self.behind = True
+                    raise
 
     def mark_down(self, exc: StoreUnavailable) -> None:
         """The store failed outside a guarded call (while opening): treat it as down, writes missed."""
@@ -111,7 +138,7 @@ class StoreGuard:
         try:
             self._run(self.store.delete, ids)
         except StoreUnavailable:
-            self.behind = True
+            self._undeleted.update(np.asarray(ids).tolist())  # sent again while this process runs
 
     def save(self, state: IndexState) -> None:
         if self.behind:
@@ -119,32 +146,41 @@ class StoreGuard:
         try:
             self._run(self.store.save, state)
         except StoreUnavailable:
-            self.behind = True
+            if self._undeleted:
+                self._unstamped = state  # stamped once the deletes go through
+            else:
+                self.behind = True
 
     # -- the fallback ------------------------------------------------------------------------------
-    def exact_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by inner product over every vector in SQLite (loaded once per SQL state)."""
+    def exact_search(self, query: np.ndarray, k: int, batch: int = EXACT_BATCH) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product over every vector in SQLite, read `batch` at a time with a running
+        top k, so a million memories never sit in memory at once (they took 1.5 GB)."""
+        query = np.asarray(query, dtype=np.float32)
+        ids, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if k <= 0:
+            return ids, scores
         with self.engine.connect() as conn:
-            truth = indexing.sql_state(conn)
-            with self._exact_lock:
-                if self._exact is None or self._exact[0] != truth:
-                    rows = conn.execute(select(embeddings.c.id, embeddings.c.vector).order_by(embeddings.c.id)).all()
-                    ids = np.array([r[0] for r in rows], dtype=np.int64)
-                    matrix = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-                              if rows else np.zeros((0, 1), np.float32))
-                    self._exact = (truth, ids, matrix)
-                _, ids, matrix = self._exact
-        if not len(ids):
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        scores = matrix @ np.asarray(query, dtype=np.float32)
-        top = np.argsort(-scores)[:k]
-        return ids[top], scores[top]
+            rows = conn.execute(select(embeddings.c.id, embeddings.c.vector))
+            for part in rows.partitions(batch):
+                part_ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
+                vectors = np.frombuffer(b"".join(r[1] for r in part), dtype=np.float32).reshape(len(part), -1)
+                ids, scores = np.concatenate([ids, part_ids]), np.concatenate([scores, vectors @ query])
+                if len(ids) > k:
+                    keep = np.argpartition(-scores, k)[:k]
+                    ids, scores = ids[keep], scores[keep]
+        order = np.argsort(-scores, kind="stable")
+        return ids[order], scores[order]
 
     def close(self) -> None:
-        self._exact = None
+        """Deletes still missing are tried once more, down or not: the next open may be far off."""
+        if self._undeleted:
+            try:
+                self._retry_deletes()
+            except StoreUnavailable:
+                pass  # the next open, finding the stamp old, rebuilds the store without them
 
 
-class Unreachable:
+class Unreachable(VectorStore):
     """Stands in for a hosted store that could not be opened (an outage, not a refused key), so
     the memory opens anyway: every call fails into the guard's fallback, and the next open that
     reaches the service catches it up."""

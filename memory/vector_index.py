@@ -20,11 +20,11 @@ from typing import Callable
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from memory import indexing
+from memory import indexing, store_identity
 from memory.errors import ModelMismatch
 from memory.record import get_meta, set_meta
 from memory.store_guard import StoreGuard, Unreachable
-from memory.stores import IndexState, StoreRefused, StoreUnavailable, open_store
+from memory.stores import STORES, IndexState, StoreRefused, StoreUnavailable, open_store
 
 Progress = Callable[[str, int, int], None]
 SAVE_EVERY = 1000  # unsaved index additions before the index file is rewritten
@@ -63,12 +63,14 @@ class VectorIndex:
             self.guard.mark_down(exc)
 
     def _open(self, name: str, fallback: bool):
+        options = self.options.get(name, {})
+        outside = name in STORES and STORES[name].outside(options)  # an unknown name fails in open_store
         with self.engine.begin() as conn:
             dim = get_meta(conn, "embed_dim")
-            store_id = get_meta(conn, "store_id")
+            store_id = store_identity.store_id(conn, self.data_dir, name, outside, self.notice)
         dim = int(dim) if dim else None
         try:
-            return open_store(name, self.data_dir, dim, store_id, **self.options.get(name, {}))
+            return open_store(name, self.data_dir, dim, store_id, **options)
         except StoreRefused:
             raise  # a wrong key is a setting to fix: say so now
         except StoreUnavailable as exc:
@@ -80,7 +82,7 @@ class VectorIndex:
     def sync(self, progress: Progress = _no_progress, force: bool = False) -> str:
         """Nothing, catch up, or rebuild from SQL (exclusive lock held). Returns which."""
         # What this process's copy holds, where it is its own copy (a server's store holds others' too).
-        have = None if getattr(self.store, "shared", False) else self.reflects
+        have = None if self.store.shared else self.reflects
         outcome = indexing.sync(self.engine, self.store, progress, force, have=have, save=False)
         self.guard.behind = False  # whatever a failed write missed, the store now holds
         with self.engine.connect() as conn:
@@ -91,7 +93,7 @@ class VectorIndex:
 
     def refresh(self) -> None:
         """Take in what other processes wrote or forgot since this one last looked."""
-        if getattr(self.store, "shared", False) or self.reflects is None:
+        if self.store.shared or self.reflects is None:
             return
         with self.engine.connect() as conn:
             generation, max_id = indexing.changed_since(conn)
@@ -104,8 +106,7 @@ class VectorIndex:
             if model and model != self.model_id:
                 raise ModelMismatch(f"another memchat re-embedded this memory with {model}; restart this one "
                                     f"with MEMCHAT_EMBED_MODEL={model}")
-            reload = getattr(self.store, "reload", None)
-            have = reload() if reload else None  # the index that process saved, or a rebuild
+            have = self.store.reload()  # the index that process saved, or None: a rebuild
         indexing.sync(self.engine, self.store, _no_progress, have=have, save=False)
         with self.engine.connect() as conn:
             self.reflects = indexing.sql_state(conn)
@@ -132,7 +133,7 @@ class VectorIndex:
 
     @property
     def _defers_saves(self) -> bool:
-        return getattr(self.store, "rewrites_on_save", False)
+        return self.store.rewrites_on_save
 
     def _save_due(self, settled: bool = False) -> bool:
         """settled: at open, after an import or at close, where the lag left is what the next open
@@ -168,8 +169,8 @@ class VectorIndex:
             self.store = old_store
             new_store.close()
             raise
+        self.guard.close()  # deletes the old store missed go out first
         old_store.close()
-        self.guard.close()
         self.guard = StoreGuard(new_store, self.engine, self.notice)
         self.name = target
         with self.engine.begin() as conn:

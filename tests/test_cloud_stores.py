@@ -5,15 +5,19 @@ real SDKs against the loopback stand-ins."""
 from __future__ import annotations
 
 import json
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from assistant.backends.gemini import GeminiBackend
 from assistant.chat import ChatService
+from memory import store_guard
 from memory.errors import MemoryError_
 from memory.memory import Memory
 from memory.recall import RecallWeights
+from memory.turn import NewTurn
 from tests.pinecone_standin import PineconeStandIn
 from tests.standins import StandIn
 from tests.test_stores import service_options
@@ -162,3 +166,75 @@ def test_the_cli_on_pinecone_notes_an_outage_and_doctor_hides_the_key(data_dir, 
     out = capsys.readouterr().out
     assert "pinecone.api_key = set (hidden)" in " ".join(out.split()) and service.api_key not in out
     assert "MEMCHAT_PINECONE_CONTROL_URL" in out
+
+
+def vector_ids_of(memory: Memory, turn_id: int) -> list[str]:
+    with memory.engine.connect() as conn:
+        return [str(i) for i in conn.exec_driver_sql("SELECT id FROM embeddings WHERE turn_id = ?", (turn_id,)).scalars()]
+
+
+def test_a_forget_during_an_outage_leaves_the_service_when_it_is_back(data_dir, embedder, monkeypatch):
+    """Without reopening: the next recall after the wait sends the delete first, and the stamp
+    saved then leaves the next open nothing to rebuild."""
+    monkeypatch.setattr(store_guard, "RETRY_AFTER_S", 0.5)  # the wait between tries, not the behaviour
+    with PineconeStandIn(lag_s=0) as service:
+        options = options_for("pinecone", service)
+        with Memory(data_dir, embedder, store="pinecone", store_options=options) as memory:
+            namespace = memory.store.namespace
+            sister, *_ = [memory.remember(text) for text in [SISTER, *OTHERS]]
+            forgotten = vector_ids_of(memory, sister.id)
+            service.outage = True
+            memory.forget([sister.id])
+            assert set(forgotten) <= set(service.visible(namespace))  # the delete did not reach it
+            service.outage = False
+            time.sleep(0.6)
+            assert sister.id not in [h.turn.id for h in memory.recall("sister Anna Lisbon", k=4, weights=DENSE)]
+            assert not set(forgotten) & set(service.visible(namespace))  # gone, this process still open
+            assert len(service.visible(namespace)) == 3
+        with Memory(data_dir, embedder, store="pinecone", store_options=options) as memory:
+            assert memory.sync_index() == "current"
+
+
+def test_a_delete_still_missing_is_sent_at_close(data_dir, embedder):
+    with PineconeStandIn(lag_s=0) as service:
+        options = options_for("pinecone", service)
+        memory = Memory(data_dir, embedder, store="pinecone", store_options=options)
+        namespace = memory.store.namespace
+        sister = memory.remember(SISTER)
+        memory.remember(OTHERS[0])
+        forgotten = vector_ids_of(memory, sister.id)
+        service.outage = True
+        memory.forget([sister.id])
+        service.outage = False  # back within the 30 s the guard waits before trying again
+        memory.close()
+        assert not set(forgotten) & set(service.visible(namespace)) and len(service.visible(namespace)) == 1
+        with Memory(data_dir, embedder, store="pinecone", store_options=options) as reopened:
+            assert reopened.sync_index() == "current"
+
+
+def test_the_exact_fallback_reads_the_vectors_in_batches(data_dir, embedder):
+    """Equal to a full exact search at any batch size, and never holding every vector at once."""
+    n, dim = 3_000, 384
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with Memory(data_dir, embedder) as memory:
+        memory.remember_many((NewTurn(text=f"note {i}") for i in range(n)), vectors=vectors)
+        with memory.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT id, vector FROM embeddings").all()
+        ids = np.array([r[0] for r in rows])
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        guard = memory.index.guard
+        for query in (vectors[17], rng.normal(size=dim).astype(np.float32)):
+            scores = matrix @ query
+            for k, batch in ((10, 64), (1, 1000), (50, 4096), (n + 5, 333)):
+                top = np.argsort(-scores)[:k]
+                got_ids, got_scores = guard.exact_search(query, k, batch=batch)
+                assert got_ids.tolist() == ids[top].tolist()
+                assert np.allclose(got_scores, scores[top], atol=1e-6)
+        assert len(guard.exact_search(vectors[0], 0)[0]) == 0
+        tracemalloc.start()
+        guard.exact_search(vectors[17], 10, batch=128)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < matrix.nbytes / 4, peak  # loading them all held the rows and the matrix: 2x

@@ -11,6 +11,7 @@ from memory.errors import MemoryError_
 from memory.memory import Memory
 from memory.recall import RecallFilter, RecallWeights
 from memory.stores import STORES
+from memory.turn import NewTurn
 from tests.pinecone_standin import PineconeStandIn
 from tests.weaviate_standin import WeaviateStandIn
 
@@ -208,9 +209,9 @@ def test_pgvector_vacuums_after_a_forget_not_on_every_save(data_dir, embedder):
         event.listen(memory.store.engine, "before_cursor_execute",
                      lambda conn, cursor, statement, *rest: vacuums.append(statement)
                      if statement.startswith("VACUUM") else None)
-        ids = [memory.remember(text, conversation_id=cid).id for text, cid in FACTS]
-        memory.save_index()
-        assert vacuums == []
+        ids = [memory.remember(text, conversation_id=cid).id for text, cid in FACTS[:4]]
+        memory.remember_many([NewTurn(text=FACTS[4][0], conversation_id=FACTS[4][1])])  # its end saves the index
+        assert memory.store.state().count == 5 and vacuums == []
         memory.forget(ids[:1])
         assert len(vacuums) == 1
 

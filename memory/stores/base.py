@@ -6,8 +6,8 @@ current, can catch up by adding rows with larger ids, or must be rebuilt from SQ
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
@@ -45,30 +45,63 @@ def batches(ids: np.ndarray, vectors: np.ndarray, size: int):
         yield np.asarray(ids[start:start + size]), vectors[start:start + size]
 
 
-class VectorStore(Protocol):
+class VectorStore(ABC):
+    """The base every store subclasses: the methods each implements, and the capabilities the
+    memory reads (memory/vector_index.py, memory/store_guard.py, stats and the bench), with the
+    defaults of a store in the data dir that one process holds."""
+
     name: str
     dim: int | None  # None until the first vector arrives
+    index_kind: str  # what `memchat memory stats` and the bench call its index ("flat", "hnsw", ...)
     # True when other processes' writes land in the same store (a server); False when this process
     # holds its own copy (FAISS) or the only handle (an embedded store) and must catch up from SQL.
-    shared: bool
+    shared: bool = False
+    # Behind a network: calls go through memory/store_guard.py, which falls back to exact search.
+    remote: bool = False
+    # A save writes the whole index (FAISS): memory/vector_index.py lets it lag SQLite a little.
+    rewrites_on_save: bool = False
+    # A remote.RecentWrites (Pinecone): writes acknowledged but maybe not searchable yet, merged
+    # into its answers; the guard hands it their vectors from SQLite.
+    recent = None
+    location: str = "data dir"  # where the vectors live, for the bench's table
 
+    @abstractmethod
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add unit vectors (float32, n x dim) under int64 ids."""
 
+    @abstractmethod
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (ids, inner-product scores) for one query vector, best first; ids -1 are padding."""
 
-    def delete(self, ids: np.ndarray) -> None: ...
+    @abstractmethod
+    def delete(self, ids: np.ndarray) -> None:
+        """Remove these ids (ids it does not hold are ignored)."""
 
-    def count(self) -> int: ...
+    @abstractmethod
+    def count(self) -> int:
+        """How many vectors it holds."""
 
-    def reset(self, dim: int) -> None:
+    @abstractmethod
+    def reset(self, dim: int | None) -> None:
         """Drop everything (before a rebuild)."""
 
+    @abstractmethod
     def state(self) -> IndexState | None:
         """The state last saved, or None when the index is missing or unreadable."""
 
+    @abstractmethod
     def save(self, state: IndexState) -> None:
         """Make the current contents durable, stamped with `state`."""
 
-    def close(self) -> None: ...
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of files, connections and servers."""
+
+    def reload(self) -> IndexState | None:
+        """After another process's forget: take in what it saved and return that state (None: rebuild).
+        A store this process holds the only handle to has nothing to re-read."""
+        return self.state()
+
+    def disk_bytes(self) -> int | None:
+        """Bytes on this machine's disk, or None where the disk is not ours to measure (a server)."""
+        return None

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from memory.runtime.private_files import make_private
-from memory.stores.base import IndexState
+from memory.stores.base import IndexState, VectorStore
 
 MAGIC = b"MEMCHATIDX1"
 FILE_NAME = "index.faiss"
@@ -31,7 +31,7 @@ EXACT_LIMIT = 20_000
 SEARCH_THREADS = 1
 
 
-class FaissStore:
+class FaissStore(VectorStore):
     name = "faiss"
     shared = False  # each process holds its own copy of the index, loaded from the file
     rewrites_on_save = True  # a save writes the whole file: memory/vector_index.py defers it

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from memory.errors import MemoryError_
-from memory.stores.base import IndexState, StoreBusy, batches
+from memory.stores.base import IndexState, StoreBusy, VectorStore, batches
 
 BATCH = 5_000
 _OPENED_HERE: set[str] = set()  # Milvus Lite folders this process has opened
 
 
-class MilvusStore:
+class MilvusStore(VectorStore):
     name = "milvus"
     index_kind = "autoindex"  # Milvus Lite serves it as exact (FLAT) search; a cluster builds an ANN index
 

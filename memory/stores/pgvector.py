@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from memory.errors import MemoryError_
-from memory.stores.base import IndexState
+from memory.stores.base import IndexState, VectorStore
 
 DEFAULT_EF_SEARCH = 200  # hnsw.ef_search: at 100 recall@10 was 0.94 at 100k memories (docs/benchmarks.md)
 
 
-class PgvectorStore:
+class PgvectorStore(VectorStore):
     name = "pgvector"
     index_kind = "hnsw"
     shared = True  # a server, embedded or not: every process's writes land in the same table

@@ -28,7 +28,7 @@ import numpy as np
 from memory.errors import MemoryError_
 from memory.runtime.private_files import make_private
 from memory.stores import remote
-from memory.stores.base import IndexState, batches
+from memory.stores.base import IndexState, VectorStore, batches
 
 MAX_UPSERT_VECTORS = 1_000
 MAX_UPSERT_BYTES = 2_000_000
@@ -39,7 +39,7 @@ TIMEOUT_S = 10.0
 STATE_FILE = "pinecone-state.json"
 
 
-class PineconeStore:
+class PineconeStore(VectorStore):
     name = "pinecone"
     index_kind = "serverless"
     remote = True  # failures fall back to exact search over SQLite (memory/store_guard.py)

@@ -15,13 +15,13 @@ import numpy as np
 
 from memory.errors import MemoryError_
 from memory.stores import remote
-from memory.stores.base import IndexState, StoreBusy, batches
+from memory.stores.base import IndexState, StoreBusy, VectorStore, batches
 
 BATCH = 1_000  # points per upsert: well under a server's 32 MB request limit at 384 dims
 TIMEOUT_S = 10
 
 
-class QdrantStore:
+class QdrantStore(VectorStore):
     name = "qdrant"
 
     def __init__(self, data_dir: Path, dim: int | None, store_id: str, url: str | None = None,

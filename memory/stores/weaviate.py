@@ -22,7 +22,7 @@ import numpy as np
 
 from memory.errors import MemoryError_
 from memory.stores import remote
-from memory.stores.base import IndexState, batches
+from memory.stores.base import IndexState, VectorStore, batches
 
 BATCH = 1_000  # objects per gRPC batch: ~1.6 MB at 384 dims, under the server's 10 MB message limit
 MAX_DELETE = 10_000  # objects one delete_many may match (the server's QUERY_MAXIMUM_RESULTS default)
@@ -31,7 +31,7 @@ STATE_UUID = uuid.UUID(int=0)
 CLOUD_DOMAINS = (".weaviate.cloud", ".weaviate.network", ".semi.technology")
 
 
-class WeaviateStore:
+class WeaviateStore(VectorStore):
     name = "weaviate"
     index_kind = "hnsw"
     remote = True  # failures fall back to exact search over SQLite (memory/store_guard.py)
