@@ -1,7 +1,7 @@
 """The `memchat` command: a thin shell over Memory and the chat service.
 
 Expected failures print one line to stderr (`memchat: error: ...`) and exit non-zero (2 for bad
-input); they never print a traceback.
+input, a mistyped command or a number out of range included); they never print a traceback.
 """
 from __future__ import annotations
 
@@ -10,13 +10,57 @@ import os
 import sys
 from pathlib import Path
 
-from assistant.config import MEMORY_MODES, load_settings
+from assistant.config import CONFIG_DIR_ENV, MEMORY_MODES, RANGES, load_settings, range_error
+
+LARGEST_ID = 2**63 - 1  # SQLite's largest integer
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line, like every other memchat error, pointing at --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"memchat: error: {message} (see `{self.prog} --help`)\n")
+
+
+def number(low: int | float, high: int | float, kind: type = int):
+    """An argparse type: a `kind` within low..high, else an error naming the range."""
+    def parse(raw: str):
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not {'a whole' if kind is int else 'a'} number") from None
+        problem = range_error(value, low, high)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    return parse
+
+
+def setting(name: str):
+    """The type for a flag that sets a setting: the range config.RANGES gives it."""
+    low, high = RANGES[name]
+    return number(low, high, type(low))
+
+
+def numbers(low: int, high: int):
+    """A comma-separated list of whole numbers, each within low..high."""
+    one = number(low, high)
+
+    def parse(raw: str) -> list[int]:
+        values = [one(part) for part in raw.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError("give at least one number")
+        return values
+    return parse
 
 
 def _common() -> argparse.ArgumentParser:
     from memory.stores import STORES
 
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, metavar="PATH",
+                        help="read settings from this .env file (default: the .env in memchat's config dir, "
+                             "e.g. ~/.config/memchat/.env; never one in the current directory)")
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="where memories live (default: $MEMCHAT_DATA_DIR or the platform's user data dir)")
     common.add_argument("--profile", default=argparse.SUPPRESS, metavar="NAME",
@@ -33,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     from memory.stores import STORES
 
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="memchat", parents=[common],
         description="A terminal assistant that remembers: every turn is embedded, stored and recalled.",
         epilog="Run `memchat COMMAND --help` for a command's options.",
@@ -53,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = mem.add_parser("search", parents=[common], help="hybrid search (meaning + words) over all memories")
     p.add_argument("query")
-    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("-k", type=number(1, 1000), default=10, help="number of hits (default 10)")
     p.add_argument("--conversation", help="only this conversation")
     p.add_argument("--role", choices=["user", "assistant", "system"], help="only this role")
     p.add_argument("--since", help="only turns at or after this ISO 8601 time")
@@ -63,16 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = mem.add_parser("list", parents=[common], help="list conversations, or the turns of one, or the profiles")
     p.add_argument("--conversation", help="list this conversation's turns")
     p.add_argument("--profiles", action="store_true", help="list this data dir's profiles with their counts")
-    p.add_argument("-n", "--limit", type=int, default=50)
+    p.add_argument("-n", "--limit", type=number(1, 1_000_000), default=50)
     p.add_argument("--json", action="store_true")
 
     p = mem.add_parser("show", parents=[common], help="show turns by id")
-    p.add_argument("ids", nargs="+", type=int)
+    p.add_argument("ids", nargs="+", type=number(1, LARGEST_ID))
     p.add_argument("--json", action="store_true")
 
     p = mem.add_parser("forget", parents=[common],
                        help="erase turns from the store, the index and the files' bytes")
-    p.add_argument("ids", nargs="*", type=int, help="turn ids to forget")
+    p.add_argument("ids", nargs="*", type=number(1, LARGEST_ID), help="turn ids to forget")
     p.add_argument("--conversation", help="forget a whole conversation")
     p.add_argument("--all", action="store_true", help="forget everything")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -106,18 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Generate a corpus, embed it once (cached), and measure each store at each size.")
     p.add_argument("--stores", default="faiss", help=f"comma-separated stores, of {','.join(STORES)} (default: faiss); a hosted "
                         "store joins only when its service is configured")
-    p.add_argument("--sizes", default="1000,10000", help="comma-separated memory counts (default: 1000,10000)")
-    p.add_argument("--queries", type=int, default=200, help="queries per measurement (default 200)")
-    p.add_argument("--ingest-sample", type=int, default=2000,
+    p.add_argument("--sizes", type=numbers(1, 10_000_000), default="1000,10000",
+                   help="comma-separated memory counts (default: 1000,10000)")
+    p.add_argument("--queries", type=number(1, 100_000), default=200, help="queries per measurement (default 200)")
+    p.add_argument("--ingest-sample", type=number(1, 1_000_000), default=2000,
                    help="turns pushed through the full import path to measure ingest_per_s (default 2000)")
     p.add_argument("--index", default="auto", choices=["auto", "flat", "ivf"], help="FAISS index kind (default auto)")
-    p.add_argument("--embed-limit", type=int, default=100_000, metavar="N",
+    p.add_argument("--embed-limit", type=number(1, 10_000_000), default=100_000, metavar="N",
                    help="embed at most N corpus texts (cached); rows past N get synthetic vectors clustered "
                         "around embedded ones, and the report says so (default 100000)")
     p.add_argument("--chat", action="store_true",
                    help="instead: one chat turn's overhead (store, recall, prompt, store) at the largest size, "
                         "and the local model's load time, first-token time and tokens/s")
-    p.add_argument("--soak", type=int, metavar="TURNS",
+    p.add_argument("--soak", type=number(1, 10_000_000), metavar="TURNS",
                    help="instead: push TURNS turns through the chat loop (a loopback model), forgetting and "
                         "importing as it goes, and sample resident memory and recall latency (soak.json, soak.png)")
     _add_embed_provider(p)
@@ -132,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("benchmark", choices=["locomo", "answers"])
     p.add_argument("file", type=Path, help="a LoCoMo JSON file (e.g. ../shared/data/locomo/locomo-dev.json), "
                                            "or a JSONL file of answer cases (e.g. data/answer-cases.jsonl)")
-    p.add_argument("-k", type=int, help="locomo: hits per question (default 10); answers: memories recalled per "
-                                        "reply (default: the chat setting, 3)")
-    p.add_argument("--max-questions", type=int, help="stop after this many questions or cases")
+    p.add_argument("-k", type=number(1, 1000),
+                   help="locomo: hits per question (default 10); answers: memories recalled per "
+                   "reply (default: the chat setting, 3)")
+    p.add_argument("--max-questions", type=number(1, 1_000_000), help="stop after this many questions or cases")
     _add_embed_provider(p)
     p.add_argument("--signals", choices=["hybrid", "fusion", "dense", "lexical"], default="hybrid",
                    help="locomo: hybrid (default: dense + lexical fused, plus neighbouring turns), fusion (without "
@@ -142,9 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", action="store_true",
                    help="locomo: answer the questions instead (no memory / memchat's recall / the annotated "
                         "evidence), scored with LoCoMo's token F1; 60 questions unless --max-questions")
-    p.add_argument("--backend", choices=BACKENDS, help="answers: the model backend (default: local, or $MEMCHAT_BACKEND)")
+    p.add_argument("--backend", choices=list(BACKENDS), help="answers: the model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="answers: model for the backend")
-    p.add_argument("--max-new-tokens", type=int, help="answers: reply length cap (default 48)")
+    p.add_argument("--max-new-tokens", type=setting("max_new_tokens"),
+                   help="answers: reply length cap (default 48)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (answers: with every reply)")
 
     # -- ask / chat / doctor ------------------------------------------------------------------
@@ -184,19 +231,20 @@ def _add_embed_provider(p: argparse.ArgumentParser) -> None:
 def _add_chat_options(p: argparse.ArgumentParser) -> None:
     from assistant.backends import BACKENDS
 
-    p.add_argument("--backend", choices=BACKENDS, help="model backend (default: local, or $MEMCHAT_BACKEND)")
+    p.add_argument("--backend", choices=list(BACKENDS), help="model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="model for the backend (default: the backend's default)")
     p.add_argument("--memory", dest="memory_mode", choices=MEMORY_MODES,
                    help="persistent: every turn is stored and recalled (default, or $MEMCHAT_MEMORY); session: "
                         "incognito, the conversation is recalled from but nothing of it is written to disk; "
                         "off: each message answered alone, nothing recalled or stored")
-    p.add_argument("-k", type=int, dest="k", help="memories recalled per reply (default 3)")
-    p.add_argument("--token-budget", type=int, help="prompt token budget (default 2048)")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("-k", type=setting("k"), dest="k",
+                   help="memories recalled per reply (default 3; 0 recalls nothing)")
+    p.add_argument("--token-budget", type=setting("token_budget"), help="prompt token budget (default 2048)")
+    p.add_argument("--temperature", type=setting("temperature"))
+    p.add_argument("--top-p", type=setting("top_p"))
+    p.add_argument("--top-k", type=setting("top_k"))
+    p.add_argument("--max-new-tokens", type=setting("max_new_tokens"))
+    p.add_argument("--seed", type=setting("seed"))
     p.add_argument("--greedy", action="store_true", default=None, help="always pick the most likely token")
 
 
@@ -211,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {name: getattr(args, name, None) for name in ("data_dir", "profile", "store", "embed_provider", *CHAT_FLAGS)}
         if args.command == "eval":
             overrides["k"] = None  # eval's -k means hits per question for locomo; run_eval reads it
-        settings = load_settings(overrides)
+        settings = load_settings(overrides, getattr(args, "env_file", CONFIG_DIR_ENV))
         if args.command == "memory":
             from assistant.memory_commands import run_memory_command
 

@@ -2,6 +2,10 @@
 
 One place, typed. Every variable is listed in `.env.example`. Each value remembers where it came
 from so `memchat doctor` can say so. Keys are held here and nowhere else, and never printed.
+
+The `.env` is memchat's own, in its config dir (~/.config/memchat/.env on Linux), or the file that
+`--env-file` names; never one in the current directory, which a cloned repository could fill with
+a server of its choosing for every prompt, or another data dir.
 """
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ from pathlib import Path
 from assistant.backends.base import GenerationOptions  # a plain dataclass: no heavy imports
 
 SECRET_FIELDS = ("gemini_api_key", "hf_token", "openai_api_key")
+NOT_SETTINGS = ("sources", "store_settings", "env_file")  # Settings fields that no variable sets
 MEMORY_MODES = ("persistent", "session", "off")  # what the chat loop keeps: everything, nothing on disk, nothing
+
+
+def default_env_file() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("memchat", appauthor=False)) / ".env"
 
 
 def default_data_dir() -> Path:
@@ -58,6 +69,11 @@ class Settings:
     # store registry (memory/stores) names; keys among them are never printed.
     store_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    env_file: Path | None = field(default=None, compare=False)  # the .env that was read, if any
+
+    def __repr__(self) -> str:  # the dataclass's own would print the keys (and tracebacks print reprs)
+        shown = {**self.redacted(), "env_file": str(self.env_file) if self.env_file else None}
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @property
     def memory_dir(self) -> Path:
@@ -90,18 +106,20 @@ class Settings:
         from memory.stores import STORES
 
         for f in fields(self):
-            if f.name in ("sources", "store_settings"):
+            if f.name in NOT_SETTINGS:
                 continue
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS:
                 value = "set (hidden)" if value else "not set"
+            elif isinstance(value, str) and "://" in value:
+                value = hide_password(value)
             out[f.name] = str(value) if isinstance(value, Path) else value
         for store, options in self.store_settings.items():
             for option, value in options.items():
                 if option in STORES[store].secrets:
                     value = "set (hidden)"
                 elif "://" in value:
-                    value = _hide_password(value)
+                    value = hide_password(value)
                 out[f"{store}.{option}"] = value
         return out
 
@@ -145,10 +163,43 @@ class ConfigError(Exception):
     exit_code = 2
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
     import re
 
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+# The range each numeric setting may take, from a flag, the environment or .env; the CLI's own
+# counts (search -k, list -n, bench sizes…) give theirs where cli.py declares them.
+RANGES: dict[str, tuple[int | float, int | float]] = {
+    "k": (0, 1000),  # 0: recall nothing
+    "token_budget": (64, 1_000_000),  # the largest context windows (Gemini) are a million tokens
+    "max_new_tokens": (1, 65_536),
+    "top_k": (1, 1000),
+    "seed": (0, 2**31 - 1),  # what every engine and API accepts
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "recency_weight": (0.0, 10.0),
+    "timeout_s": (1.0, 3600.0),
+}
+
+
+def range_error(value: int | float, low: int | float, high: int | float) -> str | None:
+    """Why `value` is outside low..high (NaN included), or None when it is inside."""
+    if low <= value <= high:
+        return None
+    return f"must be at least {low:,} and at most {high:,}, not {value}"
+
+
+def _check_ranges(settings: Settings) -> None:
+    for name, (low, high) in RANGES.items():
+        value = getattr(settings, name)
+        problem = range_error(value, low, high) if value is not None else None
+        if problem:
+            origin, _, var = settings.sources[name].partition(" (")  # "environment (MEMCHAT_K)", "command line"
+            label = {"environment": f"{var[:-1]} in the environment",
+                     ".env": f"{var[:-1]} in {settings.env_file}"}.get(origin, name)
+            raise ConfigError(f"{label} {problem}")
 
 
 def store_options(settings: "Settings") -> dict:
@@ -181,14 +232,23 @@ def _convert(name: str, raw: str):
         raise ConfigError(f"{ENV_NAMES[name][0]}={raw!r} is not a valid {name}") from None
 
 
-def load_settings(overrides: dict | None = None, env_file: Path | None = Path(".env")) -> Settings:
-    """Build Settings; `overrides` are command-line values (None means 'not given')."""
+CONFIG_DIR_ENV = object()  # load_settings' default .env: memchat's own, read if it exists
+
+
+def load_settings(overrides: dict | None = None, env_file: Path | None | object = CONFIG_DIR_ENV) -> Settings:
+    """Build Settings; `overrides` are command-line values (None means 'not given'). `env_file`: by
+    default the config dir's .env if there is one; a path the person named (it must exist); None: no .env."""
     from dotenv import dotenv_values
 
-    dotenv = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
-    settings = Settings()
+    if env_file is CONFIG_DIR_ENV:
+        env_file = default_env_file()
+        env_file = env_file if env_file.is_file() else None
+    elif env_file is not None and not Path(env_file).is_file():
+        raise ConfigError(f"--env-file {env_file}: no such file (leave the option out to read {default_env_file()})")
+    dotenv = dotenv_values(env_file) if env_file is not None else {}
+    settings = Settings(env_file=Path(env_file) if env_file is not None else None)
     for f in fields(Settings):
-        if f.name in ("sources", "store_settings"):
+        if f.name in NOT_SETTINGS:
             continue
         settings.sources[f.name] = "default"
         for var in ENV_NAMES.get(f.name, ()):
@@ -218,6 +278,7 @@ def load_settings(overrides: dict | None = None, env_file: Path | None = Path(".
         settings.sources["embed_model"] = f"default for {settings.embed_provider}"
     if settings.memory_mode not in MEMORY_MODES:
         raise ConfigError(f"memory mode {settings.memory_mode!r}: use one of {', '.join(MEMORY_MODES)}")
+    _check_ranges(settings)
     return settings
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from assistant.backends import BACKENDS, BackendError, create_backend
-from assistant.config import Settings
+from assistant.config import Settings, default_env_file, hide_password
 from memory.errors import MemoryError_
 
 
@@ -13,6 +13,7 @@ def backend_readiness(settings: Settings) -> dict[str, str]:
         try:
             backend = create_backend(settings, name, model=settings.model if name == settings.backend else None)
             where = getattr(backend, "source", None) or getattr(backend, "_base_url", None) or "provider default endpoint"
+            where = hide_password(str(where))  # a base URL may carry a password
             how = f"; {backend.describe()}" if hasattr(backend, "describe") else ""
             status[name] = f"ready ({backend.model}; {where}{how})"
         except BackendError as exc:
@@ -35,8 +36,16 @@ def store_readiness(settings: Settings) -> dict[str, str]:
     return lines
 
 
+def _env_file_line(settings: Settings) -> str:
+    if settings.env_file is None:
+        return f"no .env read (memchat looks for {default_env_file()}; --env-file PATH reads another)"
+    how = "" if settings.env_file == default_env_file() else " (--env-file)"
+    return f".env read: {settings.env_file}{how}"
+
+
 def run_doctor(settings: Settings) -> int:
     print("memchat configuration (flags > environment > .env > defaults)")
+    print(f"  {_env_file_line(settings)}")
     for name, value in settings.redacted().items():
         print(f"  {name:>15} = {value!s:<40} [{settings.sources.get(name, 'default')}]")
     print(f"\ndata dir: {settings.data_dir}  (profile {settings.profile}: {settings.memory_dir})")

@@ -17,7 +17,7 @@ def run_bench(args, settings: Settings) -> int:
     if args.chat:
         from assistant.chat_bench import run_chat_bench
 
-        size = max(int(s) for s in args.sizes.split(",") if s.strip())
+        size = max(args.sizes)
         with ProgressBar(enabled=not args.json) as bar:
             result = run_chat_bench(size, args.queries, settings.data_dir / "bench-cache", settings.models_dir,
                                     settings.embedder(), bar)
@@ -32,13 +32,10 @@ def run_bench(args, settings: Settings) -> int:
                     print(f"{key:>16}: {value}")
         return 0
     from memory.bench import BenchConfig, run
-    from memory.errors import BadInput
 
-    if args.embed_limit < 1:
-        raise BadInput("--embed-limit must be at least 1 (synthetic vectors are placed around embedded ones)")
     config = BenchConfig(
         stores=_bench_stores(args.stores, store_options(settings)),
-        sizes=[int(s) for s in args.sizes.split(",") if s.strip()],
+        sizes=args.sizes,
         queries=args.queries, ingest_sample=args.ingest_sample, index_kind=args.index, embed_limit=args.embed_limit,
         cache_dir=settings.data_dir / "bench-cache",
         store_options=store_options(settings),

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach the Hub
+# memchat reads the .env in its config dir: the tests, and the commands they start, read no one's own
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="memchat-tests-config-")
 
 from memory.embedding import Embedder  # noqa: E402
 from memory.memory import Memory  # noqa: E402
