@@ -243,10 +243,12 @@ def load_settings(overrides: dict | None = None, env_file: Path | None | object 
     if env_file is CONFIG_DIR_ENV:
         env_file = default_env_file()
         env_file = env_file if env_file.is_file() else None
-    elif env_file is not None and not Path(env_file).is_file():
-        raise ConfigError(f"--env-file {env_file}: no such file (leave the option out to read {default_env_file()})")
+    elif env_file is not None:
+        env_file = Path(env_file).expanduser().absolute()  # doctor names the file wherever it runs
+        if not env_file.is_file():
+            raise ConfigError(f"--env-file {env_file}: no such file (leave the option out to read {default_env_file()})")
     dotenv = dotenv_values(env_file) if env_file is not None else {}
-    settings = Settings(env_file=Path(env_file) if env_file is not None else None)
+    settings = Settings(env_file=env_file)
     for f in fields(Settings):
         if f.name in NOT_SETTINGS:
             continue

@@ -1,6 +1,8 @@
 """`memchat doctor`: what memchat will use, where each value came from, and what is ready."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from assistant.backends import BACKENDS, BackendError, create_backend
 from assistant.config import Settings, default_env_file, hide_password
 from memory.errors import MemoryError_
@@ -38,9 +40,14 @@ def store_readiness(settings: Settings) -> dict[str, str]:
 
 def _env_file_line(settings: Settings) -> str:
     if settings.env_file is None:
-        return f"no .env read (memchat looks for {default_env_file()}; --env-file PATH reads another)"
-    how = "" if settings.env_file == default_env_file() else " (--env-file)"
-    return f".env read: {settings.env_file}{how}"
+        line = f"no .env read (memchat looks for {default_env_file()}; --env-file PATH reads another)"
+    else:
+        how = "" if settings.env_file == default_env_file() else " (--env-file)"
+        line = f".env read: {settings.env_file}{how}"
+    here = Path(".env")
+    if here.is_file() and (settings.env_file is None or not here.samefile(settings.env_file)):
+        line += "\n  ./.env is not read (a directory's .env could redirect memchat); --env-file .env reads it"
+    return line
 
 
 def run_doctor(settings: Settings) -> int:

@@ -55,6 +55,7 @@ def test_a_dotenv_in_the_current_directory_is_ignored(home, capsys, embedder):
     assert str(hostile) not in out and "attacker.example" not in out
     assert f"data dir: {home / 'share' / 'memchat'}" in out
     assert f"no .env read (memchat looks for {home / 'config' / 'memchat' / '.env'}" in out
+    assert "./.env is not read" in out and "--env-file .env reads it" in out
     assert not hostile.exists()
 
 
