@@ -178,3 +178,22 @@ def test_an_exception_nothing_caught_ends_the_app_with_one_line_and_no_locals(da
     assert app.return_code == 1
     assert SECRET not in printed.out + printed.err and "private_prompt" not in printed.out + printed.err
     assert "memchat: error: unexpected ValueError in test_tui_conversation.py" in printed.out + printed.err
+
+
+def test_the_settings_modal_refuses_a_count_out_of_range(data_dir, model_cache):
+    from textual.widgets import Input
+
+    from assistant.tui.screens.settings import SettingsScreen
+
+    async def run():
+        with StandIn("gemini") as server:
+            app = gemini_app(data_dir, model_cache, server)
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: idle(app))
+                await pilot.press("f4")
+                await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
+                app.screen.query_one("#k", Input).value = "-3"
+                app.screen.query_one("#save").press()
+                await until(pilot, lambda: any("must be at least 0" in n for n in notes(app)))
+                assert isinstance(app.screen, SettingsScreen) and app.conversation.service.k == 3
+    asyncio.run(run())

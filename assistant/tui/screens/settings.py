@@ -8,6 +8,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Switch
 
 from assistant.backends import BACKENDS
+from assistant.config import RANGES, range_error
 from memory.stores import STORES
 
 NUMBER_FIELDS = {  # setting: (label, type)
@@ -71,6 +72,9 @@ class SettingsScreen(ModalScreen[dict | None]):
                 values[name] = kind(raw)
             except ValueError:
                 self.notify(f"{label}: {raw!r} is not a number", severity="error")
+                return
+            if name in RANGES and (problem := range_error(values[name], *RANGES[name])):
+                self.notify(f"{label} {problem}", severity="error")  # the same bounds as flags and MEMCHAT_*
                 return
         self.dismiss(values)
 
