@@ -2,8 +2,10 @@
 
 For each conversation: a fresh temporary store, every turn imported (speaker in the text, image
 captions appended, the session's date as its timestamp), then each question with evidence is
-asked through Memory.recall — the same call the chat loop makes. Recall@k of a question is the
-share of its evidence dia_ids among the top k hits; the overall figure is the mean over questions.
+asked through Memory.recall — the same call the chat loop makes, with the time window the question
+names, read as if asked just after the last session (LoCoMo's dates are years old: read against
+today, "last year" would name a year no session is in). Recall@k of a question is the share of its
+evidence dia_ids among the top k hits; the overall figure is the mean over questions.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from memory.errors import BadInput
 from memory.io import locomo_turns
 from memory.memory import Memory
 from memory.recall import RecallWeights
+from memory.timewindow import parse_window
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 
@@ -72,14 +76,18 @@ def evaluate(samples: list[dict], embedder, k: int = 10, store: str = "faiss",
         work = Path(tempfile.mkdtemp(prefix="memchat-eval-"))
         try:
             with Memory(work, embedder, store=store) as memory:
-                memory.remember_many(locomo_turns(sample), progress=progress or (lambda *a: None))
+                records = locomo_turns(sample)
+                memory.remember_many(records, progress=progress or (lambda *a: None))
+                asked_at = max((r.created_at for r in records), default=time.time())
                 for qa in sample.get("qa", []):
                     if not qa.get("evidence"):
                         continue
                     if max_questions and len(result.per_question) >= max_questions:
                         break
                     started = time.perf_counter()
-                    hits = memory.recall(str(qa["question"]), k=k, weights=weights)
+                    question = str(qa["question"])
+                    window = parse_window(question, asked_at, timezone.utc)  # LoCoMo's dates carry no zone
+                    hits = memory.recall(question, k=k, weights=weights, window=window)
                     result.latencies_ms.append((time.perf_counter() - started) * 1000)
                     retrieved = [h.turn.meta.get("dia_id") for h in hits]
                     result.per_question.append((int(qa.get("category", 0)), evidence_recall(qa["evidence"], retrieved)))

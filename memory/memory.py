@@ -31,6 +31,7 @@ from memory.record import conversations, embeddings, get_meta, open_record, scru
 from memory.runtime.heap import release_freed_memory
 from memory.runtime.private_files import ensure_private_dir
 from memory.stores import StoreUnavailable
+from memory.timewindow import TimeWindow
 from memory.turn import Hit, NewTurn, Turn
 from memory.vector_index import VectorIndex
 from memory.writing import commit_batch, embed_batch
@@ -204,12 +205,13 @@ class Memory:
 
     # -- reading -------------------------------------------------------------------------------
     def recall(self, query: str, k: int = 10, flt: R.RecallFilter | None = None,
-               weights: R.RecallWeights | None = None) -> list[Hit]:
+               weights: R.RecallWeights | None = None, window: TimeWindow | None = None) -> list[Hit]:
+        """The k best turns for `query`; with `window` (the time it names), the relevant ones inside first."""
         R.check_k(k)
         with self._lock.shared(), self.engine.connect() as conn:
             self.index.refresh()
             ranked = R.hybrid_recall(conn, self.index.guard, self.provider.query_encoder(self.embedder), query, k,
-                                     flt or R.RecallFilter(), weights or R.RecallWeights())
+                                     flt or R.RecallFilter(), weights or R.RecallWeights(), window)
             by_id = {t.id: t for t in self._fetch(conn, [r.turn_id for r in ranked])}
         return [Hit(by_id[r.turn_id], r.score, r.signals, r.similarity) for r in ranked if r.turn_id in by_id]
 

@@ -8,7 +8,7 @@ the context signal adds the neighbouring turns of the strongest hits. `hybrid_re
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from memory.errors import BadInput
 from memory.fulltext import NEIGHBOUR_WEIGHT
 from memory.record import FTS_TOKENIZER
+from memory.timewindow import TimeWindow, strip_phrase
 
 # A smaller constant than the customary 60 lets a signal's top ranks count for more; with MiniLM,
 # lexical evidence is the stronger signal on conversational recall, so dense weighs half.
@@ -287,22 +288,32 @@ class Ranked:
     similarity: float | None
 
 
-def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndarray | None], query: str, k: int,
-                  flt: RecallFilter, weights: RecallWeights) -> list[Ranked]:
-    """The best k turns for `query`: each signal's candidates, fused; then the strongest hits'
-    neighbours as one more signal, fused again."""
-    n = max(CANDIDATES, k)
+def _candidates(conn: Connection, store, vector: np.ndarray | None, query: str, n: int, flt: RecallFilter,
+                weights: RecallWeights) -> tuple[dict[str, list[int]], dict[int, float]]:
+    """Each retriever's candidates, best first, and the dense cosines."""
     rankings: dict[str, list[int]] = {}
     similarity: dict[int, float] = {}
-    # store.dim is None until anything is embedded; count() would be a query per recall in a server store.
-    # encode_query answers None while an embedding provider is down: recall goes on with full text.
-    vector = encode_query(query) if weights.dense and store.dim is not None else None
     if vector is not None:
         dense = dense_candidates(conn, store, vector, n, flt)
         rankings["dense"] = [turn_id for turn_id, _ in dense]
         similarity = dict(dense)
     if weights.lexical:
         rankings["lexical"] = lexical_candidates(conn, query, n, flt)
+    return rankings, similarity
+
+
+def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndarray | None], query: str, k: int,
+                  flt: RecallFilter, weights: RecallWeights, window: TimeWindow | None = None) -> list[Ranked]:
+    """The best k turns for `query`: each signal's candidates, fused; then the strongest hits'
+    neighbours as one more signal, fused again. With a `window` (the time the query names), the
+    relevant turns inside it come first (`prefer_window`), and its words are not searched for."""
+    n = max(CANDIDATES, k)
+    if window is not None:
+        query = strip_phrase(query, window) or query  # "yesterday" alone: nothing else to search
+    # store.dim is None until anything is embedded; count() would be a query per recall in a server store.
+    # encode_query answers None while an embedding provider is down: recall goes on with full text.
+    vector = encode_query(query) if weights.dense and store.dim is not None else None
+    rankings, similarity = _candidates(conn, store, vector, query, n, flt, weights)
     if weights.recency:
         pool = set().union(*rankings.values()) if rankings else set()
         rankings["recency"] = recency_ranking(conn, pool) if pool else []
@@ -314,4 +325,49 @@ def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndar
         # that match it ("Where did you go?" / "Lisbon!").
         rankings["context"] = context_ranking(conn, [i for i, _, _ in fused[:CONTEXT_SOURCES]], flt)
         fused = fuse(rankings, signal_weights)
-    return [Ranked(i, score, signals, similarity.get(i)) for i, score, signals in fused[:k]]
+    ranked = [Ranked(i, score, signals, similarity.get(i)) for i, score, signals in fused]
+    if window is not None:
+        ranked = prefer_window(conn, store, vector, query, n, flt, weights, window, ranked)
+    return ranked[:k]
+
+
+# An in-window turn that shares no word with the query comes first only when its cosine is within
+# this of the best turn's anywhere: a window that holds only other topics ("the dentist" asked
+# about a week of cooking) changes nothing. In tests/test_timewindow.py the dentist note is 0.39
+# above the week's other turns (0.64 against 0.25 and 0.10).
+WINDOW_MARGIN = 0.2
+
+
+def prefer_window(conn: Connection, store, vector: np.ndarray | None, query: str, n: int, flt: RecallFilter,
+                  weights: RecallWeights, window: TimeWindow, ranked: list[Ranked]) -> list[Ranked]:
+    """The relevant turns inside `window` first, fused among themselves, then the rest as ranked.
+
+    A preference, not a filter: a wrong parse or an empty window leaves the usual hits. The window
+    gets its own candidate pass (the filtered dense and lexical search of RecallFilter since/until),
+    so its turns are found even when hundreds of older ones match better. signals["window"] is a
+    preferred hit's rank inside the window."""
+    since = window.start if flt.since is None else max(flt.since, window.start)
+    until = window.end if flt.until is None else min(flt.until, window.end)
+    if since >= until:
+        return ranked
+    rankings, similarity = _candidates(conn, store, vector, query, n, replace(flt, since=since, until=until), weights)
+    fused = fuse(rankings, {"dense": weights.dense, "lexical": weights.lexical})
+    if vector is not None:  # relevant: it says a word of the query, or means nearly what the best hit does
+        best = max([r.similarity for r in ranked if r.similarity is not None] + list(similarity.values()))
+        said = _saying(conn, [i for i, _, _ in fused], query)
+        fused = [f for f in fused if f[0] in said or similarity.get(f[0], -1.0) >= best - WINDOW_MARGIN]
+    preferred = [Ranked(i, score, {**signals, "window": rank}, similarity.get(i))
+                 for rank, (i, score, signals) in enumerate(fused, start=1)]
+    chosen = {r.turn_id for r in preferred}
+    return preferred + [r for r in ranked if r.turn_id not in chosen]
+
+
+def _saying(conn: Connection, ids: list[int], query: str) -> set[int]:
+    """The turns among `ids` whose own text says a content word of `query` (a neighbour's does not count)."""
+    words = content_words(query)
+    if not ids or not words:
+        return set()
+    rows = conn.execute(text("SELECT rowid FROM turns_fts WHERE turns_fts MATCH :match AND rowid IN :ids")
+                        .bindparams(bindparam("ids", expanding=True)),
+                        {"match": " OR ".join(f'text : "{w}"' for w in words), "ids": ids})
+    return {r[0] for r in rows}

@@ -14,7 +14,8 @@ import uuid
 import numpy as np
 
 from memory.errors import EmbeddingUnavailable
-from memory.recall import RecallFilter, RecallWeights, check_k
+from memory.recall import WINDOW_MARGIN, RecallFilter, RecallWeights, check_k
+from memory.timewindow import TimeWindow, strip_phrase
 from memory.turn import Hit, Turn, validate_role, validate_text
 
 
@@ -54,8 +55,9 @@ class SessionMemory:
         return any(t.conversation_id == conversation_id for t in self._turns)
 
     def recall(self, query: str, k: int = 10, flt: RecallFilter | None = None,
-               weights: RecallWeights | None = None) -> list[Hit]:
-        """The k session turns closest in meaning to `query` (cosine; a session is small)."""
+               weights: RecallWeights | None = None, window: TimeWindow | None = None) -> list[Hit]:
+        """The k session turns closest in meaning to `query` (cosine; a session is small); with a
+        `window`, the relevant ones inside it first, as Memory.recall does (memory/recall.py)."""
         check_k(k)
         flt = flt or RecallFilter()
         candidates = [(t, v) for t, v in zip(self._turns, self._vectors)
@@ -64,10 +66,16 @@ class SessionMemory:
                       and (flt.role is None or t.role == flt.role)]
         if not candidates:
             return []
-        q = self._vector(query)
+        q = self._vector(strip_phrase(query, window) or query)
         if q is None:
             return []
         scores = np.stack([v for _, v in candidates]) @ q
-        best = np.argsort(-scores)[:k]
-        return [Hit(candidates[i][0], float(scores[i]), {"session": rank}, float(scores[i]))
-                for rank, i in enumerate(best, start=1)]
+        order = np.argsort(-scores, kind="stable").tolist()
+        inside = [] if window is None else [  # in the window and near the best match: first
+            i for i in order if candidates[i][0].created_at in window and scores[i] >= scores[order[0]] - WINDOW_MARGIN]
+        order = inside + [i for i in order if i not in inside]
+        hits = []
+        for rank, i in enumerate(order[:k], start=1):
+            signals = {"session": rank, **({"window": rank} if i in inside else {})}
+            hits.append(Hit(candidates[i][0], float(scores[i]), signals, float(scores[i])))
+        return hits

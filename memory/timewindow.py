@@ -31,8 +31,9 @@ _WORD = re.compile(r"[a-z]+|(?<!\d)(?:19|20)\d\d(?!\d)")
 # Wednesday, "may" as the month, "now" is the present, not a window of the past).
 _AMBIGUOUS = frozenset("we now may sat sun mar wed second march fall".split())
 _SEASON_MONTHS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}  # first month, northern
-_UNIT = re.compile(r"\b(?:(last|this|past|previous|next)\s+|(?:over|during|in|on)\s+the\s+)"
+_UNIT = re.compile(r"\b(?:(last|this|past|previous|next)\s+|(?:over|during|in|on|at)\s+the\s+)"
                    r"(summer|winter|spring|autumn|fall|weekend)\b", re.IGNORECASE)
+_LOOSE_WORDS = re.compile(r"^(?:(?:in|on|at|of)\s+)+(?=(?:in|on|at|of)\s)|\s+(?:in|on|at|of)$", re.IGNORECASE)
 _SINCE = re.compile(r"\bsince\s+$", re.IGNORECASE)
 _DAY_NUMBER = re.compile(r"\b\d{1,2}(?:st|nd|rd|th)?\b")
 _YEAR = re.compile(r"(?:19|20)\d\d")
@@ -104,8 +105,9 @@ def _parse(text: str, now: datetime, tz: tzinfo) -> TimeWindow | None:
     if unit:
         return _unit_window(text, unit, now, tz)
     settings = {"RELATIVE_BASE": now.replace(tzinfo=None), "PREFER_DATES_FROM": "past",
-                "REQUIRE_PARTS": [], "RETURN_AS_TIMEZONE_AWARE": False}
-    for phrase, moment in _search()(text, languages=["en"], settings=settings) or []:
+                "RETURN_AS_TIMEZONE_AWARE": False}
+    for found, moment in _search()(text, languages=["en"], settings=settings) or []:
+        phrase = _LOOSE_WORDS.sub("", found)  # "in on 31 July" and "last year in" take a word too many
         if phrase.lower() in _AMBIGUOUS:
             continue
         start, end = _widen(phrase, moment.replace(tzinfo=tz), tz)
@@ -160,7 +162,8 @@ def strip_phrase(text: str, window: TimeWindow | None) -> str:
     """`text` without the words that named `window`, for the lexical query."""
     if window is None or not window.phrase:
         return text
-    return re.sub(r"\s{2,}", " ", text.replace(window.phrase, " ")).strip(" ,")
+    left = re.sub(r"\s{2,}", " ", text.replace(window.phrase, " "))
+    return re.sub(r"\s+([?.!,;])", r"\1", left).strip(" ,")
 
 
 def parse_bound(value: str, now: float, tz: tzinfo, end: bool) -> float:

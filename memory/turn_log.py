@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from memory.recall import RecallFilter, RecallWeights
+from memory.timewindow import TimeWindow
 from memory.turn import Hit, Turn
 
 
@@ -21,5 +22,6 @@ class TurnLog(Protocol):
     def has_conversation(self, conversation_id: str) -> bool: ...
 
     def recall(self, query: str, k: int = 10, flt: RecallFilter | None = None,
-               weights: RecallWeights | None = None) -> list[Hit]:
-        """The k turns that best answer `query`, best first."""
+               weights: RecallWeights | None = None, window: TimeWindow | None = None) -> list[Hit]:
+        """The k turns that best answer `query`, best first; those inside `window` (the time the
+        query names), when relevant, before the rest; such hits carry signals["window"]."""
