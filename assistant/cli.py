@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=number(1, 1000), default=10, help="number of hits (default 10)")
     p.add_argument("--conversation", help="only this conversation")
     p.add_argument("--role", choices=["user", "assistant", "system"], help="only this role")
-    p.add_argument("--since", help="only turns at or after this ISO 8601 time")
-    p.add_argument("--until", help="only turns before this ISO 8601 time")
+    p.add_argument("--since", help="only turns at or after this time: ISO 8601 (local unless it has an offset) "
+                                   "or words: 'last monday', '2 weeks ago'")
+    p.add_argument("--until", help="only turns before this time: ISO 8601, or words ('yesterday': up to its end)")
     p.add_argument("--json", action="store_true", help="print a JSON list of hits")
 
     p = mem.add_parser("list", parents=[common], help="list conversations, or the turns of one, or the profiles")

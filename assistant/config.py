@@ -65,6 +65,7 @@ class Settings:
     openai_api_key: str | None = None
     openai_base_url: str | None = None  # an OpenAI-compatible server (Ollama, vLLM, LM Studio) for embeddings
     timeout_s: float = 60.0
+    tz: str | None = None  # the person's time zone, an IANA name (MEMCHAT_TZ); None: the platform's
     # Each vector store's own settings, {store: {option: value}}, read from the variables that the
     # store registry (memory/stores) names; keys among them are never printed.
     store_settings: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -156,6 +157,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "openai_api_key": ("OPENAI_API_KEY",),
     "openai_base_url": ("MEMCHAT_OPENAI_BASE_URL",),
     "timeout_s": ("MEMCHAT_TIMEOUT_S",),
+    "tz": ("MEMCHAT_TZ",),
 }
 
 
@@ -281,6 +283,12 @@ def load_settings(overrides: dict | None = None, env_file: Path | None | object 
     if settings.memory_mode not in MEMORY_MODES:
         raise ConfigError(f"memory mode {settings.memory_mode!r}: use one of {', '.join(MEMORY_MODES)}")
     _check_ranges(settings)
+    from assistant.localtime import person_tz
+
+    try:
+        person_tz(settings.tz)  # a name that is no zone fails here, before anything is shown
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return settings
 
 

@@ -2,23 +2,22 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from assistant.common import open_memory, print_json, read_text_arg
 from assistant.config import Settings
 from assistant.display import visible
+from assistant.localtime import person_tz, shown_time
 from assistant.progress import ProgressBar
 from memory.errors import BadInput
+from memory.timewindow import parse_window
 
 
-def _time_filter(value: str | None, flag: str) -> float | None:
-    from memory.turn import from_iso
+def _time_filter(value: str | None, tz, end: bool) -> float | None:
+    """--since / --until: ISO 8601 or words ("last monday"), in the person's time zone."""
+    from memory.timewindow import parse_bound
 
-    if value is None:
-        return None
-    try:
-        return from_iso(value)
-    except ValueError:
-        raise BadInput(f"{flag} {value!r} is not an ISO 8601 time (e.g. 2026-05-01 or 2026-05-01T09:30)") from None
+    return None if value is None else parse_bound(value, time.time(), tz, end)
 
 
 def _text_to_add(value: str) -> str:
@@ -33,8 +32,8 @@ def _text_to_add(value: str) -> str:
     return validate_text(text, MAX_TURN_CHARS)
 
 
-def _print_turn(turn, score: float | None = None) -> None:
-    head = f"#{turn.id} [{turn.conversation_id}] {turn.role} {turn.created_iso[:19]}"
+def _print_turn(turn, tz, score: float | None = None) -> None:
+    head = f"#{turn.id} [{turn.conversation_id}] {turn.role} {shown_time(turn.created_at, tz)}"
     if score is not None:
         head += f"  score {score:.4f}"
     if turn.status != "ok":
@@ -45,6 +44,7 @@ def _print_turn(turn, score: float | None = None) -> None:
 
 def run_memory_command(args, settings: Settings) -> int:
     action = args.memory_command
+    tz = person_tz(settings.tz)  # every time shown is local; --json keeps UTC ISO
     if action == "list" and args.profiles:
         return _list_profiles(settings, args.json)
     if action == "add":
@@ -69,13 +69,16 @@ def run_memory_command(args, settings: Settings) -> int:
                 from memory.recall import RecallFilter
 
                 flt = RecallFilter(conversation_id=args.conversation, role=args.role,
-                                   since=_time_filter(args.since, "--since"), until=_time_filter(args.until, "--until"))
-                hits = memory.recall(args.query, k=args.k, flt=flt)
+                                   since=_time_filter(args.since, tz, end=False), until=_time_filter(args.until, tz, end=True))
+                window = parse_window(args.query, time.time(), tz)  # "the repair last week": that week first
+                hits = memory.recall(args.query, k=args.k, flt=flt, window=window)
                 if args.json:
                     print_json([h.to_json() for h in hits])
                 else:
+                    if window:
+                        print(f"window: {window.label(tz)} ({window.phrase!r})")
                     for hit in hits:
-                        _print_turn(hit.turn, hit.score)
+                        _print_turn(hit.turn, tz, hit.score)
                     if not hits:
                         print("no memories found")
             elif action == "list":
@@ -84,21 +87,19 @@ def run_memory_command(args, settings: Settings) -> int:
                     if args.json:
                         print_json([t.to_json() for t in rows])
                     for turn in [] if args.json else rows:
-                        _print_turn(turn)
+                        _print_turn(turn, tz)
                 else:
                     convs = memory.conversations()[: args.limit]
                     if args.json:
                         print_json(convs)
                     for c in [] if args.json else convs:
-                        from memory.turn import to_iso
-
-                        print(f"{c['id']}  {to_iso(c['updated_at'])[:19]}  {c['turns']:>5} turns  {visible(c['title'])}")
+                        print(f"{c['id']}  {shown_time(c['updated_at'], tz)}  {c['turns']:>5} turns  {visible(c['title'])}")
             elif action == "show":
                 found = [memory.get(i) for i in args.ids]
                 if args.json:
                     print_json([t.to_json() for t in found])
                 for turn in [] if args.json else found:
-                    _print_turn(turn)
+                    _print_turn(turn, tz)
             elif action == "forget":
                 return _forget(memory, args)
             elif action == "export":

@@ -1,6 +1,9 @@
 """Search all memories (hybrid), read one whole, forget it or its whole conversation."""
 from __future__ import annotations
 
+import time
+from datetime import tzinfo
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,6 +14,8 @@ from textual.widgets import Footer, Input, ListView, Static
 from assistant.tui.screens.dialogs import ConfirmScreen
 from assistant.tui.widgets.memory_panel import MemoryItem
 from assistant.display import visible
+from assistant.localtime import person_tz, shown_time
+from memory.timewindow import TimeWindow, parse_window
 
 
 class MemoryBrowser(Screen):
@@ -42,17 +47,23 @@ class MemoryBrowser(Screen):
         self.search(event.value)
 
     def search(self, query: str) -> None:
+        """Meaning and words; a time the query names ("the repair last week") is preferred and shown."""
         if query.strip():
-            self.app.in_thread(lambda m: m.recall(query, k=50), self.show_hits)
+            window = parse_window(query, time.time(), self.tz)
+            self.app.in_thread(lambda m: m.recall(query, k=50, window=window), lambda h: self.show_hits(h, window))
         else:
             self.app.in_thread(lambda m: m.turns(limit=50, newest_first=True), self.show_turns)
 
-    def show_hits(self, hits) -> None:
+    @property
+    def tz(self) -> tzinfo:
+        return person_tz(self.app.settings.tz)
+
+    def show_hits(self, hits, window: TimeWindow | None = None) -> None:
         results = self.query_one("#results", ListView)
         results.clear()
         for hit in hits:
-            results.append(MemoryItem(hit))
-        results.border_title = f"memories ({len(hits)})"
+            results.append(MemoryItem(hit, self.tz))
+        results.border_title = f"memories ({len(hits)})" + (f" · {window.label(self.tz)}" if window else "")
         self.query_one("#detail", Static).update("")
         if hits:
             results.index = 0
@@ -70,7 +81,7 @@ class MemoryBrowser(Screen):
     def on_list_view_highlighted(self, event: ListView.Highlighted) -> None:
         turn = self._selected()
         if turn is not None:
-            head = f"#{turn.id}  {turn.created_iso[:19]}  {turn.role}  conversation {turn.conversation_id}  ({turn.status})\n\n"
+            head = f"#{turn.id}  {shown_time(turn.created_at, self.tz)}  {turn.role}  conversation {turn.conversation_id}  ({turn.status})\n\n"
             self.query_one("#detail", Static).update(Text(head, style="bold") + Text(visible(turn.text)))
 
     def action_forget_turn(self) -> None:

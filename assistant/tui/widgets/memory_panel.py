@@ -1,17 +1,24 @@
-"""The memories recalled for the latest reply: score, date, role, conversation, text."""
+"""The memories recalled for the latest reply: score, local time, role, conversation, text; and the
+time window the message named, when it named one (a hit inside it is marked)."""
 from __future__ import annotations
+
+from datetime import tzinfo
 
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import Label, ListItem, ListView
 
 from assistant.display import visible
+from assistant.localtime import person_tz, shown_time
+from memory.timewindow import TimeWindow, warm_up
 
 
 class MemoryItem(ListItem):
-    def __init__(self, hit) -> None:
+    def __init__(self, hit, tz: tzinfo) -> None:
         turn = hit.turn
-        header = Text(f"{hit.score:.3f}  {turn.created_iso[:10]}  {turn.role}  [{turn.conversation_id}]", style="dim")
+        mark = "  in the window" if "window" in hit.signals else ""
+        header = Text(f"{hit.score:.3f}  {shown_time(turn.created_at, tz)}  {turn.role}  [{turn.conversation_id}]{mark}",
+                      style="dim")
         body = Text(visible(turn.text[:300]))  # a Text object: no markup is parsed from stored text
         super().__init__(Label(header), Label(body))
         self.hit = hit
@@ -26,13 +33,20 @@ class MemoryPanel(ListView):
             self.conversation_id = conversation_id
             self.turn_id = turn_id
 
-    def show_hits(self, hits) -> None:
+    def on_mount(self) -> None:
+        # The time parser's first call takes ~1 s (dateparser's tables): made now, beside the
+        # embedder's warm-up, not on the first message that names a time.
+        self.run_worker(warm_up, thread=True, group="warm-up")
+
+    def show_hits(self, hits, window: TimeWindow | None = None) -> None:
+        """`window`: the time the message named, which recall preferred."""
+        tz = person_tz(self.app.settings.tz)
         self.clear()
         if not hits:
             self.append(ListItem(Label(Text("No memories recalled for this reply.", style="dim"))))
         for hit in hits:
-            self.append(MemoryItem(hit))
-        self.border_title = f"recalled ({len(hits)})"
+            self.append(MemoryItem(hit, tz))
+        self.border_title = f"recalled ({len(hits)})" + (f" · {window.label(tz)}" if window else "")
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
         if isinstance(event.item, MemoryItem):
