@@ -18,7 +18,8 @@ DAY = 1_767_225_600.0  # 2026-01-01, so dates on screen do not change from run t
 
 
 @pytest.fixture
-def snapshot_app(data_dir, embedder, model_cache, local_backend):
+def snapshot_app(data_dir, embedder, model_cache, local_backend, monkeypatch):
+    monkeypatch.setenv("MEMCHAT_TZ", "UTC")  # times on screen are local: the same zone on every machine
     with Memory(data_dir, embedder) as memory:
         memory.remember("Can you suggest a **name** for my new cat?", conversation_id="cat",
                         conversation_title="Naming the cat", created_at=DAY)
