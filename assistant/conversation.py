@@ -68,7 +68,8 @@ class Conversation:
         except Exception as exc:  # the store failed before the reply, or a bug: one line, the app goes on
             return Reply(conversation_id=self.id, answer="", status="failed", memories=[],
                          backend=self.service.backend.name, model=self.service.backend.model, usage={},
-                         timings={}, error=one_line(exc), mode=self.mode, stored=False,
+                         timings={}, error=one_line(exc), error_code=getattr(exc, "exit_code", None) or 1,
+                         mode=self.mode, stored=False,
                          warnings=self.service.memory.take_notices())
         if self.mode != "off":
             self.id = reply.conversation_id
@@ -94,6 +95,11 @@ class Conversation:
         process only are dropped with it, never carried into the next."""
         self._check_may_leave("starting a new conversation")
         self.mode = _checked(mode or self.mode)
+        self.reset()
+
+    def reset(self) -> None:
+        """Leave this conversation for a new one now, keeping the mode and anything queued (a profile
+        switch does this under the store lock: what was typed meanwhile goes to the new profile)."""
         self.id = None
         self._session = None
         self.private_next = False

@@ -129,10 +129,17 @@ def _migration_4_failed_replies_unindexed(conn: Connection) -> None:
     fulltext.rebuild(conn)
 
 
+def _migration_5_forgotten_conversations(conn: Connection) -> None:
+    # Before a forget tidied conversations (memory/forgetting.py), forgetting every turn of one left
+    # its row, titled after its first message: those rows go, and open_record then empties the WAL.
+    conn.exec_driver_sql("DELETE FROM conversations WHERE NOT EXISTS "
+                         "(SELECT 1 FROM turns WHERE turns.conversation_id = conversations.id)")
+
+
 # Append new migrations at the end; never edit, rename or reorder one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _migration_1_initial, _migration_2_term_statistics, _migration_3_turns_in_context,
-    _migration_4_failed_replies_unindexed,
+    _migration_4_failed_replies_unindexed, _migration_5_forgotten_conversations,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -141,7 +148,8 @@ def migration_name(migration: Callable) -> str:
     return migration.__name__.removeprefix("_migration_")
 
 
-def _migrate(conn: Connection, path: Path) -> None:
+def _migrate(conn: Connection, path: Path) -> bool:
+    """Apply the migrations this store lacks; True if any was."""
     conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
     applied = set(conn.exec_driver_sql("SELECT name FROM migrations").scalars())
     version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
@@ -155,12 +163,15 @@ def _migrate(conn: Connection, path: Path) -> None:
 
         raise MemoryError_(f"{path} was upgraded by a newer memchat (migrations {', '.join(sorted(unknown)) or version} "
                            "unknown here); upgrade memchat")
+    upgraded = False
     for migrate, name in zip(MIGRATIONS, known):
         if name not in applied:
             migrate(conn)
             conn.execute(text("INSERT INTO migrations(name, applied_at) VALUES (:n, :t)"), {"n": name, "t": time.time()})
+            upgraded = True
     if version != SCHEMA_VERSION:
         conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return upgraded
 
 
 def _set_pragmas(dbapi_connection, _record) -> None:
@@ -180,7 +191,10 @@ def open_record(path: Path) -> Engine:
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _set_pragmas)
     with engine.begin() as conn:
-        _migrate(conn, path)
+        upgraded = _migrate(conn, path)
+    if upgraded:  # a migration may have deleted text: its pages were zeroed, the WAL still holds them
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     for suffix in ("", "-wal", "-shm"):
         make_private(Path(f"{path}{suffix}"))
     return engine

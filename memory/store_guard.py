@@ -110,6 +110,23 @@ class StoreGuard:
                     self.behind = True
                     raise
 
+    @property
+    def deferred(self) -> bool:
+        """Deletes that failed wait to be sent (the store was down when the turns were forgotten)."""
+        return bool(self._undeleted)
+
+    def retry_deferred(self) -> bool:
+        """Send the deletes waiting, unless the store is still left alone after a failure; True when
+        none waits any more. What a process does now and then while idle (the TUI, every
+        RETRY_AFTER_S): a forgotten vector leaves the service when it is back, not at the next use."""
+        if not self._undeleted or time.monotonic() < self._down_until:
+            return not self._undeleted
+        try:
+            self._retry_deletes()
+        except StoreUnavailable:
+            return False
+        return True
+
     def mark_down(self, exc: StoreUnavailable) -> None:
         """The store failed outside a guarded call (while opening): treat it as down, writes missed."""
         self.behind = True

@@ -148,3 +148,19 @@ def test_recall_refuses_a_count_that_is_not_one_or_more(memory, bad):
     memory.remember("a note about the kayak")
     with pytest.raises(BadInput, match="k must be"):
         memory.recall("kayak", k=bad)
+
+
+def test_conversations_an_older_forget_left_empty_are_removed_on_upgrade(data_dir, embedder):
+    """Before forget tidied conversations, forgetting all of one left its row and its title: the
+    upgrade removes such rows, and their bytes."""
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("An ordinary note about the garden hose", conversation_id="garden")
+    db = sqlite3.connect(data_dir / "memchat.db", isolation_level=None)
+    db.execute("INSERT INTO conversations(id, title, created_at, updated_at) VALUES (?, ?, 0, 0)",
+               ("left-by-an-old-forget", f"My safe word is {SECRET}"))
+    db.execute("DELETE FROM migrations WHERE name = '5_forgotten_conversations'")
+    db.execute("PRAGMA user_version=4")  # as the memchat before this one left it
+    db.close()
+    with Memory(data_dir, embedder) as memory:
+        assert [c["id"] for c in memory.conversations()] == ["garden"]
+    assert _files_holding(data_dir, SECRET) == []

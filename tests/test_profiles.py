@@ -152,7 +152,7 @@ def test_the_tui_switches_profile_and_shows_it(data_dir, model_cache, embedder):
                 assert "fridge" in server.requests[-1].body["contents"][-1]["parts"][0]["text"]
                 await send(pilot, "/profile default")
                 await until(pilot, lambda: status.profile == "default" and all(w.is_finished for w in app.workers))
-                assert status.memories == 0 and app.conversation_id is None
+                assert status.memories == 0 and app.conversation.id is None
     asyncio.run(go())
 
 

@@ -197,3 +197,74 @@ def test_the_settings_modal_refuses_a_count_out_of_range(data_dir, model_cache):
                 await until(pilot, lambda: any("must be at least 0" in n for n in notes(app)))
                 assert isinstance(app.screen, SettingsScreen) and app.conversation.service.k == 3
     asyncio.run(run())
+
+
+class MiscountingBackend(BrokenBackend):
+    """A backend whose token counter has a bug: the prompt cannot be built."""
+
+    def stream(self, messages, options, cancel, state):
+        yield "never reached"
+
+    def count_tokens(self, text: str) -> int:
+        raise ZeroDivisionError("a bug")
+
+
+def test_a_failure_after_the_message_is_stored_is_recorded_as_a_failed_reply(memory):
+    from assistant.conversation import Conversation, Outgoing
+
+    conversation = Conversation(ChatService(memory, MiscountingBackend()))
+    reply = conversation.send(Outgoing("Remember that the boiler service is due in March."))
+    assert reply.status == "failed" and reply.error.startswith("unexpected ZeroDivisionError in prompt.py")
+    user, failed = memory.turns(reply.conversation_id)
+    assert user.text.startswith("Remember that") and failed.status == "failed" and conversation.id == reply.conversation_id
+
+
+def test_a_message_typed_during_a_profile_switch_goes_to_the_new_profile_without_the_old_ones_secrets(
+        data_dir, model_cache, embedder):
+    from memory.profiles import profile_dir
+
+    async def run():
+        with StandIn("gemini", [Step(chunks=["Noted."])]) as server:
+            app = gemini_app(data_dir, model_cache, server, memory_mode="session")
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: idle(app))
+                await send(pilot, f"My locker code is {SECRET}.")
+                await until(pilot, lambda: idle(app) and len(server.requests) == 1)
+                app.store_lock.acquire()  # the switch's store work waits, as a slow open would
+                await send(pilot, "/profile work")
+                await send(pilot, "What is my locker code?")  # typed while the profile switches
+                app.store_lock.release()
+                await until(pilot, lambda: idle(app) and len(server.requests) == 2)
+                assert app.memory.data_dir == profile_dir(data_dir, "work")
+                assert SECRET not in json.dumps(server.requests[-1].body)
+                assert app.conversation.session.turns()[0].text == "What is my locker code?"
+    asyncio.run(run())
+
+
+def test_an_idle_app_sends_a_forget_the_store_missed_once_it_is_back(data_dir, model_cache, embedder, monkeypatch):
+    """A TUI left open all day: a forget during Pinecone's outage leaves the service when it is back,
+    though nothing else is recalled or written meanwhile."""
+    from assistant.tui import app as app_module
+    from memory import store_guard
+    from tests.pinecone_standin import PineconeStandIn
+    from tests.test_cloud_stores import options_for, vector_ids_of
+
+    monkeypatch.setattr(store_guard, "RETRY_AFTER_S", 0.2)  # the waits, not the behaviour
+    monkeypatch.setattr(app_module, "DEFERRED_EVERY_S", 0.3)
+
+    async def run():
+        with StandIn("gemini") as server, PineconeStandIn(lag_s=0) as pinecone:
+            options = options_for("pinecone", pinecone)
+            app = gemini_app(data_dir, model_cache, server, store="pinecone",
+                             store_settings={"pinecone": options["pinecone"]})
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: idle(app))
+                secret = await asyncio.to_thread(app.memory.remember, f"My safe word is {SECRET}.")
+                namespace = app.memory.store.namespace
+                forgotten = vector_ids_of(app.memory, secret.id)
+                pinecone.outage = True
+                await asyncio.to_thread(app.memory.forget, [secret.id])
+                assert set(forgotten) <= set(pinecone.visible(namespace)) and app.memory.deletes_deferred
+                pinecone.outage = False
+                await until(pilot, lambda: not set(forgotten) & set(pinecone.visible(namespace)), timeout=30)
+    asyncio.run(run())

@@ -22,6 +22,7 @@ from typing import Callable
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer
@@ -29,16 +30,18 @@ from textual.widgets import Footer
 from assistant.config import Settings
 from assistant.conversation import Conversation
 from assistant.failures import one_line, unexpected
-from assistant.tui import memory_actions
+from assistant.tui import memory_actions, settings_actions
 from assistant.tui.commands import MemchatCommands, help_markdown, run_slash
 from assistant.tui.screens.dialogs import HelpScreen
 from assistant.tui.screens.memory_browser import MemoryBrowser
-from assistant.tui.screens.settings import SettingsScreen
 from assistant.tui.widgets.conversation_list import ConversationList
 from assistant.tui.widgets.memory_panel import MemoryPanel
 from assistant.tui.widgets.prompt_input import PromptInput
 from assistant.tui.widgets.status_bar import StatusBar
 from assistant.tui.widgets.transcript import Transcript
+
+
+DEFERRED_EVERY_S = 30.0  # how often an idle app retries a forget a hosted store's outage held back
 
 
 class MemchatApp(App):
@@ -114,6 +117,12 @@ class MemchatApp(App):
         self.query_one(Transcript).show_turns([], self.conversation.remembers)
         self.query_one(PromptInput).focus()
         self.load_everything()
+        self.set_interval(DEFERRED_EVERY_S, self._send_deferred_deletes)
+
+    def _send_deferred_deletes(self) -> None:
+        """A forget a hosted store's outage held back leaves it once it answers, even while idle."""
+        if self.memory is not None and self.memory.deletes_deferred and not self.store_lock.locked():
+            self.in_thread(lambda memory: memory.retry_deferred())
 
     # -- loading -------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="load")
@@ -174,9 +183,16 @@ class MemchatApp(App):
                 self.call_from_thread(self.notify, one_line(exc), severity="error")
                 return
             if then is not None:
-                self.call_from_thread(then, result)
+                self.call_from_thread(self._show_result, then, result)
 
         self.run_worker(run, thread=True, group="store")
+
+    def _show_result(self, then: Callable, result) -> None:
+        try:
+            then(result)
+        except NoMatches:  # the app closed while the job ran: its widgets are gone, nothing to draw
+            if not (self.quitting or self._exit_renderables or self.return_code is not None):
+                raise
 
     def refresh_lists(self) -> None:
         def gather(memory):
@@ -199,7 +215,7 @@ class MemchatApp(App):
         if turns is None:  # all of it was forgotten: what is typed next starts a new one
             self.conversation.id = None
             turns = []
-        self.query_one(Transcript).show_turns(turns)
+        self.query_one(Transcript).show_turns(turns, self.conversation.remembers)
 
     # -- sending -------------------------------------------------------------------------------
     def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
@@ -249,7 +265,7 @@ class MemchatApp(App):
         status.state = "ready"
         await self.query_one(Transcript).finish_reply("cut" if reply.cut else reply.status, reply.reply_turn_id,
                                                       reply.error)
-        self.query_one(MemoryPanel).show_hits(reply.memories)
+        self.query_one(MemoryPanel).show_hits(reply.memories, reply.window)
         status.tokens_per_s = reply.timings.get("tokens_per_s", 0.0)
         if reply.error:
             self.notify(reply.error, title=f"{reply.backend} failed", severity="error", timeout=10)
@@ -277,7 +293,7 @@ class MemchatApp(App):
                 return
             self.conversation.open(conversation_id)
             transcript = self.query_one(Transcript)
-            transcript.show_turns(turns)
+            transcript.show_turns(turns, self.conversation.remembers)
             if turn_id is not None:
                 self.call_after_refresh(transcript.scroll_to_turn, turn_id)
             self.refresh_lists()
@@ -291,49 +307,33 @@ class MemchatApp(App):
         return reason is None
 
     def action_new_conversation(self, mode: str | None = None) -> bool:
-        """A new conversation (Ctrl+N, /new, /memory, a profile switch); False if it must wait."""
+        """A new conversation (Ctrl+N, /new, /memory); False if it must wait."""
         if not self.may_leave("starting a new conversation"):
             return False
         self.conversation.start_new(mode)
+        self.show_new_conversation()
+        return True
+
+    def show_new_conversation(self) -> None:
         status = self.query_one(StatusBar)
         status.mode, status.private = self.conversation.mode, False
-        self.query_one(Transcript).show_turns([], self.conversation.remembers)
+        transcript = self.query_one(Transcript)
+        transcript.show_turns([], self.conversation.remembers)
+        for outgoing in self.conversation.queue:  # typed meanwhile: sent in the new conversation
+            transcript.add_user(outgoing.text)
         self.query_one(MemoryPanel).show_hits([])
         self.query_one(PromptInput).focus()
-        return True
 
     # -- slash commands (assistant/tui/commands.py) -------------------------------------------
     def run_slash(self, line: str) -> None:
         run_slash(self, line)
 
-    # -- settings ------------------------------------------------------------------------------
+    # -- settings (assistant/tui/settings_actions.py) ------------------------------------------
     def action_settings(self) -> None:
-        store = self.memory.store_name if self.memory is not None else None
-        self.push_screen(SettingsScreen(self.settings, store), lambda values: values and self.apply_settings(values))
+        settings_actions.open_settings(self)
 
     def apply_settings(self, values: dict) -> None:
-        from assistant.backends import BACKENDS, GenerationOptions
-
-        if values.get("backend") not in (None, *BACKENDS):
-            self.notify(f"unknown backend {values['backend']!r}; use one of: {', '.join(BACKENDS)}", severity="error")
-            return
-        if "store" in values:
-            memory_actions.move_store(self, values.pop("store"))
-        backend_changed = any(values.get(k, getattr(self.settings, k)) != getattr(self.settings, k) for k in ("backend", "model"))
-        for name, value in values.items():
-            setattr(self.settings, name, value)
-        if self.generating:
-            self.notify("Settings apply from the next reply.")
-        service = self.conversation.service
-        if backend_changed or service is None:
-            self.ready = False
-            self.query_one(StatusBar).state = "loading models…"
-            self.load_everything()
-            return
-        service.k = self.settings.k
-        service.token_budget = self.settings.token_budget
-        service.options = GenerationOptions.from_settings(self.settings)
-        self.notify("settings applied")
+        settings_actions.apply_settings(self, values)
 
     # -- actions -------------------------------------------------------------------------------
     def action_private(self) -> None:
@@ -374,15 +374,19 @@ class MemchatApp(App):
                 except Exception:  # a failed worker already reported itself
                     pass
         if self.conversation.queue and self.memory is not None:
-            await asyncio.to_thread(self._store_unsent)
+            failure = await asyncio.to_thread(self._store_unsent)
+            if failure:  # the app is closing: said where the person will see it, after the screen goes
+                self.exit(return_code=1, message=f"memchat: error: messages not sent were not stored: {failure}")
+                return
         self.exit()
 
-    def _store_unsent(self) -> None:
+    def _store_unsent(self) -> str | None:
         with self.store_lock:
             try:
                 self.conversation.store_unsent(self.memory)
-            except Exception as exc:  # the app is closing: say it where the person will see it
-                self.exit(return_code=1, message=f"memchat: error: messages not sent were not stored: {one_line(exc)}")
+            except Exception as exc:
+                return one_line(exc)
+        return None
 
     def on_unmount(self) -> None:
         # Never wait for the lock on the UI thread: a first model conversion holds it for ~30 s.
@@ -396,5 +400,6 @@ class MemchatApp(App):
 
 
 def run_app(settings: Settings) -> int:
-    MemchatApp(settings).run()
-    return 0
+    app = MemchatApp(settings)
+    app.run()
+    return app.return_code or 0  # 1 after an error that ended the app (said in one line)

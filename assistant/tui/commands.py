@@ -89,7 +89,7 @@ def run_slash(app, line: str) -> None:
         command.run(app, argument)
 
 
-def help_markdown(remembers: str = "Everything you write, and every reply, is stored and remembered") -> str:
+def help_markdown(remembers: str) -> str:
     """`remembers`: what the open conversation keeps (Conversation.remembers), which its memory mode decides."""
 
     def cell(text: str) -> str:

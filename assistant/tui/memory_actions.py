@@ -81,6 +81,8 @@ def switch_profile(app, name: str) -> None:
         app.notify(f"already on profile {name}")
         return
 
+    app.ready = False  # what is typed during the switch waits for the new profile's conversation
+
     def reopen(memory):
         from assistant.common import open_memory
 
@@ -91,20 +93,27 @@ def switch_profile(app, name: str) -> None:
                                  on_wait=lambda m: app.call_from_thread(app.notify, m))
         except BaseException:
             app.settings.profile = previous
+            app.call_from_thread(resume)
             raise
         memory.close()
         app.memory = opened
         if app.conversation.service is not None:
             app.conversation.service.memory = opened
+        # A new conversation, and with it a new session memory, under the store lock and whatever
+        # was typed meanwhile: one profile's unsaved turns are never recalled in another.
+        app.conversation.reset()
         return name
+
+    def resume() -> None:
+        app.ready = app.conversation.service is not None
+        app._send_next_pending()
 
     def shown(_) -> None:
         app.query_one(StatusBar).profile = name
-        # A new conversation, and with it a new session memory: one profile's unsaved turns are
-        # never recalled in another.
-        app.action_new_conversation()
+        app.show_new_conversation()
         app.refresh_lists()
         app.notify(f"profile {name}: its memories only")
+        resume()
 
     app.in_thread(reopen, shown)
 

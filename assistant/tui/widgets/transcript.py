@@ -36,7 +36,7 @@ class Transcript(VerticalScroll):
         self._stream: MarkdownStream | None = None
         self._reply_text = ""
 
-    def show_turns(self, turns, remembers: str = "Everything you write is remembered") -> None:
+    def show_turns(self, turns, remembers: str) -> None:
         """`remembers`: what the conversation keeps, said on an empty one (it differs by memory mode)."""
         self.remove_children()
         if not turns:
