@@ -7,6 +7,14 @@ each a user turn in a conversation of its own, a day apart. Then each question i
 conversation through the same ChatService as `memchat ask`, so earlier questions and replies are
 remembered as they would be. An answer counts when it states one of the accepted strings as whole
 words (case and punctuation aside).
+
+Cases with time (data/time-cases.jsonl) tell their statements at times relative to the moment the
+eval runs, so the set never goes stale: `days_ago`, or `at` a phrase ("last week": the middle of
+that window, as memory/timewindow.py reads it). Three kinds, reported by kind: `changed` (an old
+statement and a newer one; right when the answer states the new value and no `reject`ed old one),
+`when` (right when the answer names the event's day, as a date or a relative time, to within
+WHEN_TOLERANCE), `window` (two similar statements, one inside the window the question names; right
+when it states that one and not the other).
 """
 from __future__ import annotations
 
@@ -16,7 +24,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.chat import ChatService
@@ -25,16 +34,30 @@ from memory.memory import Memory
 from memory.turn import NewTurn
 
 DAY = 86_400.0
+KINDS = ("fact", "changed", "when", "window")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+DAY_AND_MONTH = re.compile(rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?)\b", re.IGNORECASE)
+WHEN_TOLERANCE = (3.0, 0.1)  # days: a `when` answer may be off by 3 days or 10 % of the time since, the larger
+
+
+@dataclass
+class Told:
+    text: str
+    days_ago: float | None = None  # when it was said, or
+    at: str | None = None  # a phrase naming a window ("last week"): said in its middle
 
 
 @dataclass
 class Case:
     id: int
     style: str
-    facts: list[str]
-    distractors: list[str]
+    facts: list[Told]
+    distractors: list[Told]
     question: str
     expect: list[str]
+    kind: str = "fact"  # fact | changed | when | window
+    reject: list[str] = field(default_factory=list)  # stating one of these makes the answer wrong
+    event_days_ago: float | None = None  # `when`: the day the answer must name
 
 
 def load_cases(path: Path) -> list[Case]:
@@ -49,18 +72,33 @@ def load_cases(path: Path) -> list[Case]:
             continue
         try:
             raw = json.loads(line)
-            case = Case(id=raw.get("id", number), style=str(raw.get("style", "")), facts=list(raw["facts"]),
-                        distractors=list(raw.get("distractors", [])), question=str(raw["question"]),
-                        expect=list(raw["expect"]))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            case = _case(raw, number)
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
             raise BadInput(f"{path}: line {number}: not a case ({exc.__class__.__name__}: {exc}); each line "
-                           "needs facts (a list), question and expect (a list)") from None
-        if not case.facts or not case.expect or not all(isinstance(t, str) and t.strip() for t in case.facts + case.expect):
+                           "needs facts or told (a list), question, and expect (a list) or event_days_ago") from None
+        texts = [t.text for t in case.facts] + case.expect
+        if not case.facts or not (case.expect or case.kind == "when") or not all(isinstance(t, str) and t.strip() for t in texts):
             raise BadInput(f"{path}: line {number}: facts and expect must be non-empty lists of text")
         cases.append(case)
     if not cases:
         raise BadInput(f"{path}: no cases")
     return cases
+
+
+def _case(raw: dict, number: int) -> Case:
+    def told(item) -> Told:
+        if isinstance(item, str):
+            return Told(item)
+        return Told(str(item["text"]), None if item.get("days_ago") is None else float(item["days_ago"]), item.get("at"))
+
+    kind = str(raw.get("kind", "fact"))
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    facts = [told(t) for t in raw.get("told", raw.get("facts", []))]
+    return Case(id=raw.get("id", number), style=str(raw.get("style", kind)), facts=facts,
+                distractors=[told(t) for t in raw.get("distractors", [])], question=str(raw["question"]),
+                expect=list(raw.get("expect", [])), kind=kind, reject=list(raw.get("reject", [])),
+                event_days_ago=None if raw.get("event_days_ago") is None else float(raw["event_days_ago"]))
 
 
 def _words(text: str) -> list[str]:
@@ -84,18 +122,23 @@ def states(answer: str, expect: list[str]) -> bool:
 
 
 def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict, progress,
-                    store: str = "faiss") -> dict:
-    """Tell every fact, ask every question; the share answered, the share recalled, latency."""
+                    store: str = "faiss", now: float | None = None, tz: tzinfo | None = None) -> dict:
+    """Tell every fact, ask every question; the share answered, the share recalled, latency.
+    `now` and `tz`: the moment the eval runs and the person's time zone (time cases are told relative to them)."""
+    now = time.time() if now is None else now
+    tz = tz or datetime.now().astimezone().tzinfo
     work = Path(tempfile.mkdtemp(prefix="memchat-answers-"))
     rows = []
     try:
         with Memory(work, embedder, store=store) as memory:
-            start = time.time() - (len(cases) + 1) * DAY
+            start = now - (len(cases) + 1) * DAY
             told: list[NewTurn] = []
             for n, case in enumerate(cases):
-                for m, text in enumerate(case.facts + case.distractors):
-                    told.append(NewTurn(text=text, role="user", conversation_id=f"told-{case.id}-{m}",
-                                        created_at=start + n * DAY + m * 60, meta={"case": case.id, "fact": m < len(case.facts)}))
+                target = _target(case)
+                for m, item in enumerate(case.facts + case.distractors):
+                    created = _said_at(item, now, tz) if (item.days_ago is not None or item.at) else start + n * DAY + m * 60
+                    told.append(NewTurn(text=item.text, role="user", conversation_id=f"told-{case.id}-{m}",
+                                        created_at=created, meta={"case": case.id, "fact": m in target}))
             memory.remember_many(told, total=len(told), progress=progress)
             fact_ids = {}
             for turn in memory.turns():
@@ -107,8 +150,8 @@ def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict,
                 reply = service.ask(case.question)
                 seconds = time.perf_counter() - started
                 given = set(reply.prompt.memory_ids) if reply.prompt else set()
-                rows.append({"id": case.id, "style": case.style, "question": case.question, "answer": reply.answer,
-                             "expect": case.expect, "stated": states(reply.answer, case.expect),
+                rows.append({"id": case.id, "style": case.style, "kind": case.kind, "question": case.question,
+                             "answer": reply.answer, "expect": case.expect, "stated": judged(case, reply.answer, now, tz),
                              "recalled": bool(fact_ids.get(case.id, set()) & given),
                              "first_token_ms": reply.timings.get("first_token_ms"), "seconds": round(seconds, 3),
                              "status": reply.status})
@@ -116,6 +159,51 @@ def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict,
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return summarize(rows, backend)
+
+
+def _target(case: Case) -> set[int]:
+    """Which of the case's statements must reach the prompt: the newest of a changed fact, the one
+    inside the window, otherwise every fact."""
+    if case.kind == "changed":
+        return {min(range(len(case.facts)), key=lambda i: case.facts[i].days_ago or 0.0)}
+    if case.kind == "window":
+        return {i for i, t in enumerate(case.facts) if t.at}
+    return set(range(len(case.facts)))
+
+
+def _said_at(item: Told, now: float, tz: tzinfo) -> float:
+    if item.days_ago is not None:
+        return now - item.days_ago * DAY
+    from memory.timewindow import parse_window
+
+    window = parse_window(item.at, now, tz)
+    if window is None:
+        raise BadInput(f"the case phrase {item.at!r} names no time window")
+    return min((window.start + window.end) / 2, now - 3600)  # inside it, and in the past
+
+
+def judged(case: Case, answer: str, now: float, tz: tzinfo) -> bool:
+    if case.kind == "when":
+        return names_day(answer, now - case.event_days_ago * DAY, now, tz)
+    return states(answer, case.expect) and not (case.reject and states(answer, case.reject))
+
+
+def names_day(answer: str, event: float, now: float, tz: tzinfo) -> bool:
+    """Whether the answer names the event's day, as a date ("Sun 22 Nov") or a relative time ("40
+    days ago", "six weeks ago"), to within WHEN_TOLERANCE; read by dateparser, as the person would."""
+    import dateparser
+    from dateparser.search import search_dates
+
+    base = datetime.fromtimestamp(now, tz).replace(tzinfo=None)
+    settings = {"RELATIVE_BASE": base, "PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False}
+    found = [when for _, when in search_dates(answer, languages=["en"], settings=settings) or []]
+    # dateparser's search splits "Sat 14 Nov" into "Sat 14" (a day next month): read each day and
+    # month named together whole as well.
+    found += [when for phrase in DAY_AND_MONTH.findall(answer)
+              if (when := dateparser.parse(phrase, languages=["en"], settings=settings)) is not None]
+    event_day = datetime.fromtimestamp(event, tz).replace(tzinfo=None)
+    allowed = max(WHEN_TOLERANCE[0], WHEN_TOLERANCE[1] * (now - event) / DAY)
+    return any(abs((when - event_day).total_seconds()) / DAY <= allowed for when in found)
 
 
 def summarize(rows: list[dict], backend) -> dict:
@@ -126,6 +214,8 @@ def summarize(rows: list[dict], backend) -> dict:
     by_style = {style: {"stated": share("stated", group), "cases": len(group)}
                 for style in sorted({r["style"] for r in rows})
                 for group in [[r for r in rows if r["style"] == style]]}
+    by_kind = {kind: {"stated": share("stated", group), "recalled": share("recalled", group), "cases": len(group)}
+               for kind in KINDS for group in [[r for r in rows if r["kind"] == kind]] if group}
     first = [r["first_token_ms"] for r in rows if r["first_token_ms"] is not None]
     return {
         "backend": backend.name, "model": backend.model, "cases": len(rows),
@@ -133,5 +223,5 @@ def summarize(rows: list[dict], backend) -> dict:
         "stated_when_recalled": share("stated", recalled),
         "first_token_p50_ms": round(statistics.median(first), 1) if first else None,
         "seconds_p50": round(statistics.median(r["seconds"] for r in rows), 3) if rows else None,
-        "by_style": by_style, "rows": rows,
+        "by_style": by_style, "by_kind": by_kind, "rows": rows,
     }

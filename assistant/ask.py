@@ -9,6 +9,7 @@ from assistant.chat import service_from_settings
 from assistant.common import open_memory, print_json, read_text_arg
 from assistant.conversation import Conversation, Outgoing
 from assistant.display import visible
+from assistant.localtime import person_tz, shown_time
 from assistant.progress import ProgressBar
 from memory.errors import NotFound
 from memory.turn import validate_text
@@ -60,8 +61,11 @@ def run_ask(args, settings) -> int:
             sys.stdout.write("\n")
             sys.stdout.flush()
         if args.show_memories and not args.json:
+            tz = person_tz(settings.tz)
+            if reply.window:  # the time the message named, which recall preferred
+                print(f"[window: {reply.window.label(tz)} ({reply.window.phrase!r})]", file=sys.stderr)
             for hit in reply.memories:
-                print(f"[memory #{hit.turn.id} {hit.turn.created_iso[:10]} {hit.turn.role} "
+                print(f"[memory #{hit.turn.id} {shown_time(hit.turn.created_at, tz)} {hit.turn.role} "
                       f"score {hit.score:.3f}] {visible(hit.turn.text)[:200]}", file=sys.stderr)
         for warning in reply.warnings:
             print(f"memchat: note: {warning}", file=sys.stderr)

@@ -11,18 +11,23 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Callable
 
 from assistant.backends import Backend, BackendError, GenerationOptions, StreamState
 from assistant.config import MEMORY_MODES
-from assistant.failures import unexpected
+from assistant.failures import one_line, unexpected
+from assistant.localtime import person_tz
+from assistant.notes import asks_about_now, asks_about_time
 from assistant.prompt import PromptReport, build_prompt
+from memory.changes import supersessions
 from memory.errors import BadInput
 from memory.forgetting import title_from
 from memory.memory import Memory
-from memory.recall import RecallFilter, RecallWeights
+from memory.recall import MAX_K, RecallFilter, RecallWeights
 from memory.session import SessionMemory
-from memory.turn import Hit
+from memory.timewindow import TimeWindow, parse_window
+from memory.turn import Hit, to_iso, validate_text
 from memory.turn_log import TurnLog
 
 # What the engines call a reply that stopped at max_new_tokens: "length" (the local engines, the
@@ -50,11 +55,16 @@ class Reply:
     mode: str = "persistent"
     stored: bool = True  # False: the message and reply were kept out of the store
     cut: bool = False  # the reply reached the new-token limit: it may end mid-sentence
+    superseded: dict[int, int] = field(default_factory=dict)  # recalled statements a newer one replaced
+    window: TimeWindow | None = None  # the time the message named, which recall preferred
+    window_label: str | None = None  # that window as the person reads it, in their time zone
+
+    error_code: int = 1  # the exit status of the failure, when there is one (2: bad input)
 
     @property
     def exit_code(self) -> int:
-        """What `memchat ask` exits with: 0, 1 for a failed reply, 130 for one stopped."""
-        return 1 if self.error else (130 if self.status == "stopped" else 0)
+        """What `memchat ask` exits with: 0; the failure's status (1, 2 for bad input); 130 if stopped."""
+        return self.error_code if self.error else (130 if self.status == "stopped" else 0)
 
     def to_json(self) -> dict:
         return {
@@ -64,6 +74,10 @@ class Reply:
             "user_turn_id": self.user_turn_id, "reply_turn_id": self.reply_turn_id,
             "error": self.error, "warnings": self.warnings, "memory_mode": self.mode, "stored": self.stored,
             "cut_at_token_limit": self.cut,
+            "superseded": [{"turn_id": old, "by": new} for old, new in self.superseded.items()],
+            "window": None if self.window is None else {
+                "phrase": self.window.phrase, "label": self.window_label,
+                "start": to_iso(self.window.start), "end": to_iso(self.window.end)},
         }
 
 
@@ -73,8 +87,10 @@ class ChatService:
     `ask` by assistant/conversation.py, which every face drives."""
 
     def __init__(self, memory: Memory, backend: Backend, *, k: int = 3, token_budget: int = 2048,
-                 options: GenerationOptions | None = None, recency_weight: float = 0.0):
+                 options: GenerationOptions | None = None, recency_weight: float = 0.0, tz: tzinfo | None = None):
+        """`tz`: the person's time zone (the platform's when None): their today, their dates."""
         self.memory = memory
+        self.tz = tz or datetime.now().astimezone().tzinfo
         self.backend = backend
         self.k = k
         self.token_budget = token_budget
@@ -91,6 +107,7 @@ class ChatService:
         conversation can still refer to them."""
         if mode not in MEMORY_MODES:
             raise BadInput(f"memory mode {mode!r}: use one of {', '.join(MEMORY_MODES)}")
+        validate_text(text)  # a chat message's limit, in every face (an import may store longer texts)
         session = session if session is not None else SessionMemory(self.memory.embedder)
         cancel = cancel or threading.Event()
         clock = _Clock()
@@ -104,26 +121,37 @@ class ChatService:
         conversation_id = user_turn.conversation_id if user_turn else conversation_id
         clock.lap("store_user_ms")
 
+        now = time.time()
         hits: list[Hit] = []
-        if mode != "off" and self.k > 0:
-            seen = frozenset([*(t.id for t in recent), *([user_turn.id] if user_turn else [])])
-            # The store (unless this reply recalls nothing from it), then this conversation's turns
-            # kept in this process only: those are never recalled into another conversation.
-            found = [recall_notes(self.memory, text, self.k, seen, self.weights)] if use_memory else []
-            if session.has_conversation(conversation_id):
-                found.append(recall_notes(session, text, self.k, seen, self.weights, conversation_id))
-            hits = _interleave(found, self.k)
-        clock.lap("recall_ms")
-        messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
-                                        self.token_budget, self.backend.count_tokens)
+        superseded: dict[int, int] = {}
+        window, messages, report, error = None, None, None, None
+        try:  # the message is stored: from here on, whatever fails is recorded as a failed reply to it
+            # The time the message names, parsed once here and passed down (recall prefers it; the
+            # prompt dates its notes for it).
+            window = parse_window(text, now, self.tz)
+            if mode != "off" and self.k > 0:
+                seen = frozenset([*(t.id for t in recent), *([user_turn.id] if user_turn else [])])
+                # The store (unless this reply recalls nothing from it), then this conversation's turns
+                # kept in this process only: those are never recalled into another conversation.
+                found = [recall_notes(self.memory, text, self.k, seen, self.weights, window=window)] if use_memory else []
+                if session.has_conversation(conversation_id):
+                    found.append(recall_notes(session, text, self.k, seen, self.weights, conversation_id, window))
+                hits = _interleave(found, self.k)
+            clock.lap("recall_ms")
+            superseded = supersessions(hits, _vectors(hits, self.memory, session))
+            messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
+                                            self.token_budget, self.backend.count_tokens, now=now, tz=self.tz,
+                                            dated=window is not None or asks_about_time(text), superseded=superseded,
+                                            present=asks_about_now(text), window=window)
+        except Exception as exc:  # the store failed mid-way (a re-embed elsewhere, a full disk), or a bug
+            error = one_line(exc)
         clock.lap("prompt_ms")
 
         chunks: list[str] = []
         state = StreamState()
-        error: str | None = None
         first_token_at = None
         try:
-            for chunk in self.backend.stream(messages, self.options, cancel, state):
+            for chunk in self.backend.stream(messages, self.options, cancel, state) if error is None else ():
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 chunks.append(chunk)
@@ -167,7 +195,8 @@ class ChatService:
         return Reply(conversation_id=conversation_id, answer=answer, status=status, memories=hits,
                      backend=self.backend.name, model=self.backend.model, usage=state.usage, timings=timings,
                      prompt=report, user_turn_id=_stored_id(user_turn), reply_turn_id=_stored_id(reply_turn),
-                     error=error, warnings=warnings, mode=mode, stored=log is self.memory, cut=cut)
+                     error=error, warnings=warnings, mode=mode, stored=log is self.memory, cut=cut,
+                     superseded=superseded, window=window, window_label=window and window.label(self.tz))
 
     def _history(self, conversation_id: str | None, session: SessionMemory) -> list:
         """The conversation's latest turns: those stored, then those kept in this process only."""
@@ -175,6 +204,12 @@ class ChatService:
             return []
         stored = self.memory.turns(conversation_id, limit=RECENT_WINDOW, newest_first=True)[::-1]
         return (stored + session.turns(conversation_id))[-RECENT_WINDOW:]
+
+
+def _vectors(hits: list[Hit], memory: Memory, session: SessionMemory) -> dict:
+    """The recalled turns' vectors: stored ones from SQLite, this process's from the session."""
+    return {**memory.vectors(h.turn.id for h in hits if h.turn.id > 0),
+            **session.vectors(h.turn.id for h in hits if h.turn.id < 0)}
 
 
 def _stored_id(turn) -> int | None:
@@ -189,13 +224,14 @@ def _interleave(lists: list[list[Hit]], k: int) -> list[Hit]:
 
 
 def recall_notes(memory: TurnLog, text: str, k: int, exclude: frozenset[int] = frozenset(),
-                 weights: RecallWeights | None = None, conversation_id: str | None = None) -> list[Hit]:
+                 weights: RecallWeights | None = None, conversation_id: str | None = None,
+                 window: TimeWindow | None = None) -> list[Hit]:
     """The k memories a reply is given: what the person said is evidence; memchat's own earlier
     replies are not (a wrong reply, recalled, was repeated as fact), and a turn that only asks
     something tells nothing. Filtered after an unfiltered recall: a role filter in SQL sends
     dense search to an exact scan of every matching vector (46 ms a turn at 10k memories, not ~6)."""
     flt = RecallFilter(conversation_id=conversation_id, exclude_ids=exclude)
-    found = memory.recall(text, k=k * OVERFETCH, flt=flt, weights=weights)
+    found = memory.recall(text, k=min(k * OVERFETCH, MAX_K), flt=flt, weights=weights, window=window)
     return [h for h in found if h.turn.role == "user" and not only_questions(h.turn.text)][:k]
 
 
@@ -224,4 +260,5 @@ class _Clock:
 
 def service_from_settings(memory: Memory, backend: Backend, settings) -> ChatService:
     return ChatService(memory, backend, k=settings.k, token_budget=settings.token_budget,
-                       options=GenerationOptions.from_settings(settings), recency_weight=settings.recency_weight)
+                       options=GenerationOptions.from_settings(settings), recency_weight=settings.recency_weight,
+                       tz=person_tz(settings.tz))

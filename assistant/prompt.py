@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timezone, tzinfo
 from typing import Callable
 
+from assistant.notes import (asks_when, format_note, in_place_of_older, newest_nearest, said_when,
+                             says_relative_time)
 from memory.turn import Hit, Turn
 
 SYSTEM_PROMPT = (
@@ -36,6 +39,27 @@ EXAMPLE = [  # like a real prompt: a few notes, a neighbouring one among them, t
 EXAMPLE_TOKENS = 60  # the worked exchange, counted generously for any tokenizer
 
 
+def dated_example(reads_dates: bool, now: float, tz: tzinfo) -> list[dict]:
+    """The worked exchange with dated notes. `reads_dates` (the question asks when, and a note says
+    "today" or "yesterday"): the answer reads the note against its date; otherwise the undated
+    example's, dated (with the "when" example for every dated question, "When does my passport
+    expire?" was answered "You bought the passport 3 weeks ago")."""
+    def note(days: int, text: str) -> str:
+        return f"- {said_when(now - days * 86_400, now, tz)}: {text}"
+
+    if not reads_dates:
+        notes = [note(20, "I had pancakes for breakfast."), note(9, "My sister Ines lives in Bergen."),
+                 note(2, "My brother Jonas works as a nurse.")]
+        ask, answer = "What does my brother do?", "Your brother Jonas works as a nurse."
+    else:
+        notes = [note(20, "I had pancakes for breakfast."), note(9, "My sister Ines lives in Bergen."),
+                 note(2, "We bought a new sofa today.")]
+        bought = said_when(now - 2 * 86_400, now, tz)
+        ask, answer = "When did we buy the sofa?", f"You bought the sofa {bought.replace(' (', ', on ').rstrip(')')}."
+    return [{"role": "user", "content": NOTES_HEADING + ":\n" + "\n".join(notes) + f"\n\nMy question: {ask}"},
+            {"role": "assistant", "content": answer}]
+
+
 @dataclass
 class PromptReport:
     tokens: int
@@ -49,20 +73,31 @@ class PromptReport:
         return self.__dict__.copy()
 
 
-def format_memory(hit: Hit) -> str:
-    """One note: the turn's text on one line (newlines and runs of spaces collapsed)."""
-    return "- " + re.sub(r"\s+", " ", hit.turn.text).strip()
-
-
 def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: int,
-                 count_tokens: Callable[[str], int], now: float | None = None) -> tuple[list[dict], PromptReport]:
-    today = datetime.fromtimestamp(now, tz=timezone.utc) if now else datetime.now(timezone.utc)
-    system = SYSTEM_PROMPT.format(today=today.strftime("%A %d %B %Y"))
+                 count_tokens: Callable[[str], int], now: float | None = None, tz: tzinfo | None = None,
+                 dated: bool = False, superseded: dict[int, int] | None = None,
+                 present: bool = False, window=None) -> tuple[list[dict], PromptReport]:
+    """`tz`: the person's time zone ("Today is" is their day); `dated`: each note says when it was
+    said (for questions about time: chosen by measurement, docs/answers.md); `superseded`: {older
+    turn id: newer turn id} among the memories (memory/changes.py): the older is marked earlier and
+    the newer comes nearest the question, and with `present` (the question asks about now) the older
+    is left out; `window` (memory/timewindow.py, the time the question names): when some memories
+    were said inside it, the others are left out (recall already ranked those first)."""
+    now = time.time() if now is None else now
+    tz = tz or timezone.utc
+    superseded = superseded or {}
+    system = SYSTEM_PROMPT.format(today=datetime.fromtimestamp(now, tz).strftime("%A %d %B %Y"))
+    when = (now, tz) if dated else (None, None)
+    if present:
+        memories = in_place_of_older(memories, superseded)
+    if window is not None and any(h.turn.created_at in window for h in memories):
+        memories = [h for h in memories if h.turn.created_at in window]
+    earlier = set(superseded)
     used = count_tokens(system) + count_tokens(message) + 8  # + the chat template's role markers
     kept_memories: list[Hit] = []
     block_cost = count_tokens(NOTES_HEADING) + 4
     for hit in memories:
-        cost = count_tokens(format_memory(hit)) + 1
+        cost = count_tokens(format_note(hit, *when, earlier=hit.turn.id in earlier)) + 1
         if used + block_cost + cost > budget:
             continue  # a shorter, lower-ranked memory may still fit
         kept_memories.append(hit)
@@ -70,7 +105,9 @@ def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: 
     if kept_memories:
         used += block_cost + EXAMPLE_TOKENS
     kept_memories.reverse()  # the best note next to the question: best-first answered 28 % right, best-last 53 %
-    notes = NOTES_HEADING + ":\n" + "\n".join(format_memory(h) for h in kept_memories) if kept_memories else ""
+    kept_memories = newest_nearest(kept_memories, superseded)
+    notes = NOTES_HEADING + ":\n" + "\n".join(format_note(h, *when, earlier=h.turn.id in earlier)
+                                              for h in kept_memories) if kept_memories else ""
 
     kept_recent: list[Turn] = []
     for turn in reversed(recent):  # newest first, so the latest exchanges survive a cut
@@ -84,7 +121,8 @@ def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: 
     question = f"{notes}\n\nMy question: {message}" if notes else message
     messages = [{"role": "system", "content": system}]
     if notes:
-        messages += EXAMPLE
+        reads_dates = asks_when(message) and any(says_relative_time(h.turn.text) for h in kept_memories)
+        messages += dated_example(reads_dates, now, tz) if dated else EXAMPLE
     messages += [{"role": t.role, "content": t.text} for t in kept_recent if t.role in ("user", "assistant")]
     messages.append({"role": "user", "content": question})
     report = PromptReport(tokens=used, memories_used=len(kept_memories), memories_cut=len(memories) - len(kept_memories),

@@ -132,6 +132,18 @@ class Memory:
         with self._lock.exclusive(f"moving the memory to {target}"):
             return self.index.move_to(target, progress)
 
+    @property
+    def deletes_deferred(self) -> bool:
+        """A forget could not reach the hosted store yet (it was down); `retry_deferred` sends it."""
+        return self.index is not None and self.index.guard.deferred
+
+    def retry_deferred(self) -> bool:
+        """Send the deletes a hosted store's outage held back; True when none waits any more."""
+        if not self.deletes_deferred:
+            return True
+        with self._lock.exclusive("sending a forget to the vector store"):
+            return self.index.guard.retry_deferred()
+
     def take_notices(self) -> list[str]:
         """What the person should be told once (a store that failed), cleared as it is taken."""
         taken, self.notices[:] = list(self.notices), []
@@ -198,7 +210,10 @@ class Memory:
         return embedding_upkeep.embed_pending(self, progress, limit)
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
-        with self.engine.begin() as conn:
+        # Under the lock, like every write: a long forget elsewhere makes it wait with a message,
+        # not run into SQLite's busy timeout.
+        with self._lock.exclusive("renaming a conversation"), storage_failures_named(self.data_dir), \
+                self.engine.begin() as conn:
             result = conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(title=title))
         if result.rowcount == 0:
             raise NotFound(f"no conversation {conversation_id!r}")
@@ -221,6 +236,21 @@ class Memory:
             return []
         rows = conn.execute(select(turns).where(turns.c.id.in_(ids))).all()
         return [_turn(r) for r in rows]
+
+    def vectors(self, turn_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """Each turn's unit vector (the mean of its windows' for a long turn), by id; a turn waiting
+        for its embedding is left out."""
+        ids = sorted({int(i) for i in turn_ids})
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(embeddings.c.turn_id, embeddings.c.vector)
+                                .where(embeddings.c.turn_id.in_(ids), embeddings.c.model == self.embedder.model_id)).all()
+        windows: dict[int, list[np.ndarray]] = {}
+        for turn_id, blob in rows:
+            windows.setdefault(turn_id, []).append(np.frombuffer(blob, dtype=np.float32))
+        means = {turn_id: np.mean(found, axis=0) for turn_id, found in windows.items()}
+        return {turn_id: v / (np.linalg.norm(v) or 1.0) for turn_id, v in means.items()}
 
     def get(self, turn_id: int) -> Turn:
         with self.engine.connect() as conn:

@@ -353,7 +353,8 @@ def prefer_window(conn: Connection, store, vector: np.ndarray | None, query: str
     rankings, similarity = _candidates(conn, store, vector, query, n, replace(flt, since=since, until=until), weights)
     fused = fuse(rankings, {"dense": weights.dense, "lexical": weights.lexical})
     if vector is not None:  # relevant: it says a word of the query, or means nearly what the best hit does
-        best = max([r.similarity for r in ranked if r.similarity is not None] + list(similarity.values()))
+        best = max([r.similarity for r in ranked if r.similarity is not None] + list(similarity.values()),
+                   default=float("inf"))  # nothing to compare with: only a turn that says a query word
         said = _saying(conn, [i for i, _, _ in fused], query)
         fused = [f for f in fused if f[0] in said or similarity.get(f[0], -1.0) >= best - WINDOW_MARGIN]
     preferred = [Ranked(i, score, {**signals, "window": rank}, similarity.get(i))

@@ -51,6 +51,11 @@ class SessionMemory:
             found.reverse()
         return found[offset:offset + limit] if limit is not None else found[offset:]
 
+    def vectors(self, turn_ids) -> dict[int, np.ndarray]:
+        """Each session turn's unit vector, by id (one without a vector is left out)."""
+        wanted = set(turn_ids)
+        return {t.id: v for t, v in zip(self._turns, self._vectors) if t.id in wanted and v is not None}
+
     def has_conversation(self, conversation_id: str) -> bool:
         return any(t.conversation_id == conversation_id for t in self._turns)
 

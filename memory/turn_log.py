@@ -21,6 +21,9 @@ class TurnLog(Protocol):
 
     def has_conversation(self, conversation_id: str) -> bool: ...
 
+    def vectors(self, turn_ids) -> dict:
+        """Each turn's unit vector (numpy, float32) by id; turns without one are left out."""
+
     def recall(self, query: str, k: int = 10, flt: RecallFilter | None = None,
                weights: RecallWeights | None = None, window: TimeWindow | None = None) -> list[Hit]:
         """The k turns that best answer `query`, best first; those inside `window` (the time the

@@ -124,7 +124,7 @@ def test_memory_and_session_memory_speak_the_same_typed_protocol():
     from memory.session import SessionMemory
     from memory.turn_log import TurnLog
 
-    for name in ("remember", "turns", "has_conversation", "recall"):
+    for name in ("remember", "turns", "has_conversation", "recall", "vectors"):
         wanted = list(inspect.signature(getattr(TurnLog, name)).parameters)
         for cls in (Memory, SessionMemory):
             have = list(inspect.signature(getattr(cls, name)).parameters)
