@@ -64,9 +64,12 @@ def run_ask(args, settings) -> int:
             tz = person_tz(settings.tz)
             if reply.window:  # the time the message named, which recall preferred
                 print(f"[window: {reply.window.label(tz)} ({reply.window.phrase!r})]", file=sys.stderr)
+            by_id = {hit.turn.id: hit for hit in reply.memories}
             for hit in reply.memories:
+                newer = by_id.get(reply.superseded.get(hit.turn.id))  # a newer statement replaced it
+                replaced = f" superseded by #{newer.turn.id} of {shown_time(newer.turn.created_at, tz)}" if newer else ""
                 print(f"[memory #{hit.turn.id} {shown_time(hit.turn.created_at, tz)} {hit.turn.role} "
-                      f"score {hit.score:.3f}] {visible(hit.turn.text)[:200]}", file=sys.stderr)
+                      f"score {hit.score:.3f}{replaced}] {visible(hit.turn.text)[:200]}", file=sys.stderr)
         for warning in reply.warnings:
             print(f"memchat: note: {warning}", file=sys.stderr)
         if args.timings and not args.json:

@@ -32,10 +32,13 @@ def _text_to_add(value: str) -> str:
     return validate_text(text, MAX_TURN_CHARS)
 
 
-def _print_turn(turn, tz, score: float | None = None) -> None:
+def _print_turn(turn, tz, score: float | None = None, newer=None) -> None:
+    """`newer`: the turn that supersedes this one (memory/changes.py), shown with its date."""
     head = f"#{turn.id} [{turn.conversation_id}] {turn.role} {shown_time(turn.created_at, tz)}"
     if score is not None:
         head += f"  score {score:.4f}"
+    if newer is not None:
+        head += f"  superseded by #{newer.id} of {shown_time(newer.created_at, tz)}"
     if turn.status != "ok":
         head += f"  ({turn.status})"
     print(head)
@@ -72,13 +75,18 @@ def run_memory_command(args, settings: Settings) -> int:
                                    since=_time_filter(args.since, tz, end=False), until=_time_filter(args.until, tz, end=True))
                 window = parse_window(args.query, time.time(), tz)  # "the repair last week": that week first
                 hits = memory.recall(args.query, k=args.k, flt=flt, window=window)
+                from memory.changes import supersessions
+
+                superseded = supersessions(hits, memory.vectors(h.turn.id for h in hits))  # nothing is deleted
+                by_id = {h.turn.id: h.turn for h in hits}
                 if args.json:
-                    print_json([h.to_json() for h in hits])
+                    print_json([{**h.to_json(), **({"superseded_by": superseded[h.turn.id]}
+                                                   if h.turn.id in superseded else {})} for h in hits])
                 else:
                     if window:
                         print(f"window: {window.label(tz)} ({window.phrase!r})")
                     for hit in hits:
-                        _print_turn(hit.turn, tz, hit.score)
+                        _print_turn(hit.turn, tz, hit.score, by_id.get(superseded.get(hit.turn.id)))
                     if not hits:
                         print("no memories found")
             elif action == "list":

@@ -150,3 +150,23 @@ def test_a_message_naming_a_time_works_on_a_store_with_nothing_to_compare(memory
     with StandIn("gemini") as server:
         reply = ChatService(memory, make_remote("gemini", server.url), tz=TZ).ask("The boiler service is due in March.")
     assert reply.status == "ok" and reply.window is not None and reply.error is None
+
+
+def test_memory_search_and_show_memories_mark_the_superseded_statement_with_both_dates(data_dir, cli_env):
+    import subprocess
+
+    from tests.conftest import MEMCHAT
+
+    env = {**cli_env, "MEMCHAT_TZ": "Asia/Kolkata"}
+    old = '{"text": "My phone is a Pixel 6.", "created_at": "2026-05-15T10:00:00Z"}'
+    new = '{"text": "I sold my phone and got an iPhone 15 instead.", "created_at": "2026-11-22T10:00:00Z"}'
+    (data_dir.parent / "phones.jsonl").write_text(old + "\n" + new + "\n")
+    subprocess.run([*MEMCHAT, "memory", "import", str(data_dir.parent / "phones.jsonl")], env=env, check=True,
+                   capture_output=True)
+    done = subprocess.run([*MEMCHAT, "memory", "search", "which phone do I have", "-k", "2"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "#1 [" in done.stdout and "superseded by #2 of 2026-11-22 15:30 +05:30" in done.stdout
+    found = subprocess.run([*MEMCHAT, "memory", "search", "which phone do I have", "-k", "2", "--json"], env=env,
+                           capture_output=True, text=True)
+    assert [h.get("superseded_by") for h in json.loads(found.stdout) if h["id"] == 1] == [2]

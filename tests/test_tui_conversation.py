@@ -268,3 +268,25 @@ def test_an_idle_app_sends_a_forget_the_store_missed_once_it_is_back(data_dir, m
                 pinecone.outage = False
                 await until(pilot, lambda: not set(forgotten) & set(pinecone.visible(namespace)), timeout=30)
     asyncio.run(run())
+
+
+def test_the_recalled_memories_panel_shows_a_superseded_statement_with_both_dates(data_dir, model_cache, embedder):
+    import time as clock
+
+    from assistant.tui.widgets.memory_panel import MemoryItem
+
+    now = clock.time()
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("My phone is a Pixel 6.", conversation_id="a", created_at=now - 200 * 86_400)
+        memory.remember("I sold my phone and got an iPhone 15 instead.", conversation_id="b", created_at=now - 9 * 86_400)
+
+    async def run():
+        with StandIn("gemini", [Step(chunks=["An iPhone 15."])]) as server:
+            app = gemini_app(data_dir, model_cache, server)
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: idle(app))
+                await send(pilot, "Which phone do I have now?")
+                await until(pilot, lambda: idle(app) and len(server.requests) == 1 and app.query(MemoryItem))
+                headers = {item.hit.turn.id: str(item.children[0].render()) for item in app.query(MemoryItem)}
+                assert "superseded by #2 of" in headers[1] and "superseded" not in headers[2]
+    asyncio.run(run())

@@ -265,7 +265,7 @@ class MemchatApp(App):
         status.state = "ready"
         await self.query_one(Transcript).finish_reply("cut" if reply.cut else reply.status, reply.reply_turn_id,
                                                       reply.error)
-        self.query_one(MemoryPanel).show_hits(reply.memories, reply.window)
+        self.query_one(MemoryPanel).show_hits(reply.memories, reply.window, reply.superseded)
         status.tokens_per_s = reply.timings.get("tokens_per_s", 0.0)
         if reply.error:
             self.notify(reply.error, title=f"{reply.backend} failed", severity="error", timeout=10)

@@ -14,9 +14,12 @@ from memory.timewindow import TimeWindow, warm_up
 
 
 class MemoryItem(ListItem):
-    def __init__(self, hit, tz: tzinfo) -> None:
+    def __init__(self, hit, tz: tzinfo, newer=None) -> None:
+        """`newer`: the recalled statement that supersedes this one (memory/changes.py), if any."""
         turn = hit.turn
         mark = "  in the window" if "window" in hit.signals else ""
+        if newer is not None:
+            mark += f"  superseded by #{newer.turn.id} of {shown_time(newer.turn.created_at, tz)}"
         header = Text(f"{hit.score:.3f}  {shown_time(turn.created_at, tz)}  {turn.role}  [{turn.conversation_id}]{mark}",
                       style="dim")
         body = Text(visible(turn.text[:300]))  # a Text object: no markup is parsed from stored text
@@ -38,14 +41,16 @@ class MemoryPanel(ListView):
         # embedder's warm-up, not on the first message that names a time.
         self.run_worker(warm_up, thread=True, group="warm-up")
 
-    def show_hits(self, hits, window: TimeWindow | None = None) -> None:
-        """`window`: the time the message named, which recall preferred."""
+    def show_hits(self, hits, window: TimeWindow | None = None, superseded: dict[int, int] | None = None) -> None:
+        """`window`: the time the message named, which recall preferred; `superseded`: {older turn
+        id: newer turn id} among the hits, the older shown as superseded, with both dates."""
         tz = person_tz(self.app.settings.tz)
+        by_id = {hit.turn.id: hit for hit in hits}
         self.clear()
         if not hits:
             self.append(ListItem(Label(Text("No memories recalled for this reply.", style="dim"))))
         for hit in hits:
-            self.append(MemoryItem(hit, tz))
+            self.append(MemoryItem(hit, tz, by_id.get((superseded or {}).get(hit.turn.id))))
         self.border_title = f"recalled ({len(hits)})" + (f" · {window.label(tz)}" if window else "")
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
