@@ -244,13 +244,13 @@ def test_a_message_typed_during_a_profile_switch_goes_to_the_new_profile_without
 def test_an_idle_app_sends_a_forget_the_store_missed_once_it_is_back(data_dir, model_cache, embedder, monkeypatch):
     """A TUI left open all day: a forget during Pinecone's outage leaves the service when it is back,
     though nothing else is recalled or written meanwhile."""
-    from assistant.tui import app as app_module
+    from assistant.tui import memory_actions
     from memory import store_guard
     from tests.pinecone_standin import PineconeStandIn
     from tests.test_cloud_stores import options_for, vector_ids_of
 
     monkeypatch.setattr(store_guard, "RETRY_AFTER_S", 0.2)  # the waits, not the behaviour
-    monkeypatch.setattr(app_module, "DEFERRED_EVERY_S", 0.3)
+    monkeypatch.setattr(memory_actions, "DEFERRED_EVERY_S", 0.3)
 
     async def run():
         with StandIn("gemini") as server, PineconeStandIn(lag_s=0) as pinecone:

@@ -5,12 +5,10 @@ background thread while the user can already type. A message sent before they ar
 when they are. Every memory and model call runs in a worker thread, one at a time (the store has
 one writer), and hands its result back to the UI thread.
 
-The conversation's state (id, memory mode, session turns, private flag, queue, the service that
-answers) lives in one `Conversation` (assistant/conversation.py), the same object `memchat ask`
-drives; the App draws it and delegates to it. Every worker runs behind one error boundary
-(`in_thread`, `Conversation.send`): a failure is a one-line notification and the app stays up, and
-should anything escape them, `_handle_exception` ends the app with one line, never Textual's
-traceback with the local variables of every frame (the message, the prompt, a key).
+The conversation's state lives in one `Conversation` (assistant/conversation.py), which `memchat
+ask` drives too; the App draws it and delegates. Workers run behind one error boundary (`in_thread`,
+`Conversation.send`); past it, `_handle_exception` ends the app with one line, never Textual's
+traceback with every frame's local variables (the message, the prompt, a key).
 """
 from __future__ import annotations
 
@@ -39,9 +37,6 @@ from assistant.tui.widgets.memory_panel import MemoryPanel
 from assistant.tui.widgets.prompt_input import PromptInput
 from assistant.tui.widgets.status_bar import StatusBar
 from assistant.tui.widgets.transcript import Transcript
-
-
-DEFERRED_EVERY_S = 30.0  # how often an idle app retries a forget a hosted store's outage held back
 
 
 class MemchatApp(App):
@@ -117,12 +112,7 @@ class MemchatApp(App):
         self.query_one(Transcript).show_turns([], self.conversation.remembers)
         self.query_one(PromptInput).focus()
         self.load_everything()
-        self.set_interval(DEFERRED_EVERY_S, self._send_deferred_deletes)
-
-    def _send_deferred_deletes(self) -> None:
-        """A forget a hosted store's outage held back leaves it once it answers, even while idle."""
-        if self.memory is not None and self.memory.deletes_deferred and not self.store_lock.locked():
-            self.in_thread(lambda memory: memory.retry_deferred())
+        self.set_interval(memory_actions.DEFERRED_EVERY_S, lambda: memory_actions.send_deferred_deletes(self))
 
     # -- loading -------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="load")

@@ -18,6 +18,15 @@ def _stored_id(app) -> str | None:
     return conversation.id if conversation.mode == "persistent" else None
 
 
+DEFERRED_EVERY_S = 30.0  # how often an idle app retries a forget a hosted store's outage held back
+
+
+def send_deferred_deletes(app) -> None:
+    """A forget a hosted store's outage held back leaves it once it answers, even while idle."""
+    if app.memory is not None and app.memory.deletes_deferred and not app.store_lock.locked():
+        app.in_thread(lambda memory: memory.retry_deferred())
+
+
 def rename_current(app, title: str) -> None:
     cid = _stored_id(app)
     if cid is None:
