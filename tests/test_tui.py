@@ -54,7 +54,8 @@ def test_send_before_ready_streams_reply_and_fills_memory_panel(make_app, data_d
             assert [v.role for v in app.query(TurnView)] == ["user"]
             app.store_lock.release()
             await until(pilot, lambda: app.ready and not app.generating and not app.conversation.queue
-                        and all(w.is_finished for w in app.workers))  # the lists and counts refreshed too
+                        and all(w.is_finished for w in app.workers)  # the lists and counts refreshed too
+                        and app.query(MemoryItem))  # and the panel drawn (a busy machine draws late)
             views = list(app.query(TurnView))
             assert [v.role for v in views] == ["user", "assistant"]
             assert views[1].source.strip() not in ("", "…")
