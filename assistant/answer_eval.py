@@ -24,11 +24,12 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, tzinfo
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from assistant.chat import ChatService
+from assistant.localtime import person_tz
 from memory.errors import BadInput
 from memory.memory import Memory
 from memory.turn import NewTurn
@@ -126,7 +127,7 @@ def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict,
     """Tell every fact, ask every question; the share answered, the share recalled, latency.
     `now` and `tz`: the moment the eval runs and the person's time zone (time cases are told relative to them)."""
     now = time.time() if now is None else now
-    tz = tz or datetime.now().astimezone().tzinfo
+    tz = tz or person_tz()
     work = Path(tempfile.mkdtemp(prefix="memchat-answers-"))
     rows = []
     try:

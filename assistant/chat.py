@@ -11,12 +11,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Callable
 
-from assistant.backends import Backend, BackendError, GenerationOptions, StreamState
+from assistant.backends import Backend, GenerationOptions, StreamState
 from assistant.config import MEMORY_MODES
-from assistant.failures import one_line, unexpected
+from assistant.failures import one_line
 from assistant.localtime import person_tz
 from assistant.notes import asks_about_now, asks_about_time
 from assistant.prompt import PromptReport, build_prompt
@@ -90,7 +90,7 @@ class ChatService:
                  options: GenerationOptions | None = None, recency_weight: float = 0.0, tz: tzinfo | None = None):
         """`tz`: the person's time zone (the platform's when None): their today, their dates."""
         self.memory = memory
-        self.tz = tz or datetime.now().astimezone().tzinfo
+        self.tz = tz or person_tz()
         self.backend = backend
         self.k = k
         self.token_budget = token_budget
@@ -105,8 +105,7 @@ class ChatService:
         alone). `use_memory=False`: recall nothing from the store for this reply. `store=False`: keep
         this message and its reply out of the store; they stay in `session`, so the rest of the
         conversation can still refer to them."""
-        if mode not in MEMORY_MODES:
-            raise BadInput(f"memory mode {mode!r}: use one of {', '.join(MEMORY_MODES)}")
+        check_mode(mode)
         validate_text(text)  # a chat message's limit, in every face (an import may store longer texts)
         session = session if session is not None else SessionMemory(self.memory.embedder)
         cancel = cancel or threading.Event()
@@ -157,10 +156,8 @@ class ChatService:
                 chunks.append(chunk)
                 if on_chunk:
                     on_chunk(chunk)
-        except BackendError as exc:
-            error = str(exc)
-        except Exception as exc:  # a bug in a backend: the message is kept and the reply recorded as failed
-            error = unexpected(exc)
+        except Exception as exc:  # the backend's one line, or a bug in it: the message is kept, the reply failed
+            error = one_line(exc)
         generation_ms = clock.lap("generate_ms")
         answer = "".join(chunks)
         status = "failed" if error else ("stopped" if cancel.is_set() else "ok")
@@ -204,6 +201,12 @@ class ChatService:
             return []
         stored = self.memory.turns(conversation_id, limit=RECENT_WINDOW, newest_first=True)[::-1]
         return (stored + session.turns(conversation_id))[-RECENT_WINDOW:]
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MEMORY_MODES:
+        raise BadInput(f"memory mode {mode!r}: use one of {', '.join(MEMORY_MODES)}")
+    return mode
 
 
 def _vectors(hits: list[Hit], memory: Memory, session: SessionMemory) -> dict:

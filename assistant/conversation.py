@@ -13,8 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from assistant.chat import ChatService, Reply
-from assistant.config import MEMORY_MODES
+from assistant.chat import ChatService, Reply, check_mode
 from assistant.failures import one_line
 from memory.errors import BadInput
 from memory.forgetting import title_from
@@ -34,7 +33,7 @@ class Conversation:
 
     def __init__(self, service: ChatService | None, mode: str = "persistent", conversation_id: str | None = None):
         self.service = service
-        self.mode = _checked(mode)
+        self.mode = check_mode(mode)
         self.id = conversation_id  # None until its first turn is kept (and always in mode off)
         self._session: SessionMemory | None = None  # turns kept in this process only, made when first needed
         self.private_next = False  # F6, /private, `ask --no-store`: the next message is kept out of the store
@@ -94,7 +93,7 @@ class Conversation:
         """A new conversation (Ctrl+N, /memory, a profile switch): the old one's turns kept in this
         process only are dropped with it, never carried into the next."""
         self._check_may_leave("starting a new conversation")
-        self.mode = _checked(mode or self.mode)
+        self.mode = check_mode(mode or self.mode)
         self.reset()
 
     def reset(self) -> None:
@@ -134,9 +133,3 @@ class Conversation:
                 "session": "Incognito: this conversation is recalled from while it lasts, and nothing of it is "
                            "written to disk",
                 "off": "Each message is answered alone: nothing is recalled or stored"}[self.mode]
-
-
-def _checked(mode: str) -> str:
-    if mode not in MEMORY_MODES:
-        raise BadInput(f"memory mode {mode!r}: use one of {', '.join(MEMORY_MODES)}")
-    return mode
