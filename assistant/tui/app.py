@@ -247,8 +247,8 @@ class MemchatApp(App):
             await self.query_one(Transcript).append_reply(message.chunk)
 
     async def on_memchat_app_reply_done(self, message: ReplyDone) -> None:
-        self.conversation.replying = False
         if self.quitting:  # the reply was stored by the worker; the screen is going away
+            self.conversation.replying = False
             return
         reply = message.reply
         status = self.query_one(StatusBar)
@@ -261,6 +261,7 @@ class MemchatApp(App):
             self.notify(reply.error, title=f"{reply.backend} failed", severity="error", timeout=10)
         for warning in reply.warnings:
             self.notify(warning, severity="warning")
+        self.conversation.replying = False  # only now: the reply, its panel and its notices are shown
         self.refresh_lists()
         self._send_next_pending()  # a failed reply never stops the messages typed after it
 
