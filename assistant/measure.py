@@ -115,6 +115,8 @@ def run_eval(args, settings: Settings) -> int:
           f"({args.signals}); search p50 {result['search_p50_ms']} ms, p95 {result['search_p95_ms']} ms")
     for name, row in result["by_category"].items():
         print(f"  {name:>12}: {row['recall']:.4f}  ({row['questions']} questions)")
+    if len(result["by_conversation"]) > 1:
+        print("  by conversation: " + ", ".join(f"{name} {row['recall']:.3f}" for name, row in result["by_conversation"].items()))
     return 0
 
 

@@ -32,18 +32,21 @@ CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 
 @dataclass
 class EvalResult:
     k: int
-    per_question: list[tuple[int, float]] = field(default_factory=list)  # (category, recall)
+    per_question: list[tuple[str, float]] = field(default_factory=list)  # (kind, recall)
+    per_conversation: dict[str, list[float]] = field(default_factory=dict)  # sample_id: recalls
     latencies_ms: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict:
         by_category: dict[str, list[float]] = {}
-        for category, value in self.per_question:
-            by_category.setdefault(CATEGORIES.get(category, str(category)), []).append(value)
+        for kind, value in self.per_question:
+            by_category.setdefault(kind, []).append(value)
         return {
             "k": self.k,
             "recall": round(float(np.mean([v for _, v in self.per_question])), 4) if self.per_question else 0.0,
             "by_category": {name: {"recall": round(float(np.mean(values)), 4), "questions": len(values)}
                             for name, values in sorted(by_category.items())},
+            "by_conversation": {name: {"recall": round(float(np.mean(values)), 4), "questions": len(values)}
+                                for name, values in self.per_conversation.items() if values},
             "questions": len(self.per_question),
             "search_p50_ms": round(statistics.median(self.latencies_ms), 2) if self.latencies_ms else 0.0,
             "search_p95_ms": round(float(np.percentile(self.latencies_ms, 95)), 2) if self.latencies_ms else 0.0,
@@ -58,6 +61,14 @@ def load_locomo(path: Path) -> list[dict]:
     if not isinstance(data, list) or not all(isinstance(s, dict) and "conversation" in s for s in data):
         raise BadInput(f"{path}: not LoCoMo (a list of samples with 'conversation' and 'qa')")
     return data
+
+
+def question_kind(qa: dict) -> str:
+    """A question's kind: its own "kind" field where the set has one (memchat's sets), else LoCoMo's category name."""
+    if isinstance(qa.get("kind"), str) and qa["kind"]:
+        return qa["kind"]
+    category = qa.get("category", 0)
+    return CATEGORIES.get(category, str(category)) if isinstance(category, int) else str(category)
 
 
 def evidence_recall(evidence: list[str], retrieved: list[str]) -> float:
@@ -90,7 +101,9 @@ def evaluate(samples: list[dict], embedder, k: int = 10, store: str = "faiss",
                     hits = memory.recall(question, k=k, weights=weights, window=window)
                     result.latencies_ms.append((time.perf_counter() - started) * 1000)
                     retrieved = [h.turn.meta.get("dia_id") for h in hits]
-                    result.per_question.append((int(qa.get("category", 0)), evidence_recall(qa["evidence"], retrieved)))
+                    value = evidence_recall(qa["evidence"], retrieved)
+                    result.per_question.append((question_kind(qa), value))
+                    result.per_conversation.setdefault(str(sample.get("sample_id", len(result.per_conversation))), []).append(value)
                     if progress:
                         progress("asking", len(result.per_question), total)
         finally:

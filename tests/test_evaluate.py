@@ -57,6 +57,9 @@ def test_eval_arithmetic_on_a_hand_counted_sample(embedder):
     assert len(timed.latencies_ms) == 4  # one timing per question asked
     summary = timed.to_json()
     assert min(timed.latencies_ms) <= summary["search_p50_ms"] <= summary["search_p95_ms"] <= max(timed.latencies_ms)
+    assert summary["by_conversation"] == {SAMPLE["sample_id"]: {"recall": result["recall"], "questions": 4}}
+    kinds = {**SAMPLE, "qa": [{**qa, "kind": "instruction"} for qa in SAMPLE["qa"]]}
+    assert set(evaluate([kinds], embedder, k=1).to_json()["by_category"]) == {"instruction"}  # a set's own kinds
     wider = evaluate([SAMPLE], embedder, k=5).to_json()
     assert wider["by_category"]["multi-hop"]["recall"] == 1.0  # both evidence turns fit in 5
 
@@ -66,9 +69,11 @@ def test_eval_command_on_the_project_fixture(tmp_path, capsys):
                  "--data-dir", str(tmp_path / "unused")])
     result = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert set(result) == {"k", "recall", "by_category", "questions", "search_p50_ms", "search_p95_ms"}
+    assert set(result) == {"k", "recall", "by_category", "by_conversation", "questions", "search_p50_ms",
+                           "search_p95_ms"}
     assert result["questions"] == 12 and 0 < result["recall"] <= 1
     assert sum(c["questions"] for c in result["by_category"].values()) == 12
+    assert sum(c["questions"] for c in result["by_conversation"].values()) == 12
 
 
 def test_locomo_answer_scoring_follows_the_benchmark():
