@@ -20,6 +20,7 @@ from typing import NamedTuple
 from memory.runtime.private_files import make_private
 from memory.errors import BadInput
 from memory.import_checks import LeftOut, RecordCheck, fits, iso_time, stored_text, timestamp
+from memory.pins import check_pinnable
 from memory.profiles import validate_profile
 from memory.turn import MAX_TURN_CHARS, NewTurn, to_iso, validate_role, validate_text
 
@@ -189,12 +190,16 @@ def _record_from_object(obj: dict, where: str, default_cid: str, default_time: f
         profile = obj.get("profile")
         if profile is not None:
             profile = validate_profile(profile)
+        pinned = obj.get("pinned_at")
+        pinned_at = None if pinned is None else iso_time(pinned, "pinned_at")
+        if pinned_at is not None:
+            check_pinnable(role)
     except BadInput as exc:
         raise BadInput(f"{where}: {exc}") from None
     tokens = obj.get("tokens")
     return NewTurn(text=text, role=role, conversation_id=cid, created_at=created_at, status=status,
                    backend=backend, model=model, tokens=tokens if type(tokens) is int and 0 <= tokens < 2 ** 63 else None,
-                   meta=meta, id=turn_id, profile=profile)
+                   meta=meta, id=turn_id, profile=profile, pinned_at=pinned_at)
 
 
 def exported_profile(records: list[NewTurn], path: Path) -> str | None:
@@ -300,8 +305,15 @@ def _read_locomo(path: Path, content: str, left_out: list[LeftOut]) -> list[NewT
 
 def locomo_turns(sample: dict, where: str = "LoCoMo sample", left_out: list[LeftOut] | None = None) -> list[NewTurn]:
     """The turns of one LoCoMo sample: speaker in the text, image captions appended, session dates.
-    A turn too long to store is noted in `left_out`; without one (an evaluation) it is refused."""
+    A turn too long to store is noted in `left_out`; without one (an evaluation) it is refused.
+
+    memchat's own sets in this format (data/make_assistant_set.py) are a person talking to an
+    assistant, and name the assistant's speaker in `assistant_speaker`: those turns are stored as
+    memchat's chat stores them, the assistant's with role "assistant" and no one's name in the text."""
     conversation = sample["conversation"]
+    assistant = conversation.get("assistant_speaker")
+    if assistant is not None and not isinstance(assistant, str):
+        raise BadInput(f"{where}: assistant_speaker must be a speaker's name")
     cid = sample.get("sample_id") or "locomo"
     cid = stored_text(cid if isinstance(cid, str) else json.dumps(cid), "sample_id")
     sessions = sorted(
@@ -317,7 +329,7 @@ def locomo_turns(sample: dict, where: str = "LoCoMo sample", left_out: list[Left
         for i, turn in enumerate(conversation[key]):
             if not isinstance(turn, dict) or not turn.get("text") or not turn.get("speaker"):
                 raise BadInput(f"{where}, {key} turn {i}: needs 'speaker' and 'text'")
-            body = f"{turn['speaker']}: {turn['text']}"
+            body = f"{turn['speaker']}: {turn['text']}" if assistant is None else str(turn["text"])
             if turn.get("blip_caption"):
                 body += f" [shared an image: {turn['blip_caption']}]"
             if left_out is not None and not fits(body, f"{where}, {key} turn {i}", left_out):
@@ -325,7 +337,8 @@ def locomo_turns(sample: dict, where: str = "LoCoMo sample", left_out: list[Left
             meta = {"source": "locomo", "speaker": turn["speaker"], "dia_id": turn.get("dia_id"), "session": number}
             stored_text(json.dumps(meta, ensure_ascii=False), "the turn's speaker or dia_id")
             records.append(NewTurn(
-                text=validate_text(body, MAX_TURN_CHARS), role="user", conversation_id=cid,
+                text=validate_text(body, MAX_TURN_CHARS), role="assistant" if turn["speaker"] == assistant else "user",
+                conversation_id=cid,
                 created_at=start + i,  # one second apart keeps the session's order
                 meta=meta,
             ))

@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 
 from memory import embedding_upkeep, pending
+from memory import pins as pinning
 from memory import recall as R
 from memory.datadir import DataDirLock
 from memory.embedding import Embedder
@@ -63,8 +64,7 @@ class Memory:
         check_model: bool = True,
         on_wait: Callable[[str], None] | None = None,
     ):
-        """`on_wait(message)` is called once when an operation waits over a second for another
-        process's (a re-embed in another terminal, say)."""
+        """`on_wait(message)`: said once when an operation waits over a second for another process's."""
         self.embedder = embedder or Embedder()
         with storage_failures_named(data_dir):
             self.data_dir = ensure_private_dir(Path(data_dir))
@@ -234,7 +234,7 @@ class Memory:
     def _fetch(conn, ids: list[int]) -> list[Turn]:
         if not ids:
             return []
-        rows = conn.execute(select(turns).where(turns.c.id.in_(ids))).all()
+        rows = conn.execute(pinning.with_pins().where(turns.c.id.in_(ids))).all()
         return [_turn(r) for r in rows]
 
     def vectors(self, turn_ids: Iterable[int]) -> dict[int, np.ndarray]:
@@ -261,7 +261,7 @@ class Memory:
 
     def turns(self, conversation_id: str | None = None, limit: int | None = None, offset: int = 0,
               newest_first: bool = False) -> list[Turn]:
-        query = select(turns)
+        query = pinning.with_pins()
         if conversation_id is not None:
             query = query.where(turns.c.conversation_id == conversation_id)
         query = query.order_by(turns.c.id.desc() if newest_first else turns.c.id).offset(offset)
@@ -274,7 +274,7 @@ class Memory:
         after = 0
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(select(turns).where(turns.c.id > after).order_by(turns.c.id).limit(batch)).all()
+                rows = conn.execute(pinning.with_pins().where(turns.c.id > after).order_by(turns.c.id).limit(batch)).all()
             if not rows:
                 return
             for row in rows:
@@ -329,6 +329,16 @@ class Memory:
             "db_bytes": sum(p.stat().st_size for p in db.parent.glob(DB_NAME + "*") if p.is_file()),
             "index_bytes": self.store.disk_bytes(),
         }
+
+    # -- standing memories: kept for every chat (memory/pins.py) --------------------------------
+    def pin(self, turn_id: int) -> Turn:
+        return pinning.pin(self, turn_id)
+
+    def unpin(self, turn_id: int) -> None:
+        pinning.unpin(self, turn_id)
+
+    def pins(self) -> list[Turn]:  # newest pin first; a forgotten turn's pin went with it
+        return pinning.pinned_turns(self, _turn)
 
     # -- forgetting ----------------------------------------------------------------------------
     def forget(self, turn_ids: Iterable[int]) -> int:
@@ -386,4 +396,4 @@ class Memory:
 def _turn(row) -> Turn:
     return Turn(id=row.id, conversation_id=row.conversation_id, role=row.role, text=row.text,
                 created_at=row.created_at, status=row.status, backend=row.backend, model=row.model,
-                tokens=row.tokens, meta=json.loads(row.meta or "{}"))
+                tokens=row.tokens, meta=json.loads(row.meta or "{}"), pinned_at=row.pinned_at)

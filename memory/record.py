@@ -2,7 +2,8 @@
 
 Tables: conversations, turns (with an FTS5 index over their text in context, see
 memory/fulltext.py), embeddings (one row per chunk of a turn, the float32 vector stored as a
-blob) and meta (embedding model, dimension, index generation). Every vector index is derived
+blob), pins (the turns the person keeps for every chat, memory/pins.py) and meta (embedding model,
+dimension, index generation). Every vector index is derived
 from these rows and can be rebuilt from them.
 
 Schema upgrades are an ordered list of named migration functions; the `migrations` table records
@@ -79,6 +80,13 @@ embeddings = Table(
     sqlite_autoincrement=True,
 )
 
+# Tables a later migration made with its own DDL: declared apart, so migration 1's create_all (which
+# a new store runs first) does not make them before their migration does.
+later = MetaData()
+PINS_DDL = ("CREATE TABLE pins (turn_id INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE, "
+            "pinned_at REAL NOT NULL)")  # no text of its own: a forgotten turn takes its pin with it
+pins = Table("pins", later, Column("turn_id", Integer, primary_key=True), Column("pinned_at", Float, nullable=False))
+
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 FTS_DDL = [
     # External-content FTS5: the text lives once, in turns; the porter stemmer lets "hiking" match "hike".
@@ -136,10 +144,15 @@ def _migration_5_forgotten_conversations(conn: Connection) -> None:
                          "(SELECT 1 FROM turns WHERE turns.conversation_id = conversations.id)")
 
 
+def _migration_6_pins(conn: Connection) -> None:
+    # Standing memories (memory/pins.py): the turns the person keeps for every chat, and since when.
+    conn.exec_driver_sql(PINS_DDL)
+
+
 # Append new migrations at the end; never edit, rename or reorder one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _migration_1_initial, _migration_2_term_statistics, _migration_3_turns_in_context,
-    _migration_4_failed_replies_unindexed, _migration_5_forgotten_conversations,
+    _migration_4_failed_replies_unindexed, _migration_5_forgotten_conversations, _migration_6_pins,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -83,6 +83,7 @@ class NewTurn:
     # An imported line without a time: its number among the file's untimed lines of the same
     # (conversation, role, text), which identifies it (content_key) in place of a time.
     occurrence: int | None = None
+    pinned_at: float | None = None  # a standing memory since then (an export says so): pinned with the turn
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Turn:
     model: str | None = None
     tokens: int | None = None
     meta: dict = field(default_factory=dict)
+    pinned_at: float | None = None  # epoch seconds, UTC: since when it is a standing memory (memory/pins.py)
 
     @property
     def created_iso(self) -> str:
@@ -115,6 +117,8 @@ class Turn:
         for key in ("backend", "model", "tokens"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
+        if self.pinned_at is not None:
+            data["pinned_at"] = to_iso(self.pinned_at)
         return data
 
 

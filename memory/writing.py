@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from memory import fulltext, pending
+from memory.pins import add_pins, check_pinnable
 from memory.embedding import Embedder, Span
 from memory.errors import BadInput, EmbeddingUnavailable
 from memory.record import conversations, embeddings, get_meta, set_meta, turns
@@ -47,6 +48,9 @@ def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
     for record in batch:
         validate_text(record.text, MAX_TURN_CHARS)
         validate_role(record.role)
+        if record.pinned_at is not None:
+            check_pinnable(record.role)
+            record.pinned_at = round(float(record.pinned_at), 6)
         record.conversation_id = record.conversation_id or new_conversation_id()
         # To the microsecond, as an export writes it (ISO 8601), so export → import gives the same time.
         record.created_at = round(now if record.created_at is None else float(record.created_at), 6)
@@ -105,7 +109,7 @@ def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
         turn_ids = _assign_turn_ids(conn, [record.id for record, _ in fresh])
         stored = [Turn(id=turn_id, conversation_id=r.conversation_id, role=r.role, text=r.text,
                        created_at=r.created_at, status=r.status, backend=r.backend, model=r.model,
-                       tokens=r.tokens, meta=r.meta)
+                       tokens=r.tokens, meta=r.meta, pinned_at=r.pinned_at)
                   for turn_id, (r, _) in zip(turn_ids, fresh)]
         new_ids: dict[str, list[int]] = {}
         for t in stored:
@@ -119,6 +123,7 @@ def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
             for t, (_, key) in zip(stored, fresh)
         ])
         fulltext.index(conn, [t.id for t in stored] + beside)
+        add_pins(conn, [(t.id, t.pinned_at) for t in stored if t.pinned_at is not None])  # with their turns
         vector_ids = _insert_embeddings(conn, model_id, [t.id for t in stored], batch.chunks, vectors)
     return stored, vector_ids, vectors
 

@@ -164,3 +164,37 @@ def test_conversations_an_older_forget_left_empty_are_removed_on_upgrade(data_di
     with Memory(data_dir, embedder) as memory:
         assert [c["id"] for c in memory.conversations()] == ["garden"]
     assert _files_holding(data_dir, SECRET) == []
+
+
+@pytest.mark.parametrize("how", ["id", "conversation", "search", "all"])
+def test_forgetting_a_pinned_turn_takes_its_pin_and_leaves_no_byte_of_either(data_dir, embedder, how):
+    """A standing memory is a turn with a pin (memory/pins.py): every way of forgetting the turn
+    removes the pin in the same transaction; neither its text nor its pin's time (SQLite's 8-byte
+    REAL) is left in any file."""
+    import struct
+
+    with Memory(data_dir, embedder) as memory:
+        memory.remember("An ordinary note about the garden hose", conversation_id="garden")
+        kept = memory.remember(f"Always call me Captain {SECRET.title()}", conversation_id="vault")
+        memory.remember("and nothing else of note", conversation_id="vault")
+        pinned_at = memory.pin(kept.id).pinned_at
+        other = memory.pin(memory.remember("Keep answers short.", conversation_id="style").id)
+        assert [t.id for t in memory.pins()] == [other.id, kept.id]
+        stamp = struct.pack(">d", pinned_at)
+        assert any(stamp in p.read_bytes() for p in data_dir.rglob("*") if p.is_file())  # the grep sees a pin
+        if how == "id":
+            memory.forget([kept.id])
+        elif how == "conversation":
+            memory.forget_conversation("vault")
+        elif how == "search":  # what the memory browser does with a search hit
+            (hit,) = [h for h in memory.recall(f"captain {SECRET}", k=3) if h.turn.id == kept.id]
+            memory.forget([hit.turn.id])
+        else:
+            memory.forget_all()
+        assert [t.id for t in memory.pins()] == ([] if how == "all" else [other.id])
+        with memory.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM pins WHERE turn_id = ?", (kept.id,)).scalar() == 0
+    assert [p.name for p in data_dir.rglob("*") if p.is_file() and stamp in p.read_bytes()] == []
+    assert _files_holding(data_dir, SECRET.title()) == []
+    if how != "all":
+        assert _files_holding(data_dir, "garden hose")  # the grep would have found what is still stored

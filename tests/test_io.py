@@ -32,6 +32,7 @@ def _every_field_set(memory) -> None:
     memory.remember("a reply cut short", role="assistant", conversation_id="c2", status="stopped", backend="openai",
                     model="gpt-x", tokens=2, id=1000)  # created now: a time finer than a microsecond
     memory.remember("a system note", role="system", conversation_id="c2")
+    memory.pin(5)  # a standing memory: since when is a field of its turn
     memory.rename_conversation("c2", "Second chat")
     with memory.engine.begin() as conn:  # a conversation begun before its first stored turn, and
         # updated after its last (the state a forget of its first and last turns leaves)
@@ -41,7 +42,8 @@ def _every_field_set(memory) -> None:
 
 def test_export_import_round_trip_is_lossless_field_by_field(memory, tmp_path, embedder):
     """#24: export dropped conversation titles and times. Every field of every turn and conversation
-    comes back from export → import into a fresh store, and so does the profile the export names."""
+    comes back from export → import into a fresh store (a pin and its time too), and so does the
+    profile the export names."""
     _every_field_set(memory)
     turns, convs = memory.turns(), memory.conversations()
     for name in (f.name for f in dataclasses.fields(turns[0])):  # each field is set somewhere, not default
@@ -61,6 +63,35 @@ def test_export_import_round_trip_is_lossless_field_by_field(memory, tmp_path, e
         export_jsonl(copy, second, profile="work")
     assert first.read_text() == second.read_text()
     assert memory.remember_many(read_records(second).records).added == 0  # and into its own store: nothing new
+    assert [t.id for t in memory.pins()] == [5]
+
+
+def test_a_pin_comes_back_with_its_turn_once_and_only_for_what_the_person_said(memory, tmp_path, embedder):
+    """Re-importing an export with pins adds no turn and no pin; a turn already stored keeps its own
+    pin state; a pinned_at on a reply is refused with the line named, before anything is stored."""
+    kept = memory.remember("From now on, give me distances in kilometres.", conversation_id="c")
+    memory.remember("Noted: kilometres.", role="assistant", conversation_id="c")
+    memory.remember("I'm vegetarian.", conversation_id="d")
+    pinned = memory.pin(kept.id)
+    path = tmp_path / "pins.jsonl"
+    export_jsonl(memory, path)
+    assert sum('"pinned_at"' in line for line in path.read_text().splitlines()) == 1
+    with Memory(tmp_path / "other", embedder) as copy:
+        for _ in range(2):  # the second import adds nothing: no turn, no second pin
+            copy.remember_many(read_records(path).records)
+            assert [(t.text, t.pinned_at) for t in copy.pins()] == [(kept.text, pinned.pinned_at)]
+        assert copy.stats()["turns"] == 3
+    memory.unpin(kept.id)
+    assert memory.remember_many(read_records(path).records).added == 0 and memory.pins() == []
+    lines = path.read_text().splitlines()
+    reply = json.loads(lines[-2])
+    assert reply["role"] == "assistant"
+    reply["pinned_at"] = "2026-01-01T00:00:00+00:00"
+    lines[-2] = json.dumps(reply)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(BadInput, match=f"line {len(lines) - 1}: only what you said can be a standing memory"):
+        read_records(bad)
 
 
 def test_reimport_adds_nothing_twice(memory, tmp_path):
