@@ -1,0 +1,185 @@
+"""Standing memories on the conversation side: which of the person's statements read as a lasting
+instruction or preference (memchat then proposes pinning it, never pins it alone), and which pins a
+prompt gets (a newer one that supersedes an older one replaces it).
+
+The proposal is a small rule over a sentence's form, not a list of sentences: a clause proposes
+when it is
+
+- an imperative addressed to the assistant (a verb of answering, writing or suggesting, bare or
+  after "please", "don't", "never"...; or "I want you to", "you should") that says it holds beyond
+  this answer: a habitual marker ("always", "never", "from now on", "whenever", "by default", "in
+  every answer") or a generic object ("keep answers short", "avoid exclamation marks in your
+  responses"); a prohibition about style ("don't use American spelling"); a name to be called by;
+  or a rule for a kind of request ("when I ask for a recipe, list the ingredients first");
+- or the person's own preference or identity: "I prefer / I'd rather / I hate ..." about something
+  general, "I'm vegetarian / allergic to / lactose intolerant", "I don't eat pork", "my pronouns".
+
+A sentence that asks something, or names a one-off time ("this week", "tomorrow", "for now"), does
+not propose; nor does a clause about one thing at hand ("keep this short", "I prefer the blue one").
+A habit that is no instruction ("I always forget my keys") has a habitual marker but neither form.
+Measured on tests/data/standing-statements.jsonl and, for false proposals, on the person's turns of
+data/sample-memories.jsonl and LoCoMo (docs/answers.md).
+"""
+from __future__ import annotations
+
+import re
+
+from memory.changes import supersessions
+from memory.turn import Hit
+
+MAX_PROPOSAL_CHARS = 400  # a longer message is pinned whole into every prompt: never proposed
+
+_OPENERS = {"please", "kindly", "just", "also", "and", "so", "oh", "ok", "okay", "then", "now", "always", "never",
+            "ever", "really", "simply", "generally", "by", "default", "going", "forward", "in", "future", "the",
+            "from", "here", "on", "henceforth"}
+_NEGATIONS = ("don't", "dont", "do not", "never", "stop", "avoid", "no more")
+# Verbs by which a person tells an assistant how to answer (the imperative's head).
+_INSTRUCTION_VERBS = set("""answer reply respond write format use give keep call address refer explain show tell list
+include mention suggest recommend spell convert measure translate summarize summarise avoid stop add put cite quote
+speak talk assume treat remind ask greet end start begin make skip say be provide offer round express present sign
+describe check double-check stick limit prefix label number mark wrap highlight bold""".split())
+# Style verbs: forbidding one is lasting by nature ("don't use American spelling").
+_STYLE_VERBS = set("use include add put mention suggest recommend apologize apologise repeat say swear round "
+                   "abbreviate capitalize capitalise start begin end sign".split())
+_HABITUAL = re.compile(
+    r"\b(always|never|from now on|from here on|going forward|in (?:the )?future|henceforth|every time|each time|"
+    r"whenever|by default|as a rule|any ?more|no longer|ever|unless i (?:say|ask)|"
+    r"in (?:every|all|each|any) (?:\w+ )?(?:answers?|repl(?:y|ies)|responses?|chats?|conversations?|messages?))\b")
+_LASTING = re.compile(r"\b(always|never|from now on|from here on|going forward|in (?:the )?future|henceforth|by default)\b")
+_ONE_OFF = re.compile(
+    r"\b(today|tonight|tomorrow|yesterday|this (?:time|week|weekend|morning|afternoon|evening|month|once|one)|"
+    r"for now|right now|at the moment|(?:next|last) (?:week|month|monday|tuesday|wednesday|thursday|friday|"
+    r"saturday|sunday)|on (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b")
+# A clause about one thing at hand: "keep this short", "I prefer the blue one", "the second paragraph".
+_AT_HAND = re.compile(r"\b(this|that|these|those|it|the (?:\w+ )?(?:one|version|option|paragraph|draft|letter))\b")
+_ADDRESSED = re.compile(r"\b(i (?:want|need) you to|i(?:'d| would) (?:like|love|rather|prefer) (?:it if )?you|you should|"
+                        r"you must|make sure (?:you|to))\b")
+_NAMING = re.compile(r"\b(call me|address me as|refer to me as|my name is .+, not)\b")
+_RULE_FOR_REQUESTS = re.compile(r"\b(when(?:ever)?|every time|each time|if) (?:i|you) \w+")
+# The person's own preference, about something general (not "the blue one").
+_PREFERENCE = re.compile(
+    r"\bi(?:'d| would)? (?:really |much |strongly |generally )?(?:prefer|rather|hate|dislike|can't stand|cannot stand|"
+    r"(?<='d )like|(?<=would )like|"
+    r"(?:like|love|want) (?:my|it when|answers|repl)|do not like|don't like)\b")
+# What the person is, eats or cannot have: it holds for every answer that touches it.
+_IDENTITY = re.compile(
+    r"\b(?:i'm|i am)(?: a| an| strictly| mostly)? (?:vegetarian|vegan|pescatarian|gluten[- ]free|lactose[- ]intolerant|"
+    r"diabetic|coeliac|celiac|teetotal|kosher|halal|allergic to|intolerant to|colou?r[- ]?blind|dyslexic|"
+    r"a beginner|new to|not a native|hard of hearing)\b"
+    r"|\bi (?:don't|do not|can't|cannot|never|won't) (?:eat|drink|have|touch)\b|\bmy pronouns are\b")
+_DETERMINERS = {"the", "this", "that", "these", "those", "a", "an", "one", "two", "three", "four", "five", "six",
+                "seven", "eight", "nine", "ten", "some", "few", "several"}
+_NOT_PLURAL = re.compile(r"(?:ss|us|is|ous|ics|'s)$")
+_NOT_NOUNS = {"always", "sometimes", "perhaps", "unless", "less", "yes", "thanks", "does", "was", "has", "towards"}
+_SUBJECTS = {"it", "he", "she", "that", "which", "who", "what", "this", "one"}
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("\u2019", "'").replace("\u2018", "'")).strip().lower()
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
+
+
+def _clauses(sentence: str) -> list[str]:
+    return [c.strip() for c in re.split(r"[,;:()]|\s(?:so|but|because)\s|\s-\s", sentence) if c.strip()]
+
+
+def _words(clause: str) -> list[str]:
+    return re.findall(r"[a-z][a-z'-]*|\d+", clause)
+
+
+def _imperative(words: list[str]) -> tuple[str | None, bool]:
+    """The imperative's verb at the clause's head (after "please", "always", "don't ever" ...), and
+    whether it is negated; (None, False) for a clause that does not start with one."""
+    negated = False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if " ".join(words[i:i + 2]) == "do not":
+            negated, i = True, i + 2
+        elif word in ("don't", "dont", "never"):
+            negated, i = True, i + 1
+        elif word in ("stop", "avoid") and i + 1 < len(words) and words[i + 1].endswith("ing"):
+            stem = words[i + 1][:-3]  # "stop apologizing", "stop using": the gerund is the verb
+            return (stem if stem in _INSTRUCTION_VERBS else stem + "e"), True
+        elif " ".join(words[i:i + 2]) in ("can you", "could you", "would you", "will you"):
+            i += 2  # a request put as a question: "could you always give prices in euros?"
+        elif word in _OPENERS:
+            i += 1
+        else:
+            return (word if word in _INSTRUCTION_VERBS else None), negated
+    return None, negated
+
+
+def _generic_object(words: list[str]) -> bool:
+    """A plural without an article or a number ("answers", "your responses"): things of a kind. A
+    word in -s after a noun phrase or a pronoun is its verb ("the timer ends"), not a plural."""
+    for i, word in enumerate(words):
+        before = words[i - 1] if i else ""
+        if len(word) <= 3 or not word.endswith("s") or _NOT_PLURAL.search(word) or word in _NOT_NOUNS:
+            continue
+        if before in _DETERMINERS or before in _SUBJECTS or (i > 1 and words[i - 2] in _DETERMINERS):
+            continue
+        return True
+    return False
+
+
+def _prefers_in_general(sentence: str, habitual: bool) -> bool:
+    """The person's preference about things of a kind ("I prefer short, direct answers"), not about
+    one thing at hand ("I prefer the blue one")."""
+    found = _PREFERENCE.search(sentence)
+    if found is None:
+        return False
+    what = re.split(r"\s(?:so|but|because|and then)\s|;", sentence[found.end():])[0]
+    if _AT_HAND.search(what):
+        return False
+    return habitual or _generic_object(_words(what)) or re.search(r"\byou\b", what) is not None
+
+
+def _clause_proposes(clause: str, habitual: bool) -> bool:
+    words = _words(clause)
+    if not words:
+        return False
+    if _IDENTITY.search(clause) or _NAMING.search(clause):
+        return True
+    if habitual and words[0] == "no" and len(words) > 1:
+        return True  # a verbless prohibition: "no emojis, ever"
+    verb, negated = _imperative(words)
+    addressed = verb is not None or _ADDRESSED.search(clause) is not None
+    if not addressed or (_AT_HAND.search(clause) and not _LASTING.search(clause)):
+        return False  # "keep this short"; but "keep it brief from now on"
+    if habitual or _generic_object(words[1:]):
+        return True
+    return negated and verb in _STYLE_VERBS
+
+
+def reads_as_standing(text: str) -> bool:
+    """Whether `text` reads as a lasting instruction or preference, worth proposing as a standing
+    memory (see the module's docstring); a question, a one-off or a long message never does."""
+    if not text or len(text) > MAX_PROPOSAL_CHARS:
+        return False
+    for sentence in _sentences(_normalise(text)):
+        if _ONE_OFF.search(sentence):
+            continue
+        habitual = _HABITUAL.search(sentence) is not None
+        if sentence.endswith("?") and not (habitual and re.match(r"(?:can|could|would|will) you\b", sentence)):
+            continue
+        clauses = _clauses(sentence)
+        if _RULE_FOR_REQUESTS.match(sentence) and len(clauses) > 1 and _imperative(_words(clauses[1]))[0]:
+            return True  # "when I ask for a recipe, list the ingredients first"
+        if _prefers_in_general(sentence, habitual) or any(_clause_proposes(c, habitual) for c in clauses):
+            return True
+    return False
+
+
+def standing_memories(memory) -> tuple[list[Hit], list[int]]:
+    """The standing memories a prompt gets, newest pin first, as hits: a pin that a newer pinned
+    statement supersedes (memory/changes.py: the same thing, a change said) is left out, so "from
+    now on, give me distances in miles" replaces "always give me distances in kilometres". Also
+    every pinned turn's id, superseded ones included: none of them is recalled as a note."""
+    pinned = memory.pins()
+    hits = [Hit(turn, 0.0, {"pinned": 1}) for turn in pinned]
+    replaced = supersessions(hits, memory.vectors(turn.id for turn in pinned)) if len(hits) > 1 else {}
+    return [h for h in hits if h.turn.id not in replaced], [turn.id for turn in pinned]
