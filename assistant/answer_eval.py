@@ -15,6 +15,13 @@ statement and a newer one; right when the answer states the new value and no `re
 `when` (right when the answer names the event's day, as a date or a relative time, to within
 WHEN_TOLERANCE), `window` (two similar statements, one inside the window the question names; right
 when it states that one and not the other).
+
+Instruction cases (data/instruction-cases.jsonl, `kind: instruction`) tell a lasting instruction or
+preference ("From now on, give me distances in kilometres"), then ask something it must shape and
+that does not resemble it ("How far is Paris from Lyon?"): right when the answer states an `expect`ed
+word (if any) and no `reject`ed one. With `pin` (`--pin`), their instructions are pinned as standing
+memories before the questions, so every prompt holds them; without it, they reach a prompt only if
+recall finds them. `recalled` then says whether the instruction was in the prompt, pinned or recalled.
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ from memory.memory import Memory
 from memory.turn import NewTurn
 
 DAY = 86_400.0
-KINDS = ("fact", "changed", "when", "window")
+KINDS = ("fact", "changed", "when", "window", "instruction")
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 DAY_AND_MONTH = re.compile(rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?)\b", re.IGNORECASE)
 WHEN_TOLERANCE = (3.0, 0.1)  # days: a `when` answer may be off by 3 days or 10 % of the time since, the larger
@@ -56,7 +63,7 @@ class Case:
     distractors: list[Told]
     question: str
     expect: list[str]
-    kind: str = "fact"  # fact | changed | when | window
+    kind: str = "fact"  # fact | changed | when | window | instruction
     reject: list[str] = field(default_factory=list)  # stating one of these makes the answer wrong
     event_days_ago: float | None = None  # `when`: the day the answer must name
 
@@ -77,8 +84,9 @@ def load_cases(path: Path) -> list[Case]:
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
             raise BadInput(f"{path}: line {number}: not a case ({exc.__class__.__name__}: {exc}); each line "
                            "needs facts or told (a list), question, and expect (a list) or event_days_ago") from None
-        texts = [t.text for t in case.facts] + case.expect
-        if not case.facts or not (case.expect or case.kind == "when") or not all(isinstance(t, str) and t.strip() for t in texts):
+        texts = [t.text for t in case.facts] + case.expect + case.reject
+        judged_by = case.expect or case.kind == "when" or (case.kind == "instruction" and case.reject)
+        if not case.facts or not judged_by or not all(isinstance(t, str) and t.strip() for t in texts):
             raise BadInput(f"{path}: line {number}: facts and expect must be non-empty lists of text")
         cases.append(case)
     if not cases:
@@ -123,9 +131,11 @@ def states(answer: str, expect: list[str]) -> bool:
 
 
 def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict, progress,
-                    store: str = "faiss", now: float | None = None, tz: tzinfo | None = None) -> dict:
+                    store: str = "faiss", now: float | None = None, tz: tzinfo | None = None,
+                    pin: bool = False) -> dict:
     """Tell every fact, ask every question; the share answered, the share recalled, latency.
-    `now` and `tz`: the moment the eval runs and the person's time zone (time cases are told relative to them)."""
+    `now` and `tz`: the moment the eval runs and the person's time zone (time cases are told relative
+    to them); `pin`: the instruction cases' instructions are pinned (standing memories)."""
     now = time.time() if now is None else now
     tz = tz or person_tz()
     work = Path(tempfile.mkdtemp(prefix="memchat-answers-"))
@@ -142,15 +152,18 @@ def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict,
                                         created_at=created, meta={"case": case.id, "fact": m in target}))
             memory.remember_many(told, total=len(told), progress=progress)
             fact_ids = {}
+            instructions = {c.id for c in cases if c.kind == "instruction"}
             for turn in memory.turns():
                 if turn.meta.get("fact"):
                     fact_ids.setdefault(turn.meta["case"], set()).add(turn.id)
+                    if pin and turn.meta["case"] in instructions:
+                        memory.pin(turn.id)
             service = ChatService(memory, backend, **service_options)
             for n, case in enumerate(cases):
                 started = time.perf_counter()
                 reply = service.ask(case.question)
                 seconds = time.perf_counter() - started
-                given = set(reply.prompt.memory_ids) if reply.prompt else set()
+                given = set(reply.prompt.memory_ids + reply.prompt.pin_ids) if reply.prompt else set()
                 rows.append({"id": case.id, "style": case.style, "kind": case.kind, "question": case.question,
                              "answer": reply.answer, "expect": case.expect, "stated": judged(case, reply.answer, now, tz),
                              "recalled": bool(fact_ids.get(case.id, set()) & given),
@@ -159,7 +172,7 @@ def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict,
                 progress("asking", n + 1, len(cases))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return summarize(rows, backend)
+    return {**summarize(rows, backend), "pinned": pin}
 
 
 def _target(case: Case) -> set[int]:
@@ -186,6 +199,8 @@ def _said_at(item: Told, now: float, tz: tzinfo) -> float:
 def judged(case: Case, answer: str, now: float, tz: tzinfo) -> bool:
     if case.kind == "when":
         return names_day(answer, now - case.event_days_ago * DAY, now, tz)
+    if case.kind == "instruction" and not case.expect:  # followed when nothing it rules out is said
+        return bool(answer.strip()) and not states(answer, case.reject)
     return states(answer, case.expect) and not (case.reject and states(answer, case.reject))
 
 

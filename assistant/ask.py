@@ -64,6 +64,9 @@ def run_ask(args, settings) -> int:
             tz = person_tz(settings.tz)
             if reply.window:  # the time the message named, which recall preferred
                 print(f"[window: {reply.window.label(tz)} ({reply.window.phrase!r})]", file=sys.stderr)
+            for hit in reply.pins:  # the standing memories: in every prompt, whatever the question
+                print(f"[standing #{hit.turn.id} pinned {shown_time(hit.turn.pinned_at, tz)}] "
+                      f"{visible(hit.turn.text)[:200]}", file=sys.stderr)
             by_id = {hit.turn.id: hit for hit in reply.memories}
             for hit in reply.memories:
                 newer = by_id.get(reply.superseded.get(hit.turn.id))  # a newer statement replaced it
@@ -72,6 +75,9 @@ def run_ask(args, settings) -> int:
                       f"score {hit.score:.3f}{replaced}] {visible(hit.turn.text)[:200]}", file=sys.stderr)
         for warning in reply.warnings:
             print(f"memchat: note: {warning}", file=sys.stderr)
+        if reply.proposal is not None and not args.json:  # a proposal only: nothing is pinned unasked
+            print(f"memchat: keep this for every chat? `memchat memory pin {reply.proposal}` makes it a standing "
+                  "memory", file=sys.stderr)
         if args.timings and not args.json:
             print("memchat: timings: " + ", ".join(f"{k} {v}" for k, v in reply.timings.items()), file=sys.stderr)
         if args.json:

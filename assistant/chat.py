@@ -20,6 +20,7 @@ from assistant.failures import one_line
 from assistant.localtime import person_tz
 from assistant.notes import asks_about_now, asks_about_time
 from assistant.prompt import PromptReport, build_prompt
+from assistant.standing import reads_as_standing, standing_memories
 from memory.changes import supersessions
 from memory.errors import BadInput
 from memory.forgetting import title_from
@@ -58,6 +59,8 @@ class Reply:
     superseded: dict[int, int] = field(default_factory=dict)  # recalled statements a newer one replaced
     window: TimeWindow | None = None  # the time the message named, which recall preferred
     window_label: str | None = None  # that window as the person reads it, in their time zone
+    pins: list[Hit] = field(default_factory=list)  # the standing memories the prompt held
+    proposal: int | None = None  # the stored message reads as a lasting instruction: proposed for pinning
 
     error_code: int = 1  # the exit status of the failure, when there is one (2: bad input)
 
@@ -78,6 +81,7 @@ class Reply:
             "window": None if self.window is None else {
                 "phrase": self.window.phrase, "label": self.window_label,
                 "start": to_iso(self.window.start), "end": to_iso(self.window.end)},
+            "pins": [h.turn.id for h in self.pins], "pin_proposal": self.proposal,
         }
 
 
@@ -87,13 +91,16 @@ class ChatService:
     `ask` by assistant/conversation.py, which every face drives."""
 
     def __init__(self, memory: Memory, backend: Backend, *, k: int = 3, token_budget: int = 2048,
-                 options: GenerationOptions | None = None, recency_weight: float = 0.0, tz: tzinfo | None = None):
-        """`tz`: the person's time zone (the platform's when None): their today, their dates."""
+                 options: GenerationOptions | None = None, recency_weight: float = 0.0, tz: tzinfo | None = None,
+                 pin_tokens: int = 200):
+        """`tz`: the person's time zone (the platform's when None): their today, their dates;
+        `pin_tokens`: the part of the budget the standing memories may take (0: left out)."""
         self.memory = memory
         self.tz = tz or person_tz()
         self.backend = backend
         self.k = k
         self.token_budget = token_budget
+        self.pin_tokens = pin_tokens
         self.options = options or GenerationOptions()
         self.weights = RecallWeights(recency=recency_weight)
 
@@ -122,14 +129,21 @@ class ChatService:
 
         now = time.time()
         hits: list[Hit] = []
+        pins: list[Hit] = []
         superseded: dict[int, int] = {}
-        window, messages, report, error = None, None, None, None
+        window, messages, report, error, proposal = None, None, None, None, None
         try:  # the message is stored: from here on, whatever fails is recorded as a failed reply to it
             # The time the message names, parsed once here and passed down (recall prefers it; the
             # prompt dates its notes for it).
             window = parse_window(text, now, self.tz)
+            pinned: list[int] = []
+            if mode != "off" and use_memory:  # the standing memories: every prompt's, newest first
+                pins, pinned = standing_memories(self.memory)
+            if log is self.memory and reads_as_standing(text) and text not in {h.turn.text for h in pins}:
+                proposal = user_turn.id  # proposed, never pinned without the person's word
+            pins = pins if self.pin_tokens > 0 else []
             if mode != "off" and self.k > 0:
-                seen = frozenset([*(t.id for t in recent), *([user_turn.id] if user_turn else [])])
+                seen = frozenset([*(t.id for t in recent), *([user_turn.id] if user_turn else []), *pinned])
                 # The store (unless this reply recalls nothing from it), then this conversation's turns
                 # kept in this process only: those are never recalled into another conversation.
                 found = [recall_notes(self.memory, text, self.k, seen, self.weights, window=window)] if use_memory else []
@@ -141,7 +155,8 @@ class ChatService:
             messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
                                             self.token_budget, self.backend.count_tokens, now=now, tz=self.tz,
                                             dated=window is not None or asks_about_time(text), superseded=superseded,
-                                            present=asks_about_now(text), window=window)
+                                            present=asks_about_now(text), window=window, pins=pins,
+                                            pin_budget=self.pin_tokens)
         except Exception as exc:  # the store failed mid-way (a re-embed elsewhere, a full disk), or a bug
             error = one_line(exc)
         clock.lap("prompt_ms")
@@ -193,7 +208,8 @@ class ChatService:
                      backend=self.backend.name, model=self.backend.model, usage=state.usage, timings=timings,
                      prompt=report, user_turn_id=_stored_id(user_turn), reply_turn_id=_stored_id(reply_turn),
                      error=error, warnings=warnings, mode=mode, stored=log is self.memory, cut=cut,
-                     superseded=superseded, window=window, window_label=window and window.label(self.tz))
+                     superseded=superseded, window=window, window_label=window and window.label(self.tz),
+                     pins=[h for h in pins if report and h.turn.id in report.pin_ids], proposal=proposal)
 
     def _history(self, conversation_id: str | None, session: SessionMemory) -> list:
         """The conversation's latest turns: those stored, then those kept in this process only."""
@@ -264,4 +280,4 @@ class _Clock:
 def service_from_settings(memory: Memory, backend: Backend, settings) -> ChatService:
     return ChatService(memory, backend, k=settings.k, token_budget=settings.token_budget,
                        options=GenerationOptions.from_settings(settings), recency_weight=settings.recency_weight,
-                       tz=person_tz(settings.tz))
+                       tz=person_tz(settings.tz), pin_tokens=settings.pin_tokens)

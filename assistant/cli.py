@@ -122,6 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="forget everything")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
+    p = mem.add_parser("pin", parents=[common], help="keep one of your turns for every chat (a standing memory)",
+                       description="Pin a turn you said as a standing memory: an instruction or preference "
+                                   "(\"always give me distances in km\", \"I'm vegetarian\") that goes into "
+                                   "every prompt, whatever the question, within MEMCHAT_PIN_TOKENS. Forgetting "
+                                   "the turn removes the pin.")
+    p.add_argument("id", type=number(1, LARGEST_ID), help="the turn's id (memory search, list or show give it)")
+    p = mem.add_parser("unpin", parents=[common], help="stop keeping a turn for every chat (the turn stays stored)",
+                       description="Take a standing memory out of every prompt; the turn stays stored and "
+                                   "recallable (`memchat memory forget ID` erases it).")
+    p.add_argument("id", type=number(1, LARGEST_ID), help="the pinned turn's id (memory pins lists them)")
+    p = mem.add_parser("pins", parents=[common], help="list the standing memories, newest pin first",
+                       description="List the standing memories (pinned turns), newest pin first, with when each "
+                                   "was said and pinned, in your time zone.")
+    p.add_argument("--json", action="store_true", help="print them as JSON (times in UTC)")
+
     p = mem.add_parser("export", parents=[common], help="write every turn of the profile to a JSONL file (lossless; "
                                                         "each line names the profile)")
     p.add_argument("file", type=Path)
@@ -189,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", action="store_true",
                    help="locomo: answer the questions instead (no memory / memchat's recall / the annotated "
                         "evidence), scored with LoCoMo's token F1; 60 questions unless --max-questions")
+    p.add_argument("--pin", action="store_true",
+                   help="answers: pin the instruction cases' instructions (standing memories, in every prompt) "
+                        "before asking; without it they reach a prompt only when recalled")
     p.add_argument("--backend", choices=list(BACKENDS), help="answers: the model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="answers: model for the backend")
     p.add_argument("--max-new-tokens", type=setting("max_new_tokens"),
@@ -241,6 +259,8 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", type=setting("k"), dest="k",
                    help="memories recalled per reply (default 3; 0 recalls nothing)")
     p.add_argument("--token-budget", type=setting("token_budget"), help="prompt token budget (default 2048)")
+    p.add_argument("--pin-tokens", type=setting("pin_tokens"),
+                   help="of the budget, at most this many tokens of standing memories (default 200; 0: none)")
     p.add_argument("--temperature", type=setting("temperature"))
     p.add_argument("--top-p", type=setting("top_p"))
     p.add_argument("--top-k", type=setting("top_k"))
@@ -249,7 +269,7 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--greedy", action="store_true", default=None, help="always pick the most likely token")
 
 
-CHAT_FLAGS = ("backend", "model", "memory_mode", "k", "token_budget", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy")
+CHAT_FLAGS = ("backend", "model", "memory_mode", "k", "token_budget", "pin_tokens", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy")
 
 
 def main(argv: list[str] | None = None) -> int:

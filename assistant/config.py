@@ -49,6 +49,7 @@ class Settings:
     memory_mode: str = "persistent"  # persistent | session (nothing written to disk) | off (stateless)
     k: int = 3  # memories recalled per reply (3 answered best on data/answer-cases.jsonl; docs/answers.md)
     token_budget: int = 2048  # prompt tokens (system + memories + recent turns + message)
+    pin_tokens: int = 200  # of those, at most this many for the standing memories (pinned turns); 0: none
     recency_weight: float = 0.0
     # Decoding: the defaults live once, in GenerationOptions.
     temperature: float = GenerationOptions.temperature
@@ -142,6 +143,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "memory_mode": ("MEMCHAT_MEMORY",),
     "k": ("MEMCHAT_K",),
     "token_budget": ("MEMCHAT_TOKEN_BUDGET",),
+    "pin_tokens": ("MEMCHAT_PIN_TOKENS",),
     "recency_weight": ("MEMCHAT_RECENCY_WEIGHT",),
     "temperature": ("MEMCHAT_TEMPERATURE",),
     "top_p": ("MEMCHAT_TOP_P",),
@@ -176,6 +178,7 @@ def hide_password(url: str) -> str:
 RANGES: dict[str, tuple[int | float, int | float]] = {
     "k": (0, 1000),  # 0: recall nothing
     "token_budget": (64, 1_000_000),  # the largest context windows (Gemini) are a million tokens
+    "pin_tokens": (0, 100_000),  # 0: standing memories stay out of the prompt
     "max_new_tokens": (1, 65_536),
     "top_k": (1, 1000),
     "seed": (0, 2**31 - 1),  # what every engine and API accepts
@@ -221,7 +224,7 @@ def _bool(raw: str) -> bool:
 CONVERTERS = {
     "data_dir": lambda raw: Path(raw).expanduser(),
     "model_cache": lambda raw: Path(raw).expanduser(),
-    "k": int, "token_budget": int, "top_k": int, "max_new_tokens": int, "seed": int,
+    "k": int, "token_budget": int, "pin_tokens": int, "top_k": int, "max_new_tokens": int, "seed": int,
     "recency_weight": float, "temperature": float, "top_p": float, "timeout_s": float,
     "greedy": _bool,
 }

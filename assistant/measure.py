@@ -129,9 +129,11 @@ def _run_answer_eval(args, settings: Settings) -> int:
     backend = create_backend(settings)
     # Greedy, so a run is repeatable; 48 tokens hold a fact and keep the eval minutes long on 2 cores.
     options = GenerationOptions(greedy=True, max_new_tokens=args.max_new_tokens or 48)
-    service_options = {"k": args.k or settings.k, "token_budget": settings.token_budget, "options": options}
+    service_options = {"k": args.k or settings.k, "token_budget": settings.token_budget, "options": options,
+                       "pin_tokens": settings.pin_tokens}
     with ProgressBar(enabled=not args.json) as bar:
-        result = run_answer_eval(cases, settings.embedder(), backend, service_options, bar, store=settings.store or "faiss")
+        result = run_answer_eval(cases, settings.embedder(), backend, service_options, bar, store=settings.store or "faiss",
+                                 pin=args.pin)
     result["machine"] = cpu.describe()
     if args.json:
         print_json(result)
@@ -142,6 +144,8 @@ def _run_answer_eval(args, settings: Settings) -> int:
     print(f"  first token p50 {result['first_token_p50_ms']} ms, whole reply p50 {result['seconds_p50']} s")
     for style, row in result["by_style"].items():
         print(f"  {style:>10}: {row['stated']:.0%} of {row['cases']}")
+    if result["pinned"]:
+        print("  (the instruction cases' instructions were pinned: standing memories in every prompt)")
     wrong = [r for r in result["rows"] if not r["stated"]]
     for row in wrong[:10]:
         print(f"  ✗ {row['question']} — expected {row['expect'][0]!r}, got {row['answer'][:100]!r}"

@@ -39,6 +39,8 @@ def _print_turn(turn, tz, score: float | None = None, newer=None) -> None:
         head += f"  score {score:.4f}"
     if newer is not None:
         head += f"  superseded by #{newer.id} of {shown_time(newer.created_at, tz)}"
+    if turn.pinned_at is not None:
+        head += f"  pinned {shown_time(turn.pinned_at, tz)}"
     if turn.status != "ok":
         head += f"  ({turn.status})"
     print(head)
@@ -110,6 +112,8 @@ def run_memory_command(args, settings: Settings) -> int:
                     _print_turn(turn, tz)
             elif action == "forget":
                 return _forget(memory, args)
+            elif action in ("pin", "unpin", "pins"):
+                _pins(memory, args, tz)
             elif action == "export":
                 from memory.io import export_jsonl
 
@@ -162,6 +166,30 @@ def _list_profiles(settings: Settings, as_json: bool) -> int:
     if not rows and not as_json:
         print(f"no profiles yet in {settings.data_dir}")
     return 0
+
+
+def _pins(memory, args, tz) -> None:
+    """Standing memories (memory/pins.py): the turns that go into every prompt."""
+    if args.memory_command == "pin":
+        was = memory.get(args.id).pinned_at
+        turn = memory.pin(args.id)
+        if was is not None:
+            print(f"turn {turn.id} is already a standing memory (pinned {shown_time(was, tz)})")
+        else:
+            print(f"pinned turn {turn.id}: it goes into every prompt from now on "
+                  f"(`memchat memory unpin {turn.id}` stops that)")
+    elif args.memory_command == "unpin":
+        memory.unpin(args.id)
+        print(f"unpinned turn {args.id}; it stays stored and can still be recalled "
+              f"(`memchat memory forget {args.id}` erases it)")
+    else:
+        pinned = memory.pins()
+        if args.json:
+            print_json([t.to_json() for t in pinned])
+        for turn in [] if args.json else pinned:
+            _print_turn(turn, tz)
+        if not pinned and not args.json:
+            print("no standing memories yet; `memchat memory pin ID` keeps a turn of yours for every chat")
 
 
 def _forget(memory, args) -> int:
