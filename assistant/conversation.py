@@ -39,6 +39,11 @@ class Conversation:
         self.private_next = False  # F6, /private, `ask --no-store`: the next message is kept out of the store
         self.queue: deque[Outgoing] = deque()  # typed while the models load or a reply streams
         self.replying = False  # a reply is on its way (set and cleared by the face, on its own thread)
+        # The last message sent: its stored turn (None when kept out of the store), whether it was
+        # private, and whether it read as a lasting instruction (a standing memory proposed, not made).
+        self.last_turn_id: int | None = None
+        self.last_private = False
+        self.proposal: int | None = None
 
     @property
     def session(self) -> SessionMemory:
@@ -72,6 +77,7 @@ class Conversation:
                          warnings=self.service.memory.take_notices())
         if self.mode != "off":
             self.id = reply.conversation_id
+        self.last_turn_id, self.last_private, self.proposal = reply.user_turn_id, outgoing.private, reply.proposal
         return reply
 
     def store_unsent(self, memory) -> int:
@@ -102,12 +108,14 @@ class Conversation:
         self.id = None
         self._session = None
         self.private_next = False
+        self.last_turn_id, self.last_private, self.proposal = None, False, None
 
     def open(self, conversation_id: str) -> None:
         """Continue a stored conversation, in this conversation's memory mode."""
         self._check_may_leave("switching conversations")
         self.id = conversation_id
         self._session = None
+        self.last_turn_id, self.last_private, self.proposal = None, False, None
 
     def use(self, service: ChatService) -> None:
         """Answer with another backend or options from the next message on; the conversation, its

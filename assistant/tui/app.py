@@ -28,7 +28,7 @@ from textual.widgets import Footer
 from assistant.config import Settings
 from assistant.conversation import Conversation
 from assistant.failures import one_line, unexpected
-from assistant.tui import memory_actions, settings_actions
+from assistant.tui import memory_actions, pin_actions, settings_actions
 from assistant.tui.commands import MemchatCommands, help_markdown, run_slash
 from assistant.tui.screens.dialogs import HelpScreen
 from assistant.tui.screens.memory_browser import MemoryBrowser
@@ -63,6 +63,7 @@ class MemchatApp(App):
         Binding("f4", "settings", "settings"),
         Binding("ctrl+n", "new_conversation", "new"),
         Binding("f6", "private", "private", priority=True),
+        Binding("f7", "keep_proposal", "keep for every chat", show=False, priority=True),
         Binding("f1", "help", "help"),
         Binding("ctrl+q", "quit", "quit", priority=True),
     ]
@@ -195,18 +196,6 @@ class MemchatApp(App):
 
         self.in_thread(gather, show)
 
-    def refresh_after_forget(self) -> None:
-        if self.conversation.id is not None and self.conversation.mode == "persistent":
-            cid = self.conversation.id
-            self.in_thread(lambda m: m.turns(cid) if m.has_conversation(cid) else None, self._show_after_forget)
-        self.refresh_lists()
-
-    def _show_after_forget(self, turns) -> None:
-        if turns is None:  # all of it was forgotten: what is typed next starts a new one
-            self.conversation.id = None
-            turns = []
-        self.query_one(Transcript).show_turns(turns, self.conversation.remembers)
-
     # -- sending -------------------------------------------------------------------------------
     def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
         text = message.text
@@ -255,12 +244,13 @@ class MemchatApp(App):
         status.state = "ready"
         await self.query_one(Transcript).finish_reply("cut" if reply.cut else reply.status, reply.reply_turn_id,
                                                       reply.error)
-        self.query_one(MemoryPanel).show_hits(reply.memories, reply.window, reply.superseded)
+        self.query_one(MemoryPanel).show_hits(reply.memories, reply.window, reply.superseded, len(reply.pins))
         status.tokens_per_s = reply.timings.get("tokens_per_s", 0.0)
         if reply.error:
             self.notify(reply.error, title=f"{reply.backend} failed", severity="error", timeout=10)
         for warning in reply.warnings:
             self.notify(warning, severity="warning")
+        pin_actions.propose(self, reply)  # a standing memory proposed, never made unasked
         self.conversation.replying = False  # only now: the reply, its panel and its notices are shown
         self.refresh_lists()
         self._send_next_pending()  # a failed reply never stops the messages typed after it
@@ -329,6 +319,9 @@ class MemchatApp(App):
     # -- actions -------------------------------------------------------------------------------
     def action_private(self) -> None:
         memory_actions.toggle_private(self)
+
+    def action_keep_proposal(self) -> None:
+        pin_actions.keep_proposal(self)
 
     def action_toggle_memories(self) -> None:
         self.query_one(MemoryPanel).toggle_class("hidden")

@@ -12,7 +12,7 @@ from textual.command import DiscoveryHit, Hit, Provider
 
 from assistant.backends import BACKENDS
 from assistant.config import MEMORY_MODES
-from assistant.tui import memory_actions
+from assistant.tui import memory_actions, pin_actions
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
                  "written to disk; off: answer each message alone (a new conversation)", memory_actions.set_memory_mode),
     SlashCommand("/private", "", "keep the next message and its reply out of memory (F6)",
                  lambda app, _: memory_actions.toggle_private(app)),
+    SlashCommand("/pin", "[TEXT]", "keep your last message (or TEXT) for every chat: a standing memory",
+                 pin_actions.pin_command),
+    SlashCommand("/pins", "", "the standing memories, with unpin (U)", pin_actions.show_pins),
     SlashCommand("/help", "", "keys and commands (F1)", lambda app, _: app.action_help()),
 )
 BY_NAME = {command.name: command for command in SLASH_COMMANDS}
@@ -70,6 +73,8 @@ KEYS = (
     ("F4", "settings"),
     ("Ctrl+N", "new conversation"),
     ("F6", "keep the next message out of memory (private)"),
+    ("F7", "keep the proposed message for every chat (a standing memory)"),
+    ("P in the memory panel or browser", "pin the selected memory for every chat"),
     ("Ctrl+P", "command palette"),
     ("F1", "this page"),
     ("Ctrl+Q (or Ctrl+C when idle)", "quit"),

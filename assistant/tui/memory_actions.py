@@ -10,6 +10,7 @@ from assistant.config import MEMORY_MODES, store_options
 from assistant.tui.screens.dialogs import ConfirmScreen
 from assistant.tui.screens.settings import store_move_refusal
 from assistant.tui.widgets.status_bar import StatusBar
+from assistant.tui.widgets.transcript import Transcript
 
 
 def _stored_id(app) -> str | None:
@@ -35,6 +36,22 @@ def rename_current(app, title: str) -> None:
     app.in_thread(lambda m: m.rename_conversation(cid, title), lambda _: app.refresh_lists())
 
 
+def refresh_after_forget(app) -> None:
+    """The open conversation as a forget left it, and the lists."""
+    conversation = app.conversation
+    if conversation.id is not None and conversation.mode == "persistent":
+        cid = conversation.id
+        app.in_thread(lambda m: m.turns(cid) if m.has_conversation(cid) else None, lambda turns: _show_left(app, turns))
+    app.refresh_lists()
+
+
+def _show_left(app, turns) -> None:
+    if turns is None:  # all of it was forgotten: what is typed next starts a new one
+        app.conversation.id = None
+        turns = []
+    app.query_one(Transcript).show_turns(turns, app.conversation.remembers)
+
+
 def forget_current(app) -> None:
     cid = _stored_id(app)
     if cid is None:
@@ -44,7 +61,7 @@ def forget_current(app) -> None:
     def confirmed(yes: bool | None) -> None:
         if yes:
             app.in_thread(lambda m: m.forget_conversation(cid),
-                          lambda n: (app.notify(f"forgot this conversation ({n} turns)"), app.refresh_after_forget()))
+                          lambda n: (app.notify(f"forgot this conversation ({n} turns)"), refresh_after_forget(app)))
 
     app.push_screen(ConfirmScreen("Forget this whole conversation? It is erased for good."), confirmed)
 

@@ -35,5 +35,6 @@ def apply_settings(app, values: dict) -> None:
         return
     service.k = settings.k
     service.token_budget = settings.token_budget
+    service.pin_tokens = settings.pin_tokens
     service.options = GenerationOptions.from_settings(settings)
     app.notify("settings applied")

@@ -24,6 +24,7 @@ class MemoryBrowser(Screen):
         Binding("f", "forget_turn", "forget memory"),
         Binding("c", "forget_conversation", "forget conversation"),
         Binding("o", "open", "open conversation"),
+        Binding("p", "pin", "pin"),
     ]
 
     def __init__(self, query: str = "") -> None:
@@ -110,8 +111,17 @@ class MemoryBrowser(Screen):
 
     def _after_forget(self, message: str) -> None:
         self.notify(message)
-        self.app.refresh_after_forget()
+        from assistant.tui.memory_actions import refresh_after_forget
+
+        refresh_after_forget(self.app)
         self.search(self.query_one("#query", Input).value)
+
+    def action_pin(self) -> None:
+        from assistant.tui.pin_actions import pin_turn
+
+        turn = self._selected()
+        if turn is not None:
+            pin_turn(self.app, turn.id)
 
     def action_open(self) -> None:
         turn = self._selected()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Label, ListItem, ListView
 
@@ -28,7 +29,9 @@ class MemoryItem(ListItem):
 
 
 class MemoryPanel(ListView):
-    """Select a memory to open its conversation at that turn."""
+    """Select a memory to open its conversation at that turn; P pins it (a standing memory)."""
+
+    BINDINGS = [Binding("p", "pin", "pin")]
 
     class Open(Message):
         def __init__(self, conversation_id: str, turn_id: int) -> None:
@@ -41,9 +44,11 @@ class MemoryPanel(ListView):
         # embedder's warm-up, not on the first message that names a time.
         self.run_worker(warm_up, thread=True, group="warm-up")
 
-    def show_hits(self, hits, window: TimeWindow | None = None, superseded: dict[int, int] | None = None) -> None:
+    def show_hits(self, hits, window: TimeWindow | None = None, superseded: dict[int, int] | None = None,
+                  standing: int = 0) -> None:
         """`window`: the time the message named, which recall preferred; `superseded`: {older turn
-        id: newer turn id} among the hits, the older shown as superseded, with both dates."""
+        id: newer turn id} among the hits, the older shown as superseded, with both dates;
+        `standing`: how many standing memories (pins) the prompt held besides."""
         tz = person_tz(self.app.settings.tz)
         by_id = {hit.turn.id: hit for hit in hits}
         self.clear()
@@ -51,7 +56,14 @@ class MemoryPanel(ListView):
             self.append(ListItem(Label(Text("No memories recalled for this reply.", style="dim"))))
         for hit in hits:
             self.append(MemoryItem(hit, tz, by_id.get((superseded or {}).get(hit.turn.id))))
-        self.border_title = f"recalled ({len(hits)})" + (f" · {window.label(tz)}" if window else "")
+        self.border_title = (f"recalled ({len(hits)})" + (f" · {standing} standing" if standing else "")
+                             + (f" · {window.label(tz)}" if window else ""))
+
+    def action_pin(self) -> None:
+        from assistant.tui.pin_actions import pin_turn
+
+        if isinstance(self.highlighted_child, MemoryItem):
+            pin_turn(self.app, self.highlighted_child.hit.turn.id)
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
         if isinstance(event.item, MemoryItem):
