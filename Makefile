@@ -34,5 +34,11 @@ crash-trials: install
 bench: install
 	$(BIN)/memchat bench --stores faiss --sizes 1000,10000,100000 --out docs/bench
 
+# mem0 2.2.1 raw mode vs memchat recall@10 on the same LoCoMo-format turns (#23); mem0 goes into a
+# throwaway venv, never .venv. make compare-mem0 FILES="tests/data/locomo-mini.json ..." [ARGS="--venv /tmp/mem0-venv"]
+.PHONY: compare-mem0
+compare-mem0: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.compare_mem0 $(or $(FILES),tests/data/locomo-mini.json) $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
