@@ -284,7 +284,8 @@ def conversation(spec: dict, rng: random.Random) -> dict:
     dates = session_dates(rng, spec["start"], n)
     plants, questions = plant_plan(rng, spec, n)
     person = spec["person"]
-    conv = {"speaker_a": person, "speaker_b": "Assistant"}
+    # assistant_speaker: memory/io.py stores those turns as memchat stores its own replies (role "assistant")
+    conv = {"speaker_a": person, "speaker_b": "Assistant", "assistant_speaker": "Assistant"}
     dia_of, session_of = {}, {}
     for s in range(n):
         planted = [(i, p) for i, p in enumerate(plants) if p["session"] == s]

@@ -3,7 +3,9 @@
 Fusion is weighted reciprocal rank fusion: each signal contributes weight / (RRF_K + rank). Ranks,
 not raw scores, are fused because cosine similarities and bm25 values live on unrelated scales.
 An optional recency signal ranks the candidates by age and joins the fusion with its own weight;
-the context signal adds the neighbouring turns of the strongest hits. `hybrid_recall` runs it all.
+the context signal adds the neighbouring turns of the strongest hits. Where several signals are
+fused, each candidate's share of a signal is scaled by how confident that signal is about it for
+this query (memory/confidence.py). `hybrid_recall` runs it all.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import numpy as np
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from memory import confidence
+from memory.dense_scores import exact_scores, mean_over_windows
 from memory.errors import BadInput
 from memory.fulltext import NEIGHBOUR_WEIGHT
 from memory.record import FTS_TOKENIZER
@@ -91,6 +95,10 @@ class RecallWeights:
     lexical: float = 1.0
     recency: float = 0.0
     context: float = 0.3  # neighbours of strong hits (docs/recall.md)
+
+    def fused(self) -> bool:
+        """More than one signal: their candidates are weighed by confidence (a lone signal ranks as it is)."""
+        return sum(1 for w in (self.dense, self.lexical, self.recency, self.context) if w) > 1
 
     @classmethod
     def only(cls, signal: str) -> "RecallWeights":
@@ -184,51 +192,31 @@ def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) 
 
 
 def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: RecallFilter) -> list[tuple[int, float]]:
-    """(turn id, cosine) best first; a turn's score is its best chunk's."""
+    """(turn id, cosine) best first. A long turn, embedded as several windows, scores the mean of
+    its windows' cosines (`mean_over_windows`); the index finds it by its best window."""
     where, params = flt.sql()
     narrowing, _ = flt.sql(with_status=False)  # failed replies are few: no reason to leave the index
     if narrowing:
         matching = conn.execute(text(f"SELECT count(*) FROM turns t WHERE {where}"), params).scalar_one()
         if matching <= EXACT_FILTER_LIMIT:
-            return _exact_filtered(conn, qvec, n, where, params, flt.exclude_ids)
+            return exact_scores(conn, qvec, n, where, params, flt.exclude_ids)
     oversample = n * (10 if narrowing else 2) + len(flt.exclude_ids)
     ids, scores = store.search(qvec, oversample)
     if len(ids) == 0:
         return []
-    owner = dict(
-        conn.execute(
-            text("SELECT e.id, e.turn_id FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE e.id IN :ids"
-                 + (f" AND {where}" if where else "")).bindparams(bindparam("ids", expanding=True)),
-            {"ids": [int(i) for i in ids], **params},
-        ).all()
-    )
+    owner = {vid: (turn_id, model) for vid, turn_id, model in conn.execute(
+        text("SELECT e.id, e.turn_id, e.model FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE e.id IN :ids"
+             + (f" AND {where}" if where else "")).bindparams(bindparam("ids", expanding=True)),
+        {"ids": [int(i) for i in ids], **params},
+    )}
     best: dict[int, float] = {}
+    model = None
     for vid, score in zip(ids.tolist(), scores.tolist()):
-        turn_id = owner.get(vid)
+        turn_id, model = owner.get(vid, (None, model))
         if turn_id is not None and turn_id not in flt.exclude_ids and turn_id not in best:
             best[turn_id] = score
-    return list(best.items())[:n]
-
-
-EXACT_BATCH = 2_048  # vectors scored at a time: ~3 MB at 384 dims, however many turns match
-
-
-def _exact_filtered(conn, qvec, n, where, params, exclude) -> list[tuple[int, float]]:
-    """The best n matching turns by exact inner product, reading the vectors in batches so a broad
-    filter never holds all of them at once (it loaded up to 50k vectors, ~77 MB, per query)."""
-    best: dict[int, float] = {}
-    rows = conn.execute(
-        text(f"SELECT e.turn_id, e.vector FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE {where}"),
-        params,
-    )
-    for batch in rows.partitions(EXACT_BATCH):
-        batch = [r for r in batch if r[0] not in exclude]
-        if not batch:
-            continue
-        scores = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), -1) @ qvec
-        for (turn_id, _), score in zip(batch, scores.tolist()):
-            if score > best.get(turn_id, -2.0):  # a turn scores as its best chunk
-                best[turn_id] = score
+    if model is not None:
+        best.update(mean_over_windows(conn, qvec, list(best), model))
     return sorted(best.items(), key=lambda item: -item[1])[:n]
 
 
@@ -264,16 +252,20 @@ def recency_ranking(conn: Connection, candidates: set[int]) -> list[int]:
     return [r[0] for r in rows]
 
 
-def fuse(rankings: dict[str, list[int]], weights: dict[str, float]) -> list[tuple[int, float, dict[str, int]]]:
-    """Weighted reciprocal rank fusion: (turn id, fused score, {signal: rank}) best first."""
+def fuse(rankings: dict[str, list[int]], weights: dict[str, float],
+         factors: dict[str, dict[int, float]] | None = None) -> list[tuple[int, float, dict[str, int]]]:
+    """Weighted reciprocal rank fusion: (turn id, fused score, {signal: rank}) best first.
+    `factors[signal][turn]` scales one turn's share of a signal (1 where absent)."""
     scores: dict[int, float] = {}
     signals: dict[int, dict[str, int]] = {}
+    factors = factors or {}
     for name, ranking in rankings.items():
         weight = weights.get(name, 0.0)
+        scale = factors.get(name, {})
         for rank, turn_id in enumerate(ranking, start=1):
             signals.setdefault(turn_id, {})[name] = rank
             if weight:
-                scores[turn_id] = scores.get(turn_id, 0.0) + weight / (RRF_K + rank)
+                scores[turn_id] = scores.get(turn_id, 0.0) + weight * scale.get(turn_id, 1.0) / (RRF_K + rank)
     ordered = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))
     return [(turn_id, score, signals[turn_id]) for turn_id, score in ordered]
 
@@ -302,6 +294,24 @@ def _candidates(conn: Connection, store, vector: np.ndarray | None, query: str, 
     return rankings, similarity
 
 
+def signal_factors(conn: Connection, query: str, rankings: dict[str, list[int]],
+                   similarity: dict[int, float]) -> dict[str, dict[int, float]]:
+    """How much each candidate counts in each signal for this query (memory/confidence.py)."""
+    factors: dict[str, dict[int, float]] = {}
+    if rankings.get("lexical"):
+        words = content_words(query)
+        factors["lexical"] = confidence.lexical_factors(conn, words, {w: _stem(conn, w) for w in words},
+                                                        rankings["lexical"])
+    if rankings.get("dense"):
+        factors["dense"] = confidence.dense_factors([(i, similarity[i]) for i in rankings["dense"]])
+    person = confidence.person_factors(conn, query, list(set().union(*rankings.values())))
+    for name in rankings:
+        scale = factors.setdefault(name, {})
+        for turn_id, share in person.items():
+            scale[turn_id] = scale.get(turn_id, 1.0) * share
+    return factors
+
+
 def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndarray | None], query: str, k: int,
                   flt: RecallFilter, weights: RecallWeights, window: TimeWindow | None = None) -> list[Ranked]:
     """The best k turns for `query`: each signal's candidates, fused; then the strongest hits'
@@ -319,12 +329,14 @@ def hybrid_recall(conn: Connection, store, encode_query: Callable[[str], np.ndar
         rankings["recency"] = recency_ranking(conn, pool) if pool else []
     signal_weights = {"dense": weights.dense, "lexical": weights.lexical, "recency": weights.recency,
                       "context": weights.context}
-    fused = fuse(rankings, signal_weights)
+    factors = signal_factors(conn, query, rankings, similarity) if weights.fused() else {}
+    fused = fuse(rankings, signal_weights, factors)
     if weights.context and fused:
         # The turns next to a strong hit: the answer to a question often sits beside the words
         # that match it ("Where did you go?" / "Lisbon!").
         rankings["context"] = context_ranking(conn, [i for i, _, _ in fused[:CONTEXT_SOURCES]], flt)
-        fused = fuse(rankings, signal_weights)
+        factors["context"] = confidence.person_factors(conn, query, rankings["context"])
+        fused = fuse(rankings, signal_weights, factors)
     ranked = [Ranked(i, score, signals, similarity.get(i)) for i, score, signals in fused]
     if window is not None:
         ranked = prefer_window(conn, store, vector, query, n, flt, weights, window, ranked)
@@ -351,7 +363,8 @@ def prefer_window(conn: Connection, store, vector: np.ndarray | None, query: str
     if since >= until:
         return ranked
     rankings, similarity = _candidates(conn, store, vector, query, n, replace(flt, since=since, until=until), weights)
-    fused = fuse(rankings, {"dense": weights.dense, "lexical": weights.lexical})
+    fused = fuse(rankings, {"dense": weights.dense, "lexical": weights.lexical},
+                 signal_factors(conn, query, rankings, similarity) if weights.fused() else {})
     if vector is not None:  # relevant: it says a word of the query, or means nearly what the best hit does
         best = max([r.similarity for r in ranked if r.similarity is not None] + list(similarity.values()),
                    default=float("inf"))  # nothing to compare with: only a turn that says a query word

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from memory.errors import BadInput
 from memory.io import locomo_turns, parse_locomo_date
 from memory.timewindow import parse_window
 from tests.conftest import REPO
@@ -124,6 +125,21 @@ def test_files_load_through_the_locomo_importer(parts):
             records = locomo_turns(sample)
             assert len(records) == len(_turns(sample))
             assert all(r.meta["dia_id"] and r.conversation_id == sample["sample_id"] for r in records)
+            # stored as memchat stores a chat: the assistant's turns are replies, and no name is in a text
+            spoken = {t["dia_id"]: t for t in _turns(sample).values()}
+            for r in records:
+                turn = spoken[r.meta["dia_id"]]
+                assert r.role == ("assistant" if turn["speaker"] == "Assistant" else "user")
+                assert r.text == turn["text"]
+
+
+def test_a_locomo_file_without_an_assistant_keeps_both_speakers_as_people():
+    sample = {"sample_id": "s", "conversation": {"speaker_a": "Ada", "speaker_b": "Ben",
+              "session_1_date_time": "9:15 am on 3 March, 2024",
+              "session_1": [{"speaker": "Ada", "dia_id": "D1:1", "text": "Hi"}, {"speaker": "Ben", "dia_id": "D1:2", "text": "Yo"}]}}
+    assert [(r.role, r.text) for r in locomo_turns(sample)] == [("user", "Ada: Hi"), ("user", "Ben: Yo")]
+    with pytest.raises(BadInput, match="assistant_speaker"):
+        locomo_turns({**sample, "conversation": {**sample["conversation"], "assistant_speaker": 3}})
 
 
 def test_the_set_is_in_the_assistant_shape(parts):

@@ -1,0 +1,51 @@
+"""A turn's cosine with a query, from the vectors SQLite keeps: for a long turn (several windows)
+the mean over its windows, and exactly over a filtered set of turns."""
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+
+def mean_over_windows(conn: Connection, qvec: np.ndarray, turn_ids: list[int], model: str) -> dict[int, float]:
+    """The mean cosine over all windows of those turns that have several (a long turn), by id.
+
+    A long reply's best window matches almost any question on its topic; the mean says how much
+    of the turn is about the question. On person-assistant conversations, where most replies run
+    past MiniLM's 256-token window, dense recall@10 rose from 0.71 to 0.75 (docs/recall.md);
+    LoCoMo's turns are short, so nothing there moves."""
+    if not turn_ids:
+        return {}
+    rows = conn.execute(text(
+        "SELECT turn_id, vector FROM embeddings WHERE model = :model AND turn_id IN "
+        "(SELECT turn_id FROM embeddings WHERE turn_id IN :ids AND chunk > 0)").bindparams(
+            bindparam("ids", expanding=True)), {"ids": turn_ids, "model": model}).all()
+    windows: dict[int, list[bytes]] = {}
+    for turn_id, blob in rows:
+        windows.setdefault(turn_id, []).append(blob)
+    return {turn_id: float(np.mean(np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) @ qvec))
+            for turn_id, blobs in windows.items()}
+
+
+EXACT_BATCH = 2_048  # vectors scored at a time: ~3 MB at 384 dims, however many turns match
+
+
+def exact_scores(conn, qvec, n, where, params, exclude) -> list[tuple[int, float]]:
+    """The best n matching turns by exact inner product (a long turn: the mean over its windows),
+    reading the vectors in batches so a broad filter never holds all of them at once (it loaded up
+    to 50k vectors, ~77 MB, per query)."""
+    total: dict[int, float] = {}
+    windows: dict[int, int] = {}
+    rows = conn.execute(
+        text(f"SELECT e.turn_id, e.vector FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE {where}"),
+        params,
+    )
+    for batch in rows.partitions(EXACT_BATCH):
+        batch = [r for r in batch if r[0] not in exclude]
+        if not batch:
+            continue
+        scores = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), -1) @ qvec
+        for (turn_id, _), score in zip(batch, scores.tolist()):
+            total[turn_id] = total.get(turn_id, 0.0) + score
+            windows[turn_id] = windows.get(turn_id, 0) + 1
+    return sorted(((t, total[t] / windows[t]) for t in total), key=lambda item: -item[1])[:n]
