@@ -204,9 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", action="store_true",
                    help="locomo: answer the questions instead (no memory / memchat's recall / the annotated "
                         "evidence), scored with LoCoMo's token F1; 60 questions unless --max-questions")
+    p.add_argument("--reach", action="store_true",
+                   help="locomo: the share of each question's evidence that reaches the prompt the chat builds "
+                        "(its k notes within the token budgets), instead of recall@k")
     p.add_argument("--pin", action="store_true",
                    help="answers: pin the instruction cases' instructions (standing memories, in every prompt) "
-                        "before asking; without it they reach a prompt only when recalled")
+                        "before asking; without it they reach a prompt only when recalled. locomo --reach: keep "
+                        "every statement memchat would propose as a standing memory")
     p.add_argument("--backend", choices=list(BACKENDS), help="answers: the model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="answers: model for the backend")
     p.add_argument("--max-new-tokens", type=setting("max_new_tokens"),

@@ -97,6 +97,8 @@ def run_eval(args, settings: Settings) -> int:
         return _run_answer_eval(args, settings)
     if args.answers:
         return _run_locomo_answers(args, settings)
+    if args.reach:
+        return _run_prompt_reach(args, settings)
     from memory.evaluate import evaluate, load_locomo
     from memory.recall import RecallWeights
 
@@ -117,6 +119,27 @@ def run_eval(args, settings: Settings) -> int:
         print(f"  {name:>12}: {row['recall']:.4f}  ({row['questions']} questions)")
     if len(result["by_conversation"]) > 1:
         print("  by conversation: " + ", ".join(f"{name} {row['recall']:.3f}" for name, row in result["by_conversation"].items()))
+    return 0
+
+
+def _run_prompt_reach(args, settings: Settings) -> int:
+    from assistant.prompt_reach import prompt_reach
+    from memory.evaluate import load_locomo
+
+    samples = load_locomo(args.file)
+    k = args.k or settings.k
+    with ProgressBar(enabled=not args.json) as bar:
+        result = prompt_reach(samples, settings.embedder(), k, settings.token_budget, settings.pin_tokens, args.pin,
+                              store=settings.store or "faiss", progress=bar)
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"evidence in the prompt for {result['reach']:.1%} of {result['questions']} questions ({k} notes"
+          f"{', and every statement memchat proposes kept as a standing memory' if args.pin else ''})")
+    for name, row in result["by_category"].items():
+        print(f"  {name:>14}: {row['reach']:.1%}  ({row['questions']} questions)")
+    if args.pin:
+        print(f"  {result['pins_kept']} statements kept, {result['pins_that_are_evidence']} of them a question's evidence")
     return 0
 
 
