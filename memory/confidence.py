@@ -19,42 +19,57 @@ import re
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-# A neighbour's words count at this share of the turn's own, as in the bm25 of memory/fulltext.py.
-NEIGHBOUR_SHARE = 0.5
+from memory.fulltext import NEIGHBOUR_WEIGHT
+
+# Below this many turns holding a word, reading its whole doclist is cheaper than a lookup per
+# candidate (FTS5 looks each `rowid IN` id up in the doclist: ~50 us an id, and more in a small store).
+SCAN_DOCLIST_BELOW = 3_000
 # Lexical share = (coverage / best coverage) * best coverage ** LEXICAL_CONFIDENCE: 0 would trust a
 # lexical first place whatever it matched, 1 would scale by coverage alone. 0.5 is where the LoCoMo
 # dev split and the project's fixture both gained (docs/recall.md).
 LEXICAL_CONFIDENCE = 0.5
+# A dense candidate at or below the median keeps this share, so it still ranks by its place.
+DENSE_FLOOR = 0.05
 # memchat's own replies, for a question about the person: their share of each signal.
 REPLY_SHARE = 0.6
 
 ABOUT_THE_PERSON = re.compile(r"\b(i|me|my|mine|myself)\b", re.IGNORECASE)
-# "What did you recommend…", "your advice": a question about memchat's own words.
+# Phrases with a first person that do not ask about the person: a request ("remind me where Ben
+# works") or a how-to ("how do I reset the router?", answered by memchat's earlier reply).
+NOT_ABOUT_THE_PERSON = re.compile(r"\b(tell|remind|show|give|help|let|teach|send)\s+me\b"
+                                  r"|\bhow\s+(do|can|could|should|would)\s+i\b", re.IGNORECASE)
+# "What did you recommend…", "you once told me", "your advice": a question about memchat's own words.
 ABOUT_THE_REPLIES = re.compile(
-    r"\byou\s+(say|said|tell|told|mention|mentioned|suggest|suggested|recommend|recommended|write|wrote|give|gave"
-    r"|show|showed|explain|explained|propose|proposed|answer|answered)\b"
-    r"|\byour\s+(answer|reply|replies|suggestion|advice|recommendation|code|example)", re.IGNORECASE)
+    r"\byou\s+(\w+ly\s+|once\s+|already\s+|ever\s+)?(say|said|tell|told|mention|mentioned|suggest|suggested|recommend"
+    r"|recommended|write|wrote|give|gave|show|showed|explain|explained|propose|proposed|answer|answered|think|thought)\b"
+    r"|\byour\s+(answer|reply|replies|suggestion|advice|recommendation|code|example|take|opinion|idea)", re.IGNORECASE)
 
 
 def lexical_factors(conn: Connection, words: list[str], stems: dict[str, str | None], ids: list[int]) -> dict[int, float]:
     """Each lexical candidate's share: the idf-weighted part of the query its own text says (a word
-    only its neighbours say counts at NEIGHBOUR_SHARE), relative to the best candidate's, times the
-    best candidate's part ** LEXICAL_CONFIDENCE (a query whose best match says little counts little)."""
+    only its neighbours say counts at NEIGHBOUR_WEIGHT, as in the bm25 of memory/fulltext.py),
+    relative to the best candidate's, times the best candidate's part ** LEXICAL_CONFIDENCE (a
+    query whose best match says little counts little)."""
     if not ids or not words:
         return {}
-    turns = conn.exec_driver_sql("SELECT count(*) FROM turns").scalar_one()
+    turns = conn.exec_driver_sql("SELECT max(id) FROM turns").scalar() or 1  # near enough the count for an idf
     docs = dict(conn.execute(
         text("SELECT term, doc FROM turns_fts_vocab WHERE term IN :terms").bindparams(bindparam("terms", expanding=True)),
         {"terms": sorted({s for s in stems.values() if s})}).all())
-    idf = {w: math.log((turns - docs.get(stems.get(w), 0) + 0.5) / (docs.get(stems.get(w), 0) + 0.5) + 1) for w in words}
+    holding = {w: min(docs.get(stems.get(w), 0), turns) for w in words}
+    idf = {w: math.log((turns - n + 0.5) / (n + 0.5) + 1) for w, n in holding.items()}
     said = dict.fromkeys(ids, 0.0)
-    query = text("SELECT rowid FROM turns_fts WHERE turns_fts MATCH :match AND rowid IN :ids").bindparams(
-        bindparam("ids", expanding=True))
     for word in words:
-        own = {r[0] for r in conn.execute(query, {"match": f'text : "{word}"', "ids": ids})}
-        near = {r[0] for r in conn.execute(query, {"match": f'{{before after}} : "{word}"', "ids": ids})}
-        for turn_id in ids:
-            said[turn_id] += idf[word] * (1.0 if turn_id in own else NEIGHBOUR_SHARE if turn_id in near else 0.0)
+        if not holding[word]:
+            continue  # said nowhere: part of the query's whole, of no candidate
+        # bm25 with the neighbours' columns at weight 0 is below 0 where the turn's own text says
+        # the word and 0 where only a neighbour's does: one statement tells both apart.
+        rowid = "+rowid" if holding[word] < SCAN_DOCLIST_BELOW else "rowid"
+        rows = conn.execute(text(
+            f"SELECT rowid, bm25(turns_fts, 1.0, 0.0, 0.0) < 0 FROM turns_fts WHERE turns_fts MATCH :match "
+            f"AND {rowid} IN :ids").bindparams(bindparam("ids", expanding=True)), {"match": f'"{word}"', "ids": ids})
+        for turn_id, own in rows:
+            said[turn_id] += idf[word] * (1.0 if own else NEIGHBOUR_WEIGHT)
     whole = sum(idf.values()) or 1.0
     coverage = {turn_id: value / whole for turn_id, value in said.items()}
     best = max(coverage.values())
@@ -64,7 +79,8 @@ def lexical_factors(conn: Connection, words: list[str], stems: dict[str, str | N
 
 
 def dense_factors(dense: list[tuple[int, float]]) -> dict[int, float]:
-    """Each dense candidate's share: 1 for the best cosine, 0 at the candidates' median and below.
+    """Each dense candidate's share: 1 for the best cosine, DENSE_FLOOR at the candidates' median and
+    below (still ordered by rank there, when nothing else found them).
     A paraphrase found clearly first keeps its whole share; a crowd of near-equal cosines, where the
     order is mostly noise, counts for little."""
     if len(dense) < 2:
@@ -74,11 +90,13 @@ def dense_factors(dense: list[tuple[int, float]]) -> dict[int, float]:
     top = cosines[-1]
     if top <= middle:
         return {}
-    return {turn_id: max(0.0, (score - middle) / (top - middle)) for turn_id, score in dense}
+    return {turn_id: max(DENSE_FLOOR, (score - middle) / (top - middle)) for turn_id, score in dense}
 
 
 def asks_about_the_person(query: str) -> bool:
-    return bool(ABOUT_THE_PERSON.search(query)) and not ABOUT_THE_REPLIES.search(query)
+    if ABOUT_THE_REPLIES.search(query):
+        return False
+    return bool(ABOUT_THE_PERSON.search(NOT_ABOUT_THE_PERSON.sub(" ", query)))
 
 
 def person_factors(conn: Connection, query: str, ids: list[int]) -> dict[int, float]:

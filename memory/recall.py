@@ -24,9 +24,9 @@ from memory.fulltext import NEIGHBOUR_WEIGHT
 from memory.record import FTS_TOKENIZER
 from memory.timewindow import TimeWindow, strip_phrase
 
-# A smaller constant than the customary 60 lets a signal's top ranks count for more; with MiniLM,
-# lexical evidence is the stronger signal on conversational recall, so dense weighs half.
-# Measured on the LoCoMo dev split; the neighbourhood is flat (see docs/recall.md).
+# A smaller constant than the customary 60 lets a signal's top ranks count for more. Measured on
+# the LoCoMo dev split; the neighbourhood is flat (see docs/recall.md). The signals' weights are
+# RecallWeights'; each candidate's share of a signal is scaled by memory/confidence.py.
 RRF_K = 20
 CANDIDATES = 50  # per signal, before fusion
 # A turn's own words count fully, its neighbours' words at NEIGHBOUR_WEIGHT (memory/fulltext.py).
@@ -91,7 +91,7 @@ class RecallFilter:
 
 @dataclass
 class RecallWeights:
-    dense: float = 0.5
+    dense: float = 0.7  # 0.5 before the confidence factors; 0.7 chosen on the dev parts (docs/recall.md)
     lexical: float = 1.0
     recency: float = 0.0
     context: float = 0.3  # neighbours of strong hits (docs/recall.md)

@@ -22,6 +22,8 @@ def _sample() -> dict:
 
 
 def test_a_kept_proposal_reaches_every_prompt_where_recall_alone_may_not(embedder):
+    recalled = prompt_reach([_sample()], embedder, k=3, token_budget=2048, pin_tokens=200, pin=False)
+    assert recalled["pins_kept"] == 0 and recalled["reach"] in (0.0, 1.0)  # found by recall among 3 notes, or not
     kept = prompt_reach([_sample()], embedder, k=3, token_budget=2048, pin_tokens=200, pin=True)
     assert kept["reach"] == 1.0 and kept["pins_kept"] >= 1 and kept["pins_that_are_evidence"] == 1
     assert kept["by_category"] == {"instruction": {"reach": 1.0, "questions": 1}}

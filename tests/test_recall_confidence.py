@@ -20,6 +20,11 @@ DENSE = RecallWeights.only("dense")
     ("Can you repeat your advice about my budget?", False),
     ("How far is Lyon from Geneva?", False),
     ("Where does Ben work?", False),
+    ("Remind me where Ben works", False),  # a request, not about the person
+    ("How do I reset the router?", False),  # a how-to: memchat's earlier reply is the answer
+    ("What did you think of my essay?", False),
+    ("You once told me about a good café, which was it?", False),
+    ("Tell me which city my sister moved to", True),  # "my sister" still asks about the person
 ])
 def test_which_questions_ask_about_the_person(question, about_the_person):
     assert confidence.asks_about_the_person(question) is about_the_person
@@ -78,12 +83,33 @@ def test_lexical_share_follows_how_much_of_the_query_a_turn_says(memory):
     assert 0 < shares[rare.id] < 1  # even the best says part of the query ("visiting" is nowhere)
 
 
-def test_dense_share_is_one_at_the_top_and_nothing_at_the_median():
+def test_dense_share_is_one_at_the_top_and_the_floor_from_the_median_down():
     shares = confidence.dense_factors([(1, 0.7), (2, 0.5), (3, 0.4), (4, 0.3), (5, 0.2)])
-    assert shares[1] == 1.0 and shares[3] == 0.0 and shares[4] == shares[5] == 0.0
+    floor = confidence.DENSE_FLOOR
+    assert shares[1] == 1.0 and shares[3] == shares[4] == shares[5] == floor
     assert shares[2] == pytest.approx(1 / 3)
     assert confidence.dense_factors([(1, 0.5)]) == {}  # one candidate: nothing to compare
 
 
-def test_a_single_signal_ranks_as_it_is():
+def test_a_neighbours_word_counts_at_the_neighbour_weight(memory):
+    from memory.fulltext import NEIGHBOUR_WEIGHT
+
+    memory.remember_many([NewTurn(text=f"filler {i} about the weather", conversation_id="a") for i in range(20)])
+    asked = memory.remember("Where did you go last summer?", conversation_id="c")
+    answer = memory.remember("Mostly Portugal, we drove along the coast.", conversation_id="c")
+    with memory.engine.connect() as conn:
+        words = ["portugal"]
+        shares = confidence.lexical_factors(conn, words, {w: _stem(conn, w) for w in words}, [asked.id, answer.id])
+    assert shares[answer.id] > 0 and shares[asked.id] == pytest.approx(NEIGHBOUR_WEIGHT * shares[answer.id])
+
+
+def test_a_single_signal_ranks_as_it_is(memory):
     assert not DENSE.fused() and not RecallWeights.only("lexical").fused() and RecallWeights().fused()
+    memory.remember_many([NewTurn(text=t) for t in
+                          ["My sister lives in Lisbon.", "I cook ramen on Fridays.", "The dentist is on Elm Street.",
+                           "I went hiking near Porto.", "My sister loves ramen too."]])
+    question = "Where does my sister live?"
+    with memory.engine.connect() as conn:
+        order = [t for t, _ in dense_candidates(conn, memory.index.guard, memory.embedder.encode_query(question), 5,
+                                                RecallFilter())]
+    assert [h.turn.id for h in memory.recall(question, k=5, weights=DENSE)] == order
