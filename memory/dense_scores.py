@@ -12,8 +12,8 @@ def mean_over_windows(conn: Connection, qvec: np.ndarray, turn_ids: list[int], m
 
     A long reply's best window matches almost any question on its topic; the mean says how much
     of the turn is about the question. On person-assistant conversations, where most replies run
-    past MiniLM's 256-token window, dense recall@10 rose from 0.71 to 0.75 (docs/recall.md);
-    LoCoMo's turns are short, so nothing there moves."""
+    past MiniLM's 256-token window, dense recall@10 rose from 0.71 to 0.75 on the first version of
+    the assistant set (docs/recall.md, issue 23); LoCoMo's turns are short, so nothing there moves."""
     if not turn_ids:
         return {}
     rows = conn.execute(text(
