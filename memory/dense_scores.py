@@ -7,6 +7,22 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 
+def window_vectors(conn: Connection, turn_ids: list[int], model: str, several_only: bool = False) -> dict[int, np.ndarray]:
+    """Each turn's window vectors under `model`, one row a window in order, by id; with
+    `several_only`, only the turns that have more than one (a long turn)."""
+    if not turn_ids:
+        return {}
+    several = " AND turn_id IN (SELECT turn_id FROM embeddings WHERE turn_id IN :ids AND chunk > 0)" if several_only else ""
+    rows = conn.execute(text(
+        f"SELECT turn_id, vector FROM embeddings WHERE model = :model AND turn_id IN :ids{several} ORDER BY turn_id, chunk"
+    ).bindparams(bindparam("ids", expanding=True)), {"ids": turn_ids, "model": model}).all()
+    blobs: dict[int, list[bytes]] = {}
+    for turn_id, blob in rows:
+        blobs.setdefault(turn_id, []).append(blob)
+    return {turn_id: np.frombuffer(b"".join(found), dtype=np.float32).reshape(len(found), -1)
+            for turn_id, found in blobs.items()}
+
+
 def mean_over_windows(conn: Connection, qvec: np.ndarray, turn_ids: list[int], model: str) -> dict[int, float]:
     """The mean cosine over all windows of those turns that have several (a long turn), by id.
 
@@ -14,17 +30,8 @@ def mean_over_windows(conn: Connection, qvec: np.ndarray, turn_ids: list[int], m
     of the turn is about the question. On person-assistant conversations, where most replies run
     past MiniLM's 256-token window, dense recall@10 rose from 0.71 to 0.75 on the first version of
     the assistant set (docs/recall.md, issue 23); LoCoMo's turns are short, so nothing there moves."""
-    if not turn_ids:
-        return {}
-    rows = conn.execute(text(
-        "SELECT turn_id, vector FROM embeddings WHERE model = :model AND turn_id IN "
-        "(SELECT turn_id FROM embeddings WHERE turn_id IN :ids AND chunk > 0)").bindparams(
-            bindparam("ids", expanding=True)), {"ids": turn_ids, "model": model}).all()
-    windows: dict[int, list[bytes]] = {}
-    for turn_id, blob in rows:
-        windows.setdefault(turn_id, []).append(blob)
-    return {turn_id: float(np.mean(np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) @ qvec))
-            for turn_id, blobs in windows.items()}
+    return {turn_id: float(np.mean(windows @ qvec))
+            for turn_id, windows in window_vectors(conn, turn_ids, model, several_only=True).items()}
 
 
 EXACT_BATCH = 2_048  # vectors scored at a time: ~3 MB at 384 dims, however many turns match

@@ -23,6 +23,7 @@ from memory import embedding_upkeep, pending
 from memory import pins as pinning
 from memory import recall as R
 from memory.datadir import DataDirLock
+from memory.dense_scores import window_vectors
 from memory.embedding import Embedder
 from memory.embedding_upkeep import ProviderWatch
 from memory.errors import ModelMismatch, NotFound, storage_failures_named
@@ -244,12 +245,8 @@ class Memory:
         if not ids:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(select(embeddings.c.turn_id, embeddings.c.vector)
-                                .where(embeddings.c.turn_id.in_(ids), embeddings.c.model == self.embedder.model_id)).all()
-        windows: dict[int, list[np.ndarray]] = {}
-        for turn_id, blob in rows:
-            windows.setdefault(turn_id, []).append(np.frombuffer(blob, dtype=np.float32))
-        means = {turn_id: np.mean(found, axis=0) for turn_id, found in windows.items()}
+            windows = window_vectors(conn, ids, self.embedder.model_id)
+        means = {turn_id: found.mean(axis=0) for turn_id, found in windows.items()}
         return {turn_id: v / (np.linalg.norm(v) or 1.0) for turn_id, v in means.items()}
 
     def get(self, turn_id: int) -> Turn:

@@ -210,13 +210,12 @@ def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: Rec
         {"ids": [int(i) for i in ids], **params},
     )}
     best: dict[int, float] = {}
-    model = None
     for vid, score in zip(ids.tolist(), scores.tolist()):
-        turn_id, model = owner.get(vid, (None, model))
+        turn_id = owner.get(vid, (None,))[0]
         if turn_id is not None and turn_id not in flt.exclude_ids and turn_id not in best:
             best[turn_id] = score
-    if model is not None:
-        best.update(mean_over_windows(conn, qvec, list(best), model))
+    if owner:  # the index holds one model's vectors: any hit names it
+        best.update(mean_over_windows(conn, qvec, list(best), next(iter(owner.values()))[1]))
     return sorted(best.items(), key=lambda item: -item[1])[:n]
 
 
