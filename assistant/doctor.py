@@ -80,4 +80,8 @@ def run_doctor(settings: Settings) -> int:
     for name, line in backend_readiness(settings).items():
         marker = "*" if name == settings.backend else " "
         print(f" {marker} {name:>7}: {line}")
+    from assistant.local_servers import local_server_lines
+
+    print("\nlocal OpenAI-compatible servers (their usual ports; --backend openai talks to them):")
+    print("\n".join(local_server_lines(settings)))
     return 0

@@ -26,6 +26,8 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
     BackendSpec("gemini", "assistant.backends.gemini", "GeminiBackend",
                 ("gemini_api_key", "gemini_base_url", "timeout_s")),
     BackendSpec("hf", "assistant.backends.hf", "HFBackend", ("hf_token", "hf_base_url", "timeout_s")),
+    BackendSpec("openai", "assistant.backends.openai_chat", "OpenAIBackend",
+                ("openai_api_key", "openai_base_url", "timeout_s")),
 )}
 
 

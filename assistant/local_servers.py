@@ -1,0 +1,89 @@
+"""Local OpenAI-compatible servers on their usual ports, for `memchat doctor` to point out.
+
+Each is asked for GET /v1/models on the loopback interface, all at once, with a short timeout: a
+port where nothing listens refuses at once, so doctor is not slowed when none runs. Nothing
+is sent but that request; no key.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from assistant.backends.openai_chat import chat_models
+
+# Where each server listens unless told otherwise: Ollama's `ollama serve`, LM Studio's server tab.
+LOCAL_SERVERS: dict[str, str] = {
+    "Ollama": "http://127.0.0.1:11434/v1",
+    "LM Studio": "http://127.0.0.1:1234/v1",
+}
+PROBE_TIMEOUT_S = 0.3
+NO_MODELS = {"Ollama": "pull one: `ollama pull llama3.2`", "LM Studio": "download or load one in LM Studio"}
+
+
+@dataclass
+class LocalServer:
+    name: str
+    url: str
+    models: list[str]
+
+
+def list_models(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> list[str] | None:
+    """The model ids an OpenAI-compatible server at `url` lists, or None if none answers there.
+    http.client, not urllib: a proxy set in the environment must not carry a loopback request."""
+    import http.client
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
+    try:
+        connection.request("GET", parts.path.rstrip("/") + "/models")
+        response = connection.getresponse()
+        if response.status != 200:
+            return None
+        return [str(m["id"]) for m in json.loads(response.read())["data"]]
+    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
+        return None  # nothing there, or something that is not an OpenAI-compatible server
+    finally:
+        connection.close()
+
+
+def find_local_servers(timeout_s: float = PROBE_TIMEOUT_S) -> list[LocalServer]:
+    """The servers of LOCAL_SERVERS that answer, probed side by side (≤ timeout_s in all)."""
+    answers: dict[str, list[str] | None] = {}
+
+    def probe(name: str, url: str) -> None:
+        answers[name] = list_models(url, timeout_s)
+
+    threads = [threading.Thread(target=probe, args=item, daemon=True) for item in LOCAL_SERVERS.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s + 0.2)
+    return [LocalServer(name, url, answers[name]) for name, url in LOCAL_SERVERS.items()
+            if answers.get(name) is not None]
+
+
+def local_server_lines(settings) -> list[str]:
+    """What doctor says about the local servers it finds, with the variables that use one."""
+    found = find_local_servers()
+    if not found:
+        where = ", ".join(f"{name} on {urlsplit(url).netloc}" for name, url in LOCAL_SERVERS.items())
+        return [f"  none answering ({where})"]
+    lines = []
+    for server in found:
+        listed = f"{len(server.models)} model{'s' * (len(server.models) != 1)}"
+        if server.models:
+            listed += f" ({', '.join(server.models[:6])}{', …' if len(server.models) > 6 else ''})"
+        lines.append(f"  {server.name} at {server.url}: {listed}")
+        in_use = settings.backend == "openai" and (settings.openai_base_url or "").rstrip("/") == server.url
+        if in_use:
+            lines.append("    in use (--backend openai, MEMCHAT_OPENAI_BASE_URL)")
+            continue
+        candidates = chat_models(server.models)
+        if not candidates:
+            lines.append(f"    no chat model yet: {NO_MODELS.get(server.name, 'load one in the server')}")
+            continue
+        lines.append(f"    to use it: MEMCHAT_BACKEND=openai MEMCHAT_OPENAI_BASE_URL={server.url} "
+                     f"MEMCHAT_MODEL={candidates[0]}")
+    return lines
