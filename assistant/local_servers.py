@@ -67,10 +67,15 @@ def find_local_servers(timeout_s: float = PROBE_TIMEOUT_S) -> list[LocalServer]:
 def local_server_lines(settings) -> list[str]:
     """What doctor says about the local servers it finds, with the variables that use one."""
     found = find_local_servers()
+    lines = []
+    configured = (settings.openai_base_url or "").rstrip("/")
+    for name, url in LOCAL_SERVERS.items():
+        if url == configured and name not in {server.name for server in found}:
+            start = " (`ollama serve`)" if name == "Ollama" else ""
+            lines.append(f"  MEMCHAT_OPENAI_BASE_URL is {name}'s address, but nothing answers there: start {name}{start}")
     if not found:
         where = ", ".join(f"{name} on {urlsplit(url).netloc}" for name, url in LOCAL_SERVERS.items())
-        return [f"  none answering ({where})"]
-    lines = []
+        return lines + [f"  none answering ({where})"]
     for server in found:
         listed = f"{len(server.models)} model{'s' * (len(server.models) != 1)}"
         if server.models:

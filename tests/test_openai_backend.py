@@ -112,7 +112,7 @@ def test_the_token_count_learns_the_servers_tokenizer_from_its_usage(memory):
 def test_a_local_server_needs_no_key_and_its_only_chat_model_is_used():
     with OpenAIStandIn(models=("qwen2.5:0.5b", "nomic-embed-text:latest")) as server:
         chat = backend(server, key=None)
-        assert chat.model == "auto" and "only one" in chat.describe()
+        assert chat.model == "auto" and "only chat model" in chat.describe()
         text = "".join(chat.stream([{"role": "user", "content": "hi"}], SHORT, threading.Event(), StreamState()))
     assert text == "Hello from the stand-in." and chat.model == "qwen2.5:0.5b"  # the embedding model is no answer
     assert server.chat_requests()[0]["headers"]["authorization"] == "Bearer no-key"  # a placeholder, never a real key
@@ -258,5 +258,10 @@ def test_doctor_points_at_a_local_server_on_its_usual_port(monkeypatch, capsys, 
     assert (f"to use it: MEMCHAT_BACKEND=openai MEMCHAT_OPENAI_BASE_URL={server.url} "
             "MEMCHAT_MODEL=llama3.2:1b") in section
     assert "LM Studio" not in section  # the silent port is no server
-    monkeypatch.setattr(local_servers, "LOCAL_SERVERS", {"Ollama": f"http://127.0.0.1:{free_port()}/v1"})
-    assert local_servers.local_server_lines(load_settings(env_file=None))[0].startswith("  none answering (Ollama on")
+    gone = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    monkeypatch.setattr(local_servers, "LOCAL_SERVERS", {"Ollama": gone})
+    assert local_servers.local_server_lines(load_settings(env_file=None)) == [
+        f"  none answering (Ollama on {gone.split('/')[2]})"]
+    pointed = load_settings({"openai_base_url": gone}, env_file=None)
+    assert local_servers.local_server_lines(pointed)[0] == (
+        "  MEMCHAT_OPENAI_BASE_URL is Ollama's address, but nothing answers there: start Ollama (`ollama serve`)")

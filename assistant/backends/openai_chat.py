@@ -68,7 +68,7 @@ class OpenAIBackend:
 
     def describe(self) -> str:
         if self.model == AUTO:
-            return "model: the server's only one, asked for at the first reply (or --model)"
+            return "model: the server's only chat model, found at the first reply; --model names one"
         return "Chat Completions, streamed"
 
     def count_tokens(self, text: str) -> int:
@@ -139,7 +139,7 @@ class OpenAIBackend:
 
     def _learn(self, prompt_tokens: int | None, estimate: int) -> None:
         if prompt_tokens and estimate >= 32:  # a few words say little about the tokenizer
-            self._ratio = min(max(prompt_tokens / estimate, 0.5), 4.0)
+            self._ratio = min(max(prompt_tokens / estimate, 0.5), 8.0)  # Chinese, by SmolLM2's tokenizer: 7x the estimate
 
     # -- the server's models, and the errors that name them -------------------------------------
     def server_models(self) -> list[str]:
