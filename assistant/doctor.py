@@ -84,4 +84,9 @@ def run_doctor(settings: Settings) -> int:
 
     print("\nlocal OpenAI-compatible servers (their usual ports; --backend openai talks to them):")
     print("\n".join(local_server_lines(settings)))
+    from assistant.mcp_server import client_config
+
+    print("\nMCP clients: this machine's entry for Claude Desktop's and Cursor's mcpServers (the README has "
+          "Codex CLI's, VS Code's and the HTTP ones):")
+    print(client_config(settings))
     return 0

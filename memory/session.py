@@ -68,7 +68,9 @@ class SessionMemory:
         candidates = [(t, v) for t, v in zip(self._turns, self._vectors)
                       if v is not None and t.id not in flt.exclude_ids
                       and (flt.conversation_id is None or t.conversation_id == flt.conversation_id)
-                      and (flt.role is None or t.role == flt.role)]
+                      and (flt.role is None or t.role == flt.role)
+                      and (flt.since is None or t.created_at >= flt.since)
+                      and (flt.until is None or t.created_at < flt.until)]
         if not candidates:
             return []
         q = self._vector(strip_phrase(query, window) or query)
