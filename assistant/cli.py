@@ -287,9 +287,12 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=setting("max_new_tokens"))
     p.add_argument("--seed", type=setting("seed"))
     p.add_argument("--greedy", action="store_true", default=None, help="always pick the most likely token")
+    p.add_argument("--stop", action="append", metavar="TEXT",
+                   help="end the reply before TEXT; give it up to 4 times (default: none, or $MEMCHAT_STOP, a JSON "
+                        "list); the gemini, hf and openai backends take it, the local model does not")
 
 
-CHAT_FLAGS = ("backend", "model", "memory_mode", "k", "token_budget", "pin_tokens", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy")
+CHAT_FLAGS = ("backend", "model", "memory_mode", "k", "token_budget", "pin_tokens", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy", "stop")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,7 @@ class Settings:
     max_new_tokens: int = GenerationOptions.max_new_tokens
     seed: int | None = GenerationOptions.seed
     greedy: bool = GenerationOptions.greedy
+    stop: tuple[str, ...] = GenerationOptions.stop
     gemini_api_key: str | None = None
     gemini_base_url: str | None = None
     hf_token: str | None = None
@@ -151,6 +152,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "max_new_tokens": ("MEMCHAT_MAX_NEW_TOKENS",),
     "seed": ("MEMCHAT_SEED",),
     "greedy": ("MEMCHAT_GREEDY",),
+    "stop": ("MEMCHAT_STOP",),
     "gemini_api_key": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
     "gemini_base_url": ("MEMCHAT_GEMINI_BASE_URL",),
     "hf_token": ("HF_TOKEN",),
@@ -212,6 +214,26 @@ def store_options(settings: "Settings") -> dict:
     return {store: dict(options) for store, options in settings.store_settings.items()}
 
 
+MAX_STOP = 4  # stop sequences a request may carry: OpenAI's limit (Gemini takes 5)
+
+
+def stop_sequences(raw: str) -> tuple[str, ...]:
+    """MEMCHAT_STOP: a JSON list of strings (["\\nUser:", "###"]), or else one sequence as written."""
+    import json
+
+    values = json.loads(raw) if raw.lstrip().startswith("[") else [raw]  # bad JSON: a ValueError
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise ValueError(raw)
+    return tuple(values)
+
+
+def _check_stop(settings: Settings) -> None:
+    settings.stop = tuple(settings.stop)  # --stop, given more than once, is a list
+    if len(settings.stop) > MAX_STOP or not all(settings.stop):
+        raise ConfigError(f"stop sequences: at most {MAX_STOP}, none empty, not {list(settings.stop)!r} "
+                          f"(from {settings.sources.get('stop', 'default')})")
+
+
 def _bool(raw: str) -> bool:
     if raw.lower() in ("1", "true", "yes", "on"):
         return True
@@ -226,7 +248,7 @@ CONVERTERS = {
     "model_cache": lambda raw: Path(raw).expanduser(),
     "k": int, "token_budget": int, "pin_tokens": int, "top_k": int, "max_new_tokens": int, "seed": int,
     "recency_weight": float, "temperature": float, "top_p": float, "timeout_s": float,
-    "greedy": _bool,
+    "greedy": _bool, "stop": stop_sequences,
 }
 
 
@@ -286,6 +308,7 @@ def load_settings(overrides: dict | None = None, env_file: Path | None | object 
     if settings.memory_mode not in MEMORY_MODES:
         raise ConfigError(f"memory mode {settings.memory_mode!r}: use one of {', '.join(MEMORY_MODES)}")
     _check_ranges(settings)
+    _check_stop(settings)
     from assistant.localtime import person_tz
 
     try:

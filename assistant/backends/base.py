@@ -20,6 +20,7 @@ class GenerationOptions:
     max_new_tokens: int = 256
     seed: int | None = None
     greedy: bool = False
+    stop: tuple[str, ...] = ()  # the reply ends before any of these (MEMCHAT_STOP, --stop)
 
     @classmethod
     def from_settings(cls, settings) -> "GenerationOptions":

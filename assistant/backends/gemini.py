@@ -19,7 +19,7 @@ KEY_HINT = "GEMINI_API_KEY (or GOOGLE_API_KEY)"
 
 class GeminiBackend:
     name = "gemini"
-    supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy"})
+    supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy", "stop"})
 
     def __init__(self, model: str | None, api_key: str | None, base_url: str | None = None, timeout_s: float = 60.0):
         if not api_key:
@@ -54,6 +54,7 @@ class GeminiBackend:
             top_k=1 if options.greedy else options.top_k,
             max_output_tokens=options.max_new_tokens,
             seed=options.seed,
+            stop_sequences=list(options.stop) or None,
         )
         return contents, config
 

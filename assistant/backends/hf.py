@@ -19,7 +19,7 @@ KEY_HINT = "HF_TOKEN"
 
 class HFBackend:
     name = "hf"
-    supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy"})
+    supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy", "stop"})
 
     def __init__(self, model: str | None, token: str | None, base_url: str | None = None, timeout_s: float = 60.0):
         if not token and not base_url:
@@ -43,7 +43,7 @@ class HFBackend:
     def stream(self, messages: list[dict], options: GenerationOptions,
                cancel: threading.Event, state: StreamState) -> Iterator[str]:
         kwargs = dict(
-            stream=True, max_tokens=options.max_new_tokens, seed=options.seed,
+            stream=True, max_tokens=options.max_new_tokens, seed=options.seed, stop=list(options.stop) or None,
             temperature=0.0 if options.greedy else options.temperature,
             top_p=None if options.greedy else options.top_p,
             extra_body={"top_k": 1 if options.greedy else options.top_k},
