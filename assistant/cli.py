@@ -237,21 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("chat", parents=[common], help="open the terminal chat app (the default command)")
     _add_chat_options(p)
 
-    p = commands.add_parser("mcp", parents=[common], help="serve the memory to MCP clients (Claude Desktop, Cursor, ...)",
-                            description="Serve this profile's memory as an MCP server: remember, recall, search, show, "
-                                        "forget, list_conversations and stats. Over stdio (what a client starts; "
-                                        "`memchat doctor` prints the config entry), or Streamable HTTP on loopback "
-                                        "with a bearer token. The CLI and the TUI keep working on the same data dir.")
-    p.add_argument("--http", metavar="HOST:PORT", help="serve Streamable HTTP at http://HOST:PORT/mcp instead of stdio; "
-                                                      "requires the bearer token (made and shown on first use)")
-    p.add_argument("--allow-remote", action="store_true",
-                   help="allow --http on a non-loopback address (plain HTTP: put a TLS proxy in front)")
-    p.add_argument("--read-only", action="store_true", help="offer no remember or forget tool")
-    p.add_argument("--memory", dest="memory_mode", choices=("persistent", "session"),
-                   help="persistent: remembered on disk (default); session: remembered for this server's life "
-                        "only, stored memories still recalled, nothing written or forgotten")
-    p.add_argument("--rotate-token", action="store_true",
-                   help="replace the HTTP bearer token, print the new one, and exit")
+    from assistant.mcp_command import add_mcp_parser
+
+    add_mcp_parser(commands, common)
 
     commands.add_parser("doctor", parents=[common], help="show the effective configuration and what is ready",
                         description="Settings (keys hidden) and where each came from, the data dir, store counts, "

@@ -356,7 +356,10 @@ def test_rotating_the_token_refuses_the_old_one_on_the_running_server(http, home
         peer.close()
 
 
-def test_a_non_loopback_address_is_refused_with_the_reason(home):
+def test_a_non_loopback_address_or_a_memory_mode_off_is_refused_with_the_reason(home):
     done = memchat(home, "mcp", "--http", f"0.0.0.0:{_free_port()}", check=False)
     assert done.returncode == 2 and "not a loopback address" in done.stderr and "--allow-remote" in done.stderr
-    assert "Traceback" not in done.stderr
+    off = subprocess.run([*MEMCHAT, "mcp"], env={**home["env"], "MEMCHAT_MEMORY": "off"}, cwd=REPO,
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=START_S)
+    assert off.returncode == 2 and "--memory session" in off.stderr
+    assert "Traceback" not in done.stderr + off.stderr
