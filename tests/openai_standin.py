@@ -4,7 +4,7 @@ the real `openai` SDK to talk to.
 POST /v1/chat/completions: {"model", "messages", "stream", "stream_options", ...}. With `stream`
 true the reply is server-sent events of chat.completion.chunk JSON (`data: {...}\\n\\n`) in chunked
 transfer encoding, as Ollama sends them: one chunk per word, a last choice with its finish_reason
-("length" when max_tokens ran out), then, when stream_options.include_usage, a chunk with no
+("length" when max_tokens ran out; a `stop` sequence ends the text before it), then, when stream_options.include_usage, a chunk with no
 choices and the usage, then `data: [DONE]`. prompt_tokens counts words and punctuation of every
 message plus 4 a message, as a tokenizer would, roughly. Without `stream`, one chat.completion.
 GET /v1/models: {"object": "list", "data": [{"id", "object": "model", ...}]}.
@@ -113,7 +113,10 @@ class OpenAIStandIn:
         self._json(handler, status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
 
     def _chat(self, handler, body: dict) -> None:
-        words = re.findall(r"\S+\s*", self.reply)
+        reply = self.reply
+        for stop in body.get("stop") or []:  # the reply ends before a stop sequence, which is not sent
+            reply = reply.split(stop)[0]
+        words = re.findall(r"\S+\s*", reply)
         limit = body.get("max_tokens") or body.get("max_completion_tokens") or len(words)
         finish = "length" if len(words) > limit else "stop"
         words = words[:limit]

@@ -265,3 +265,51 @@ def test_doctor_points_at_a_local_server_on_its_usual_port(monkeypatch, capsys, 
     pointed = load_settings({"openai_base_url": gone}, env_file=None)
     assert local_servers.local_server_lines(pointed)[0] == (
         "  MEMCHAT_OPENAI_BASE_URL is Ollama's address, but nothing answers there: start Ollama (`ollama serve`)")
+
+
+# -- stop sequences (MEMCHAT_STOP, --stop): every remote backend sends them --------------------------
+def test_stop_sequences_are_read_from_the_environment_and_flags_and_checked(monkeypatch, capsys):
+    monkeypatch.setenv("MEMCHAT_STOP", '["\\nUser:", "###"]')
+    assert load_settings(env_file=None).stop == ("\nUser:", "###")
+    monkeypatch.setenv("MEMCHAT_STOP", "###")  # not a list: one sequence, as written
+    assert load_settings(env_file=None).stop == ("###",)
+    assert load_settings({"stop": ["A:", "B:"]}, env_file=None).stop == ("A:", "B:")  # --stop twice
+    monkeypatch.setenv("MEMCHAT_STOP", '["a", "b", "c", "d", "e"]')
+    code = main(["ask", "hello", "--backend", "openai"])
+    err = capsys.readouterr().err
+    assert code == 2 and "stop sequences: at most 4" in err and err.count("\n") == 1
+    monkeypatch.setenv("MEMCHAT_STOP", '["a", ')
+    assert main(["ask", "hello"]) == 2 and "MEMCHAT_STOP" in capsys.readouterr().err
+    monkeypatch.delenv("MEMCHAT_STOP")
+    from assistant.cli import build_parser
+
+    assert build_parser().parse_args(["ask", "hi", "--stop", "A:", "--stop", "B:"]).stop == ["A:", "B:"]
+
+
+def test_the_openai_backend_sends_stop_and_the_reply_ends_before_it(memory):
+    with OpenAIStandIn(reply="Sure, noted. ### User: and another thing") as server:
+        options = GenerationOptions(max_new_tokens=16, stop=("###", "\nUser:"))
+        reply = ChatService(memory, backend(server), options=options).ask("note this")
+    assert server.chat_requests()[0]["body"]["stop"] == ["###", "\nUser:"]
+    assert reply.answer == "Sure, noted. " and reply.warnings == [] and not reply.cut
+
+
+def test_gemini_and_hf_send_stop_and_the_local_model_says_it_ignores_it(monkeypatch):
+    import huggingface_hub.constants
+
+    from assistant.backends.gemini import GeminiBackend
+    from assistant.backends.hf import HFBackend
+    from assistant.backends.local import LocalBackend
+    from tests.standins import StandIn
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the stand-in is loopback
+    options = GenerationOptions(max_new_tokens=8, stop=("###",))
+    messages = [{"role": "user", "content": "hi"}]
+    with StandIn("gemini") as gemini, StandIn("openai") as hf:
+        for chat in (GeminiBackend("gemini-stand-in", "AIza-test-key", gemini.url, 10),
+                     HFBackend("stand-in-model", "hf_test_token", hf.url + "/v1", 10)):
+            assert "".join(chat.stream(messages, options, threading.Event(), StreamState()))
+            assert not options.unsupported(chat.supported_options)
+    assert gemini.requests[0].body["generationConfig"]["stopSequences"] == ["###"]
+    assert hf.requests[0].body["stop"] == ["###"]
+    assert options.unsupported(LocalBackend.supported_options) == ["stop"]  # so the reply warns

@@ -24,7 +24,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 KEY_HINT = "OPENAI_API_KEY"
 PLACEHOLDER_KEY = "no-key"  # local servers want a key in the header, any key
 AUTO = "auto"  # no model named: the server's only model, found at the first reply
-OPENAI_OPTIONS = frozenset({"temperature", "top_p", "max_new_tokens", "seed", "greedy"})
+OPENAI_OPTIONS = frozenset({"temperature", "top_p", "max_new_tokens", "seed", "greedy", "stop"})
 SERVER_OPTIONS = OPENAI_OPTIONS | {"top_k", "repetition_penalty"}
 MODELS_SHOWN = 12
 TEMPLATE_TOKENS = 4  # a chat template's role markers around each message
@@ -130,6 +130,8 @@ class OpenAIBackend:
         body["max_completion_tokens" if self._openai else "max_tokens"] = options.max_new_tokens
         if options.seed is not None:
             body["seed"] = options.seed
+        if options.stop:
+            body["stop"] = list(options.stop)
         if not self._openai:
             extra = {"top_k": 1 if options.greedy else options.top_k}
             if options.repetition_penalty != 1.0:  # vLLM's name, then llama.cpp's and LM Studio's
