@@ -155,10 +155,12 @@ def test_a_memory_remembered_over_stdio_is_recalled_with_its_id_times_and_proven
 def test_recall_keeps_to_the_persons_statements_and_search_finds_every_turn(stdio, home):
     memchat(home, "memory", "add", "You told me the heron migrates in October", "--role", "assistant",
             "--conversation", "birds")
+    everything = stdio.call("search", query="heron migrates October", k=3)["memories"]
+    assert everything[0]["conversation_id"] == "birds" and everything[0]["role"] == "assistant"
+    assert everything[0]["provenance"]["via"] == "memchat"
     recalled = stdio.call("recall", query="heron migrates October", k=10)["memories"]
-    assert all(m["role"] == "user" for m in recalled)
-    searched = stdio.call("search", query="heron migrates October", k=3, role="assistant")["memories"]
-    assert searched and searched[0]["conversation_id"] == "birds" and searched[0]["role"] == "assistant"
+    assert recalled and all(m["role"] == "user" for m in recalled)  # an earlier reply is not a memory of yours
+    assert stdio.call("search", query="heron", k=3, role="user")["memories"][0]["conversation_id"] != "birds"
     assert stdio.call("search", query="heron", conversation="no-such-conversation")["memories"] == []
 
 
