@@ -241,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_mcp_parser(commands, common)
 
+    from assistant.model_commands import add_model_parser
+
+    add_model_parser(commands, common)
+
     commands.add_parser("doctor", parents=[common], help="show the effective configuration and what is ready",
                         description="Settings (keys hidden) and where each came from, the data dir, store counts, "
                                     "and which backends are ready.")
@@ -312,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
             from assistant.mcp_server import run_mcp
 
             return run_mcp(args, settings)
+        if args.command == "model":
+            from assistant.model_commands import run_model_command
+
+            return run_model_command(args, settings)
         if args.command == "doctor":
             from assistant.doctor import run_doctor
 

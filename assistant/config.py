@@ -26,6 +26,18 @@ def default_env_file() -> Path:
     return Path(user_config_dir("memchat", appauthor=False)) / ".env"
 
 
+def model_choice_file() -> Path:
+    """Where `memchat model use NAME` keeps the chosen local model (beside memchat's .env)."""
+    return default_env_file().parent / "local-model"
+
+
+def read_model_choice() -> str | None:
+    try:
+        return model_choice_file().read_text().strip() or None
+    except OSError:
+        return None
+
+
 def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
@@ -295,6 +307,10 @@ def load_settings(overrides: dict | None = None, env_file: Path | None | object 
         if value is not None:
             setattr(settings, name, Path(value).expanduser() if name == "data_dir" else value)
             settings.sources[name] = "command line"
+    if settings.model is None and settings.backend == "local" and (chosen := read_model_choice()):
+        # below flags, environment and .env: MEMCHAT_MODEL still overrides `memchat model use`
+        settings.model = chosen
+        settings.sources["model"] = f"memchat model use ({model_choice_file()})"
     from memory.profiles import validate_profile
 
     validate_profile(settings.profile)  # a bad name fails before anything is opened

