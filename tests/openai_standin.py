@@ -11,7 +11,8 @@ GET /v1/models: {"object": "list", "data": [{"id", "object": "model", ...}]}.
 Errors in OpenAI's JSON shape ({"error": {"message", "type", "param", "code"}}): 401 for a wrong
 key when `key` is set (echoing the key, as servers do, so the tests see it redacted), 404 for a
 model it does not serve, and whatever `fail` queues (a status with headers, e.g. 429 with
-Retry-After). `cut_after=N` closes the connection after N words, mid-body.
+Retry-After). `cut_after=N` closes the connection after N words, mid-body; `stall_s` waits before
+a chat answer, as a server loading its model does.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class OpenAIStandIn:
         self.reply = reply
         self.cut_after: int | None = None
         self.word_delay_s = 0.0
+        self.stall_s = 0.0  # before answering a chat request, as a server loading its model does
         self.failures: list[tuple[int, dict]] = []  # (status, headers) answered before any reply
         self.requests: list[dict] = []  # {"method", "path", "headers", "body"}
         stand_in = self
@@ -60,6 +62,7 @@ class OpenAIStandIn:
                 if body.get("model") not in stand_in.models:
                     return stand_in._error(self, 404, f"model \"{body.get('model')}\" not found, try pulling it first",
                                            "model_not_found")
+                time.sleep(stand_in.stall_s)
                 stand_in._chat(self, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

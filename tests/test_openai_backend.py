@@ -179,6 +179,14 @@ def test_no_server_says_how_to_start_one(memory):
                            "or set MEMCHAT_OPENAI_BASE_URL")
 
 
+def test_a_server_that_does_not_answer_in_time_is_one_line(memory):
+    with OpenAIStandIn() as server:
+        server.stall_s = 1.5
+        reply = ChatService(memory, backend(server, "llama3.2:1b", timeout_s=1), options=SHORT).ask("hello?")
+    assert reply.status == "failed" and reply.error == (
+        f"the server at {server.url} did not answer within 1 s; try again or raise MEMCHAT_TIMEOUT_S")
+
+
 def test_a_stream_cut_mid_way_keeps_the_part_received(memory):
     with OpenAIStandIn() as server:
         server.cut_after = 2  # two words, then the connection closes mid-body
