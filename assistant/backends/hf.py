@@ -2,7 +2,8 @@
 
 A model id on the Hub's inference providers (token from HF_TOKEN), or MEMCHAT_HF_BASE_URL for an
 OpenAI-compatible server (TGI; Ollama, LM Studio, llama.cpp and vLLM are --backend openai's, with
-its model choice and errors), which speak /v1/chat/completions with server-sent events. top_k is not part of that API; it is sent in the request body, which TGI,
+its model choice and errors), which speak /v1/chat/completions with server-sent events. top_k
+is not part of that API; it is sent in the request body, which TGI,
 vLLM and llama.cpp honour. Retries as for Gemini: bounded, jittered, Retry-After, before the first chunk.
 """
 from __future__ import annotations
