@@ -5,9 +5,10 @@ embeddings when MEMCHAT_EMBED_PROVIDER=openai (one server, one address).
 Chat Completions with `stream: true` (server-sent events), usage asked for in the last chunk. A
 local server takes any key, so without OPENAI_API_KEY a placeholder is sent, only to a base URL;
 api.openai.com without a key fails before any request. With a base URL and no model, the server's
-/v1/models is asked at the first reply: its only model is used, several are listed in the error.
-top_k and the repetition penalty are not part of OpenAI's API: they go in the request body only to
-other servers (vLLM and llama.cpp read them; Ollama's /v1 ignores them). Retries as for the other
+/v1/models is asked at the first reply: its only chat model is used (embedding models set aside),
+several are listed in the error. Stop sequences go to every server; top_k and the repetition
+penalty are not part of OpenAI's API: they go in the request body only to other servers (vLLM and
+llama.cpp read them; Ollama's /v1 ignores them). Retries as for the other
 remote backends: bounded, jittered, Retry-After, before the first chunk only.
 """
 from __future__ import annotations
