@@ -142,12 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
 
     p = mem.add_parser("import", parents=[common],
-                       help="import memchat JSONL, a ChatGPT conversations.json, or LoCoMo JSON",
+                       help="import memchat JSONL, a ChatGPT or Claude export, or LoCoMo JSON",
                        description="Import into the profile given by --profile or $MEMCHAT_PROFILE; without "
                                    "either, a memchat export goes back into the profile it names, anything "
-                                   "else into 'default'.")
+                                   "else into 'default'. FILE may be a ChatGPT or Claude conversations.json, "
+                                   "or the export's .zip as downloaded (its conversations.json is read). "
+                                   "Claude's export: claude.ai → Settings → Privacy → Export data; a link to "
+                                   "the .zip comes by email. Importing a file again adds only what is new.")
     p.add_argument("file", type=Path)
-    p.add_argument("--format", choices=["jsonl", "chatgpt", "locomo"], help="default: detected from the file")
+    p.add_argument("--format", choices=["jsonl", "chatgpt", "claude", "locomo"], help="default: detected from the file")
     p.add_argument("--json", action="store_true")
 
     p = mem.add_parser("stats", parents=[common], help="counts, sizes, model and data dir")

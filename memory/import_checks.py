@@ -4,7 +4,9 @@ can show, and a message too long to store is left out and named instead of rejec
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from memory.errors import BadInput
 from memory.turn import MAX_TURN_CHARS, from_iso
@@ -61,22 +63,36 @@ def iso_time(value, name: str = "created_at") -> float:
     try:
         return timestamp(from_iso(value))
     except (TypeError, ValueError, OverflowError, AttributeError) as exc:
-        raise BadInput(f"bad {name} ({exc})") from None
+        raise BadInput(f"bad {name} ({str(exc)[:120]})") from None  # the value itself may be huge
+
+
+def parse_json(path: Path, content: str):
+    """A whole file's JSON; invalid or too deeply nested JSON is a rejection naming the file."""
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise BadInput(f"{path}: JSON nested too deeply to be a conversation export") from None
 
 
 @dataclass
 class LeftOut:
-    """A message too long to store as one turn: the import goes on without it and names it."""
+    """A message the import goes on without, named: too long to store as one turn, or (`reason`)
+    one that holds nothing to store, such as a Claude message with only an image."""
 
     where: str  # the file and its line, conversation and message, or sample and turn
     characters: int
+    reason: str | None = None  # None: over the characters a turn holds
 
     def __str__(self) -> str:
+        if self.reason:
+            return f"{self.where}: {self.reason}"
         return f"{self.where}: {self.characters:,} characters, over the {MAX_TURN_CHARS:,} a turn holds"
 
     def to_json(self) -> dict:
         return {"where": self.where, "characters": self.characters,
-                "reason": f"over the {MAX_TURN_CHARS:,} characters a turn holds"}
+                "reason": self.reason or f"over the {MAX_TURN_CHARS:,} characters a turn holds"}
 
 
 def fits(text, where: str, left_out: list[LeftOut]) -> bool:

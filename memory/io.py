@@ -1,4 +1,5 @@
-"""Export and import: memchat JSONL (lossless), ChatGPT `conversations.json`, LoCoMo JSON.
+"""Export and import: memchat JSONL (lossless), ChatGPT's and Claude's `conversations.json` (or
+the export's .zip), LoCoMo JSON.
 
 A file is read and checked whole before anything is stored: a malformed record rejects the file
 with its name, line or record, and the reason, and nothing of it is stored. A message longer than
@@ -19,12 +20,14 @@ from typing import NamedTuple
 
 from memory.runtime.private_files import make_private
 from memory.errors import BadInput
-from memory.import_checks import LeftOut, RecordCheck, fits, iso_time, stored_text, timestamp
+from memory.claude_export import read_claude
+from memory.export_zip import conversations_json, is_zip
+from memory.import_checks import LeftOut, RecordCheck, fits, iso_time, parse_json, stored_text, timestamp
 from memory.pins import check_pinnable
 from memory.profiles import validate_profile
 from memory.turn import MAX_TURN_CHARS, NewTurn, to_iso, validate_role, validate_text
 
-FORMATS = ("jsonl", "chatgpt", "locomo")
+FORMATS = ("jsonl", "chatgpt", "claude", "locomo")
 STATUSES = ("ok", "failed", "stopped")
 
 
@@ -73,12 +76,14 @@ def read_records(path: Path, fmt: str | None = None) -> ImportFile:
         raw = path.read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+    if is_zip(raw):  # an export as it was downloaded: its conversations.json
+        raw = conversations_json(path, raw)
     try:
         content = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not valid UTF-8 at byte {exc.start}") from None
     fmt = fmt or _detect(path, content)
-    reader = {"jsonl": _read_jsonl, "chatgpt": _read_chatgpt, "locomo": _read_locomo}.get(fmt)
+    reader = {"jsonl": _read_jsonl, "chatgpt": _read_chatgpt, "claude": read_claude, "locomo": _read_locomo}.get(fmt)
     if reader is None:
         raise BadInput(f"unknown import format {fmt!r}; use one of: {', '.join(FORMATS)}")
     left_out: list[LeftOut] = []
@@ -91,13 +96,16 @@ def read_records(path: Path, fmt: str | None = None) -> ImportFile:
 def _detect(path: Path, content: str) -> str:
     stripped = content.lstrip()
     if stripped.startswith("["):
-        data = _parse_json(path, content)
+        data = parse_json(path, content)
         first = data[0] if data and isinstance(data[0], dict) else {}
-        if "mapping" in first:
+        if "mapping" in first:  # ChatGPT's and Claude's files share a name: their messages tell them apart
             return "chatgpt"
+        if "chat_messages" in first:
+            return "claude"
         if "conversation" in first:
             return "locomo"
-        raise BadInput(f"{path}: a JSON list, but neither a ChatGPT export nor LoCoMo; use --format")
+        raise BadInput(f"{path}: a JSON list, but neither a ChatGPT export nor LoCoMo (nor a Claude export); "
+                       "use --format")
     return "jsonl"
 
 
@@ -214,7 +222,7 @@ def exported_profile(records: list[NewTurn], path: Path) -> str | None:
 def _read_chatgpt(path: Path, content: str, left_out: list[LeftOut]) -> list[NewTurn]:
     """ChatGPT's data export: each conversation is a tree of messages; keep the branch the user
     last saw (current_node back to the root), user and assistant text only."""
-    data = _parse_json(path, content)
+    data = parse_json(path, content)
     records = []
     if not isinstance(data, list):
         raise BadInput(f"{path}: a ChatGPT export is a JSON list of conversations")
@@ -268,15 +276,6 @@ def _chatgpt_conversation(conv, n: int, where: str, left_out: list[LeftOut]) -> 
     return records
 
 
-def _parse_json(path: Path, content: str):
-    try:
-        return json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise BadInput(f"{path}: JSON nested too deeply to be a conversation export") from None
-
-
 def _last_leaf(mapping: dict) -> str | None:
     leaves = [k for k, v in mapping.items() if isinstance(v, dict) and not v.get("children")]
     return leaves[-1] if leaves else None
@@ -289,7 +288,7 @@ def parse_locomo_date(value: str) -> float:
 
 
 def _read_locomo(path: Path, content: str, left_out: list[LeftOut]) -> list[NewTurn]:
-    data = _parse_json(path, content)
+    data = parse_json(path, content)
     if not isinstance(data, list):
         raise BadInput(f"{path}: a LoCoMo file is a JSON list of samples")
     records = []

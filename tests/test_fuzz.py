@@ -1,5 +1,6 @@
-"""Hostile files and text (#12), driven by hypothesis: JSONL, ChatGPT-export and LoCoMo imports and
-the CLI's text checks get broken, huge, deeply nested, cyclic and mis-encoded input. Every case
+"""Hostile files and text (#12), driven by hypothesis: JSONL, ChatGPT-export, Claude-export (#25) and
+LoCoMo imports and the CLI's text checks get broken, huge, deeply nested, cyclic and mis-encoded
+input, and a Claude export may come zipped, whole or damaged. Every case
 ends in records that store cleanly (less the messages too long to store, each named) or in one
 BadInput line naming the file (and the record, where there is one): never a traceback, never a
 half-imported file.
@@ -8,8 +9,10 @@ The suite runs MEMCHAT_FUZZ_CASES cases per test (default 150); `make fuzz` runs
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -31,7 +34,8 @@ KEYS = st.sampled_from([
     "text", "role", "created_at", "meta", "id", "conversation_id", "status", "backend", "model", "tokens",
     "mapping", "current_node", "parent", "children", "message", "author", "content", "parts", "create_time",
     "title", "conversation", "session_1", "session_2", "session_1_date_time", "session_x", "speaker",
-    "blip_caption", "sample_id"]) | st.text(max_size=8)
+    "blip_caption", "sample_id", "uuid", "name", "chat_messages", "sender", "type", "attachments", "extracted_content",
+    "file_name", "files", "parent_message_uuid", "current_leaf_message_uuid", "updated_at"]) | st.text(max_size=8)
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
            | st.sampled_from(["user", "assistant", "ok", "failed", "2024-05-01T10:00:00Z", "1:56 pm on 8 May, 2023",
                               "a", "b", "c", "\ud800", "x\x00y", "9" * 400]))
@@ -86,6 +90,40 @@ def chatgpt_files(draw) -> str:
 
 
 @st.composite
+def claude_files(draw) -> str:
+    """Plausible exports in which, here and there, one field is anything at all."""
+    def spoilt(obj: dict, extra=VALUES) -> dict:
+        if draw(st.integers(0, 3)) == 1:  # one object in four or so gets one field replaced
+            obj[draw(st.sampled_from(sorted(obj)))] = draw(extra)
+        return obj
+
+    ids = ["u1", "u2", "u3", "u4"]
+    conversations = []
+    for _ in range(draw(st.integers(0, 3))):
+        messages = []
+        for uuid in draw(st.lists(st.sampled_from(ids), max_size=4)):  # repeats: duplicate uuids
+            blocks = [spoilt({"type": draw(st.sampled_from(["text", "thinking", "tool_use"])), "text": "I keep bees."},
+                             VALUES | LONG) for _ in range(draw(st.integers(0, 2)))]
+            attachments = [spoilt({"file_name": draw(st.sampled_from(["", "hive-log.txt"])),
+                                   "extracted_content": "12 May: swarm caught"}, VALUES | LONG)
+                           for _ in range(draw(st.integers(0, 1)))]
+            message = {"uuid": uuid, "sender": draw(st.sampled_from(["human", "assistant", "system"])),
+                       "text": draw(st.sampled_from(["", "I keep bees in the garden."])), "content": blocks,
+                       "created_at": draw(st.sampled_from(["2025-06-02T08:14:04.120000Z", "2025-06-02T10:14:04+02:00"])),
+                       "attachments": attachments, "files": [{"file_name": "IMG_1.jpeg"}]}
+            if draw(st.booleans()):  # newer exports name each message's parent: trees, branches, cycles
+                message["parent_message_uuid"] = draw(st.sampled_from(ids + ["00000000-0000-4000-8000-000000000000"]))
+            messages.append(spoilt(message, VALUES | LONG))
+        conversation = {"uuid": draw(st.sampled_from(["5b0e7a7c", "0c6f4a11"])), "name": draw(st.sampled_from(["", "Bees"])),
+                        "created_at": "2025-06-02T08:14:03Z", "updated_at": "2025-06-02T09:00:00Z",
+                        "chat_messages": messages}
+        if draw(st.booleans()):
+            conversation["current_leaf_message_uuid"] = draw(st.sampled_from(ids))
+        conversations.append(spoilt(conversation))
+    return json.dumps(conversations)
+
+
+@st.composite
 def locomo_files(draw) -> str:
     samples = []
     for _ in range(draw(st.integers(0, 3))):
@@ -112,6 +150,13 @@ def mangled(draw, texts) -> bytes:
     elif how == 2:
         depth = draw(st.sampled_from([100, 5_000, 200_000]))
         raw = b"[" * depth + b"]" * depth if draw(st.booleans()) else b'{"text": ' + b"[" * depth + b"]" * depth + b"}"
+    elif how == 3:  # the export's zip as downloaded, or one cut short, or one without the file
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w", draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))) as out:
+            out.writestr(draw(st.sampled_from(["conversations.json", "data/conversations.json", "users.json"])), raw)
+        raw = archive.getvalue()
+        if draw(st.integers(0, 3)) == 1:
+            raw = raw[: draw(st.integers(0, len(raw)))]
     return raw
 
 
@@ -130,12 +175,14 @@ def _import_or_reject(memory: Memory, path, fmt: str) -> None:
     except BadInput as exc:
         message = str(exc)
         assert str(path) in message or "unknown import format" in message, message
+        assert "\n" not in message or path.suffix != ".claude", message  # one line (checked for the newest reader)
         assert len(memory.turns()) == before
         return
     for record in records:
         assert validate_text(record.text, MAX_TURN_CHARS) == record.text
-    for item in left_out:
-        assert item.where.startswith(str(path)) and item.characters > MAX_TURN_CHARS
+    for item in left_out:  # too long, or (a Claude message) nothing to store: each named with a reason
+        assert item.where.startswith(str(path)) and (item.characters > MAX_TURN_CHARS or item.reason)
+        assert "\n" not in str(item) or path.suffix != ".claude"
     vectors = np.random.default_rng(len(records)).normal(size=(len(records), memory.embedder.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     result = memory.remember_many(records, vectors=vectors)  # must not fail: the file was validated whole
@@ -143,7 +190,7 @@ def _import_or_reject(memory: Memory, path, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt, files", [("jsonl", jsonl_files()), ("chatgpt", chatgpt_files()),
-                                        ("locomo", locomo_files())])
+                                        ("claude", claude_files()), ("locomo", locomo_files())])
 def test_imports_end_in_records_or_a_named_rejection(fmt, files, store, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"fuzz-{fmt}")
 
