@@ -26,14 +26,16 @@ from memory.memory import Memory
 from memory.runtime import cpu
 
 
-def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, embedder: Embedder, progress) -> dict:
+def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, embedder: Embedder, progress,
+                   model: str | None = None) -> dict:
+    """`model`: the local model to measure (a pulled name or a GGUF path; None: the packaged SmolLM2)."""
     texts = corpus.turns(size)
     vectors = corpus_vectors(embedder, texts, cache_dir, progress)
     work = Path(tempfile.mkdtemp(prefix="memchat-chat-bench-"))
     try:
         with Memory(work, embedder) as memory:
             memory.remember_many(bench_records(texts), vectors=vectors, batch_size=4096, progress=progress)
-            backend = LocalBackend(None, model_cache)
+            backend = LocalBackend(model, model_cache)
             backend.load()  # converts the GGUF once if the cache is empty
             # k=5, more than the default 3, so figures compare with earlier runs and err on the slow side.
             service = ChatService(memory, backend, k=5, options=GenerationOptions(greedy=True, max_new_tokens=1))
@@ -50,11 +52,11 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
                 progress("chat turns", n + 1, len(questions))
         chosen = backend.runtime
         # Both engines, the chosen one first: each CPU's figures for the path it does not take too.
-        engines = {runtime: _local_model_speed(model_cache, "auto" if runtime == chosen else runtime)
+        engines = {runtime: _local_model_speed(model_cache, "auto" if runtime == chosen else runtime, model)
                    for runtime in (chosen, *(r for r in ("onnx", "torch") if r != chosen))}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"machine": cpu.describe(), "size": size, "turns": len(overhead),
+    return {"machine": cpu.describe(), "model": backend.model, "size": size, "turns": len(overhead),
             "overhead_p50_ms": round(statistics.median(overhead), 2),
             "overhead_p95_ms": round(float(np.percentile(overhead, 95)), 2),
             **{f"{lap[:-3]}_p50_ms": round(statistics.median(values), 2) for lap, values in laps.items()},
@@ -62,9 +64,9 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
             **engines[chosen], "engines": engines}
 
 
-def _local_model_speed(model_cache: Path, runtime: str = "auto") -> dict:
+def _local_model_speed(model_cache: Path, runtime: str = "auto", model: str | None = None) -> dict:
     started = time.perf_counter()
-    backend = LocalBackend(None, model_cache, runtime=runtime)
+    backend = LocalBackend(model, model_cache, runtime=runtime)
     backend.load()
     load_s = time.perf_counter() - started
     import threading

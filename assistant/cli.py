@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat", action="store_true",
                    help="instead: one chat turn's overhead (store, recall, prompt, store) at the largest size, "
                         "and the local model's load time, first-token time and tokens/s")
+    p.add_argument("--model", help="--chat: the local model to measure, a name from `memchat model list` or a GGUF "
+                                   "path (default: the local model in use)")
     p.add_argument("--soak", type=number(1, 10_000_000), metavar="TURNS",
                    help="instead: push TURNS turns through the chat loop (a loopback model), forgetting and "
                         "importing as it goes, and sample resident memory and recall latency (soak.json, soak.png)")

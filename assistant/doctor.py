@@ -76,6 +76,10 @@ def run_doctor(settings: Settings) -> int:
     for name, line in store_readiness(settings).items():
         marker = "*" if name == current_store else " "
         print(f" {marker} {name:>8}: {line}")
+    from assistant.model_commands import doctor_lines
+
+    print("\nlocal model (memchat model list | pull | use | remove):")
+    print("\n".join(doctor_lines(settings)))
     print("\nbackends:")
     for name, line in backend_readiness(settings).items():
         marker = "*" if name == settings.backend else " "

@@ -8,10 +8,10 @@ LFS sha256 at the pull and recorded in the install record", never a value made u
 pulls a model once on a connected machine can fill in `size_bytes` and `sha256` from its record
 (`memchat model list --json`), and every later pull is then checked against them.
 
-`ram_gb` is what the one-time conversion needs (transformers de-quantizes the GGUF to float32
-before it is saved as bfloat16: about 6 bytes a parameter at the peak, measured on
-Qwen2.5-Coder-0.5B); running it afterwards needs much less (the int4 ONNX model, or the packed
-torch weights, about 1 byte a parameter plus the cache).
+`ram_gb` is what the one-time conversion needs at its peak: transformers de-quantizes the GGUF to
+float32 before it is saved as bfloat16. Converting and then loading Qwen2.5-Coder-0.5B (0.49B
+parameters) peaked at about 4 GB resident, ~8 bytes a parameter, and the entries scale that.
+Running a model afterwards needs much less (the int4 ONNX model or the packed torch weights).
 """
 from __future__ import annotations
 
@@ -42,22 +42,22 @@ class CatalogueModel:
 
 CATALOGUE: dict[str, CatalogueModel] = {m.name: m for m in (
     CatalogueModel("smollm2-360m", "SmolLM2-360M-Instruct (Q8_0)", "ngxson/SmolLM2-360M-Instruct-Q8_0-GGUF",
-                   "smollm2-360m-instruct-q8_0.gguf", "Apache-2.0", "llama", 0.36, 2.5, approx_mb=369,
+                   "smollm2-360m-instruct-q8_0.gguf", "Apache-2.0", "llama", 0.36, 3.0, approx_mb=369,
                    source="model card; size from a public llama.cpp listing"),
     CatalogueModel("smollm2-1.7b", "SmolLM2-1.7B-Instruct (Q4_K_M)", "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF",
-                   "smollm2-1.7b-instruct-q4_k_m.gguf", "Apache-2.0", "llama", 1.71, 11.0, approx_mb=1060,
+                   "smollm2-1.7b-instruct-q4_k_m.gguf", "Apache-2.0", "llama", 1.71, 14.0, approx_mb=1060,
                    source="model card"),
     CatalogueModel("qwen2.5-0.5b", "Qwen2.5-0.5B-Instruct (Q4_K_M)", "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
-                   "qwen2.5-0.5b-instruct-q4_k_m.gguf", "Apache-2.0", "qwen2", 0.49, 3.5, approx_mb=491,
+                   "qwen2.5-0.5b-instruct-q4_k_m.gguf", "Apache-2.0", "qwen2", 0.49, 4.0, approx_mb=491,
                    source="model card (quantizations q2_K … q8_0)"),
     CatalogueModel("qwen2.5-1.5b", "Qwen2.5-1.5B-Instruct (Q4_K_M)", "Qwen/Qwen2.5-1.5B-Instruct-GGUF",
-                   "qwen2.5-1.5b-instruct-q4_k_m.gguf", "Apache-2.0", "qwen2", 1.54, 10.0, approx_mb=1120,
+                   "qwen2.5-1.5b-instruct-q4_k_m.gguf", "Apache-2.0", "qwen2", 1.54, 12.5, approx_mb=1120,
                    source="model card"),
     CatalogueModel("llama3.2-1b", "Llama-3.2-1B-Instruct (Q4_K_M)", "hugging-quants/Llama-3.2-1B-Instruct-Q4_K_M-GGUF",
-                   "llama-3.2-1b-instruct-q4_k_m.gguf", "Llama 3.2 Community License", "llama", 1.24, 8.0,
+                   "llama-3.2-1b-instruct-q4_k_m.gguf", "Llama 3.2 Community License", "llama", 1.24, 10.0,
                    approx_mb=770, source="model card; size from a public llama.cpp listing"),
     CatalogueModel("gemma3-1b", "Gemma-3-1B-it (Q4_K_M)", "ggml-org/gemma-3-1b-it-GGUF",
-                   "gemma-3-1b-it-Q4_K_M.gguf", "Gemma Terms of Use", "gemma3", 1.0, 7.0, approx_mb=806,
+                   "gemma-3-1b-it-Q4_K_M.gguf", "Gemma Terms of Use", "gemma3", 1.0, 8.0, approx_mb=806,
                    source="ggml-org's Gemma 3 GGUF repositories"),
 )}
 

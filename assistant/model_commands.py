@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from assistant.config import Settings, model_choice_file
+from assistant.config import Settings, model_choice_file, read_model_choice
 from assistant.model_catalogue import CATALOGUE, PACKAGED, custom, find
 from assistant.model_store import ModelStoreError, installed, installed_model, pull, remove
 
@@ -56,8 +56,10 @@ def run_model_command(args, settings: Settings) -> int:
 
 def in_use(settings: Settings) -> tuple[str, str]:
     """(the local model in use, where that choice came from): a catalogue or pulled name, or a path."""
-    model = settings.model if settings.backend == "local" else None
-    source = settings.sources.get("model", "default") if model else "default"
+    if settings.backend == "local":
+        model, source = settings.model, settings.sources.get("model", "default")
+    else:  # another backend now; the local one would still run the chosen model
+        model, source = read_model_choice(), f"memchat model use ({model_choice_file()})"
     if model in (None, "", "SmolLM2-135M-Instruct"):
         return PACKAGED, source
     return model, source
@@ -172,3 +174,54 @@ def _remove(args, settings: Settings) -> int:
     freed = remove(settings.models_dir, args.name)
     print(f"removed {model.name if model else args.name} and its converted copies ({freed / 1e6:,.0f} MB freed)")
     return 0
+
+
+def _machine() -> tuple[float, float, int]:
+    """(total RAM GB, available RAM GB, usable cores)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    available = total
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024 / 1e9
+    except OSError:  # not Linux
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return total, available, cores
+
+
+# Parameters a CPU decodes at a conversational pace, by its cores: on 2 cores of an AVX2 EPYC a
+# 0.5B model decoded ~4x slower than the 135M one (docs/benchmarks.md); larger ones want more cores.
+CORES_FOR = ((2, 0.5), (4, 1.3), (8, 2.0))
+
+
+def suggestion(total_gb: float, available_gb: float, cores: int) -> str:
+    cap = next((params for most, params in CORES_FOR if cores <= most), CORES_FOR[-1][1])
+    fits = [m for m in CATALOGUE.values() if m.parameters_b <= cap and m.ram_gb <= available_gb]
+    if not fits:
+        return (f"models of up to {cap}B parameters for {cores} cores, but none of the catalogue's fits in "
+                f"{available_gb:.1f} GB of free RAM for its one-time conversion: keep {PACKAGED}")
+    best = max(fits, key=lambda m: (m.parameters_b, m.name))
+    return (f"models of up to {cap}B parameters for {cores} cores with {available_gb:.1f} GB free "
+            f"(e.g. `memchat model pull {best.name}`, {best.ram_gb:g} GB to convert once)")
+
+
+def doctor_lines(settings: Settings) -> list[str]:
+    """What `memchat doctor` says of the local model: which runs, its size, what this machine suggests."""
+    using, source = in_use(settings)
+    pulled = installed_model(settings.models_dir, using)
+    if using == PACKAGED:
+        from assistant.backends.local import packaged_gguf
+
+        path = packaged_gguf()
+    else:
+        path = pulled.path if pulled else Path(using).expanduser()
+    size = f"{path.stat().st_size / 1e6:,.0f} MB" if path is not None and path.is_file() else "not found"
+    total, available, cores = _machine()
+    return [f"  model: {using} ({path or 'not installed'}; {size}) [{source}]",
+            f"  this machine: {total:.1f} GB RAM ({available:.1f} GB free), {cores} cores; suggests "
+            + suggestion(total, available, cores),
+            "  `memchat model list` shows the catalogue; `memchat model use NAME` switches"]

@@ -6,10 +6,12 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from assistant.backends.local import packaged_gguf
+from assistant.backends.local import choose_runtime, packaged_gguf
+from assistant.backends.onnx_engine import built_path
 from assistant.model_catalogue import CATALOGUE
 from assistant.model_store import RECORD, converted_dir, file_sha256
 from tests.conftest import MEMCHAT, REPO
@@ -153,13 +155,19 @@ def test_use_makes_ask_answer_with_the_pulled_model_and_remove_refuses_it_while_
     assert used.returncode == 0 and "now test-smol" in used.stdout
     doctor = memchat(env, "doctor").stdout
     assert re.search(r"model = test-smol\s+\[memchat model use \(", doctor), doctor
-    asked = memchat(env, "ask", "What is the capital of France?", "--greedy", "--max-new-tokens", "8", "--json")
+    assert f"model: test-smol ({env['MEMCHAT_MODEL_CACHE']}/downloads/test-smol/{FILE}; 98 MB)" in doctor
+    # The first ask converts the pulled file (~30 s on 2 quiet cores; minutes on a loaded machine)
+    asked = memchat(env, "ask", "What is the capital of France?", "--greedy", "--max-new-tokens", "8", "--json",
+                    timeout=1200)
     assert asked.returncode == 0, asked.stderr
     reply = json.loads(asked.stdout)
     assert reply["model"] == "test-smol" and "Paris" in reply["answer"]
     pulled = os.path.join(env["MEMCHAT_MODEL_CACHE"], "downloads", "test-smol", FILE)
-    converted = converted_dir(__import__("pathlib").Path(pulled), __import__("pathlib").Path(env["MEMCHAT_MODEL_CACHE"]))
+    converted = converted_dir(Path(pulled), Path(env["MEMCHAT_MODEL_CACHE"]))
     assert (converted / "config.json").exists()  # the model ran from the pulled file's own conversion
+    if choose_runtime()[0] == "onnx":  # this CPU runs ONNX Runtime: the build stops at the turn's end
+        built = json.loads((built_path(converted) / "genai_config.json").read_text())
+        assert built["model"]["eos_token_id"] == 2  # SmolLM2's <|im_end|>, its turn's end and its eos
     # MEMCHAT_MODEL still overrides the choice
     overridden = json.loads(memchat({**env, "MEMCHAT_MODEL": "smollm2-135m"}, "model", "list", "--json").stdout)
     assert overridden["in_use"] == "smollm2-135m" and overridden["in_use_source"].startswith("environment")
@@ -172,3 +180,35 @@ def test_use_makes_ask_answer_with_the_pulled_model_and_remove_refuses_it_while_
     assert removed.returncode == 0 and "removed test-smol" in removed.stdout
     assert not os.path.exists(os.path.dirname(pulled)) and not converted.exists()
     assert "not downloaded" in one_line_error(memchat(env, "model", "remove", "test-smol"))
+
+
+def test_doctor_suggests_what_this_machines_cores_and_ram_can_run():
+    from assistant.model_commands import suggestion
+
+    assert "`memchat model pull qwen2.5-0.5b`" in suggestion(16.0, 12.0, 2)
+    assert "`memchat model pull smollm2-1.7b`" in suggestion(64.0, 40.0, 8)
+    assert "`memchat model pull qwen2.5-0.5b`" in suggestion(64.0, 40.0, 1)
+    assert "keep smollm2-135m" in suggestion(2.0, 1.0, 4)  # nothing converts in 1 GB
+
+
+def test_the_engines_stop_at_each_familys_end_of_turn_token(tmp_path):
+    """Gemma 3's GGUF names <eos> but its template ends a turn with <end_of_turn>; Qwen's and SmolLM2's
+    eos is their <|im_end|>. A tokenizer of each shape, made with the tokenizers library."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    from assistant.backends.turn_end import with_turn_ends
+
+    def directory(name: str, vocab: dict) -> "os.PathLike":
+        path = tmp_path / name
+        path.mkdir()
+        Tokenizer(WordLevel(vocab, unk_token="<unk>")).save(str(path / "tokenizer.json"))
+        return path
+
+    gemma = directory("gemma", {"<unk>": 3, "<eos>": 1, "<end_of_turn>": 106, "hello": 7})
+    chatml = directory("chatml", {"<unk>": 0, "<|im_end|>": 2, "hello": 7})
+    llama = directory("llama", {"<unk>": 0, "<|eot_id|>": 128009, "<|end_of_text|>": 128001})
+    assert with_turn_ends(1, gemma) == [1, 106]
+    assert with_turn_ends(2, chatml) == 2
+    assert with_turn_ends([128001], llama) == [128001, 128009]
+    assert with_turn_ends(5, tmp_path / "no-tokenizer") == 5

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
+from assistant.backends.turn_end import with_turn_ends
 
 PRECISION = "int4"
 
@@ -72,6 +73,7 @@ class OnnxEngine:
             config_path = tmp / "genai_config.json"
             config = json.loads(config_path.read_text())
             config["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = _threads()
+            config["model"]["eos_token_id"] = with_turn_ends(config["model"].get("eos_token_id"), self.directory)
             config_path.write_text(json.dumps(config, indent=2))
             os.replace(tmp, self.built)  # complete or absent
         finally:

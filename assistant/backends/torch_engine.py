@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
+from assistant.backends.turn_end import with_turn_ends
 from memory.runtime import cpu, torch_thread
 
 WEIGHTS = ("auto", "int4", "int8", "dense", "bf16")  # MEMCHAT_LOCAL_WEIGHTS; bf16: the old name of dense
@@ -65,6 +66,7 @@ class TorchEngine:
         else:
             self._tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, self.dtype)).eval()
+        model.generation_config.eos_token_id = with_turn_ends(model.generation_config.eos_token_id, directory)
         block_bits, head_bits = self._bits(directory)
         if block_bits:
             quantize_for_decoding(model, block_bits, head_bits)
