@@ -42,6 +42,18 @@ def setting(name: str):
     return number(low, high, type(low))
 
 
+def setting_list(name: str):
+    """A comma-separated list of values for a setting, each within its config.RANGES range."""
+    one = setting(name)
+
+    def parse(raw: str) -> list:
+        values = [one(part) for part in raw.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError("give at least one value")
+        return values
+    return parse
+
+
 def numbers(low: int, high: int):
     """A comma-separated list of whole numbers, each within low..high."""
     one = number(low, high)
@@ -189,15 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed_provider(p)
     p.add_argument("--out", type=Path, help="also write results.json (and bench.png) here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p = commands.add_parser("eval", parents=[common], help="measure recall (LoCoMo) or answers (fact/question cases)",
+    p = commands.add_parser("eval", parents=[common], help="measure recall (LoCoMo), answers (fact/question cases) "
+                            "or how often replies repeat themselves",
                             description="locomo: turn-level evidence recall@k on LoCoMo, through the normal recall "
                                         "path. answers: tell every case's facts to a fresh store, ask each question "
                                         "in a new conversation through the chat loop, and report the share of "
                                         "answers that state the expected fact, the share whose fact was recalled, "
-                                        "and the latency (data/answer-cases.jsonl is memchat's own set).")
-    p.add_argument("benchmark", choices=["locomo", "answers"])
+                                        "and the latency (data/answer-cases.jsonl is memchat's own set). "
+                                        "repetition: send each prompt alone at the chat's decoding settings, per "
+                                        "repetition setting of --penalties x --ngrams, and report the share of "
+                                        "replies in which a run of 4 words recurs 3 or more times.")
+    p.add_argument("benchmark", choices=["locomo", "answers", "repetition"])
     p.add_argument("file", type=Path, help="a LoCoMo JSON file (e.g. ../shared/data/locomo/locomo-dev.json), "
-                                           "or a JSONL file of answer cases (e.g. data/answer-cases.jsonl)")
+                                           "a JSONL file of answer cases (e.g. data/answer-cases.jsonl), or for "
+                                           "repetition a text file of prompts, one a line (data/repetition-prompts.txt)")
     p.add_argument("-k", type=number(1, 1000),
                    help="locomo: hits per question (default 10); answers: memories recalled per "
                    "reply (default: the chat setting, 3)")
@@ -219,7 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=list(BACKENDS), help="answers: the model backend (default: local, or $MEMCHAT_BACKEND)")
     p.add_argument("--model", help="answers: model for the backend")
     p.add_argument("--max-new-tokens", type=setting("max_new_tokens"),
-                   help="answers: reply length cap (default 48)")
+                   help="answers: reply length cap (default 48); repetition: default the chat's (256)")
+    _add_repetition_options(p)
+    p.add_argument("--penalties", type=setting_list("repetition_penalty"),
+                   help="repetition: the repetition penalties to measure, e.g. 1.0,1.1,1.2,1.3 (default: the setting)")
+    p.add_argument("--ngrams", type=setting_list("no_repeat_ngram_size"),
+                   help="repetition: the no-repeat n-gram sizes to measure, e.g. 0,3,4 (default: the setting)")
+    p.add_argument("--seeds", type=number(1, 100), default=1,
+                   help="repetition: sampled replies per prompt and setting, seeds 0.. (default 1)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (answers: with every reply)")
 
     # -- ask / chat / doctor ------------------------------------------------------------------
@@ -287,9 +311,23 @@ def _add_chat_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", metavar="TEXT",
                    help="end the reply before TEXT; give it up to 4 times (default: none, or $MEMCHAT_STOP, a JSON "
                         "list); the gemini, hf and openai backends take it, the local model does not")
+    _add_repetition_options(p)
 
 
-CHAT_FLAGS = ("backend", "model", "memory_mode", "k", "token_budget", "pin_tokens", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy", "stop")
+def _add_repetition_options(p: argparse.ArgumentParser) -> None:
+    from assistant.backends import GenerationOptions
+
+    p.add_argument("--repetition-penalty", type=setting("repetition_penalty"), metavar="P",
+                   help="make tokens already in the reply less likely: their scores are divided by P "
+                        f"(1.0-2.0; 1.0 is off; default {GenerationOptions.repetition_penalty}, or "
+                        "$MEMCHAT_REPETITION_PENALTY); the local model and hf servers (TGI, vLLM) honour it")
+    p.add_argument("--no-repeat-ngram", dest="no_repeat_ngram_size", type=setting("no_repeat_ngram_size"), metavar="N",
+                   help="never repeat a run of N tokens within a reply (0 is off; default "
+                        f"{GenerationOptions.no_repeat_ngram_size}, or $MEMCHAT_NO_REPEAT_NGRAM); the local model only")
+
+
+CHAT_FLAGS = ("backend", "model", "memory_mode", "k", "token_budget", "pin_tokens", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy", "stop",
+              "repetition_penalty", "no_repeat_ngram_size")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,8 @@ class Settings:
     seed: int | None = GenerationOptions.seed
     greedy: bool = GenerationOptions.greedy
     stop: tuple[str, ...] = GenerationOptions.stop
+    repetition_penalty: float = GenerationOptions.repetition_penalty
+    no_repeat_ngram_size: int = GenerationOptions.no_repeat_ngram_size
     gemini_api_key: str | None = None
     gemini_base_url: str | None = None
     hf_token: str | None = None
@@ -165,6 +167,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "seed": ("MEMCHAT_SEED",),
     "greedy": ("MEMCHAT_GREEDY",),
     "stop": ("MEMCHAT_STOP",),
+    "repetition_penalty": ("MEMCHAT_REPETITION_PENALTY",),
+    "no_repeat_ngram_size": ("MEMCHAT_NO_REPEAT_NGRAM",),
     "gemini_api_key": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
     "gemini_base_url": ("MEMCHAT_GEMINI_BASE_URL",),
     "hf_token": ("HF_TOKEN",),
@@ -198,6 +202,8 @@ RANGES: dict[str, tuple[int | float, int | float]] = {
     "seed": (0, 2**31 - 1),  # what every engine and API accepts
     "temperature": (0.0, 2.0),
     "top_p": (0.0, 1.0),
+    "repetition_penalty": (1.0, 2.0),  # 1.0: off; below it would reward repeating, past 2 the reply loses its words
+    "no_repeat_ngram_size": (0, 100),  # 0: off
     "recency_weight": (0.0, 10.0),
     "timeout_s": (1.0, 3600.0),
 }
@@ -260,6 +266,7 @@ CONVERTERS = {
     "model_cache": lambda raw: Path(raw).expanduser(),
     "k": int, "token_budget": int, "pin_tokens": int, "top_k": int, "max_new_tokens": int, "seed": int,
     "recency_weight": float, "temperature": float, "top_p": float, "timeout_s": float,
+    "repetition_penalty": float, "no_repeat_ngram_size": int,
     "greedy": _bool, "stop": stop_sequences,
 }
 

@@ -17,10 +17,16 @@ def backend_readiness(settings: Settings) -> dict[str, str]:
             where = getattr(backend, "source", None) or getattr(backend, "_base_url", None) or "provider default endpoint"
             where = hide_password(str(where))  # a base URL may carry a password
             how = f"; {backend.describe()}" if hasattr(backend, "describe") else ""
-            status[name] = f"ready ({backend.model}; {where}{how})"
+            status[name] = f"ready ({backend.model}; {where}{how}){_repetition_note(backend)}"
         except BackendError as exc:
             status[name] = f"not ready: {exc}"
     return status
+
+
+def _repetition_note(backend) -> str:
+    """Which repetition knobs (--repetition-penalty, --no-repeat-ngram) the backend cannot honour."""
+    ignored = [o for o in ("repetition_penalty", "no_repeat_ngram_size") if o not in backend.supported_options]
+    return f"; ignores {' and '.join(ignored)}" if ignored else ""
 
 
 def store_readiness(settings: Settings) -> dict[str, str]:

@@ -95,6 +95,10 @@ def _bench_stores(names: str, options: dict) -> list[str]:
 def run_eval(args, settings: Settings) -> int:
     if args.benchmark == "answers":
         return _run_answer_eval(args, settings)
+    if args.benchmark == "repetition":
+        from assistant.repetition_eval import show_repetition_eval
+
+        return show_repetition_eval(args, settings)
     if args.answers:
         return _run_locomo_answers(args, settings)
     if args.reach:
@@ -151,7 +155,9 @@ def _run_answer_eval(args, settings: Settings) -> int:
     cases = load_cases(args.file)[: args.max_questions]
     backend = create_backend(settings)
     # Greedy, so a run is repeatable; 48 tokens hold a fact and keep the eval minutes long on 2 cores.
-    options = GenerationOptions(greedy=True, max_new_tokens=args.max_new_tokens or 48)
+    options = GenerationOptions(greedy=True, max_new_tokens=args.max_new_tokens or 48,
+                                repetition_penalty=settings.repetition_penalty,
+                                no_repeat_ngram_size=settings.no_repeat_ngram_size)
     service_options = {"k": args.k or settings.k, "token_budget": settings.token_budget, "options": options,
                        "pin_tokens": settings.pin_tokens}
     with ProgressBar(enabled=not args.json) as bar:
@@ -164,6 +170,8 @@ def _run_answer_eval(args, settings: Settings) -> int:
     print(f"{result['backend']} ({result['model']}): {result['stated']:.0%} of {result['cases']} answers state the "
           f"expected fact; its fact was recalled for {result['recalled']:.0%}; "
           f"{result['stated_when_recalled']:.0%} right when recalled")
+    print(f"  (greedy, {options.max_new_tokens} tokens, repetition penalty {options.repetition_penalty}, "
+          f"no-repeat n-gram {options.no_repeat_ngram_size})")
     print(f"  first token p50 {result['first_token_p50_ms']} ms, whole reply p50 {result['seconds_p50']} s")
     for style, row in result["by_style"].items():
         print(f"  {style:>10}: {row['stated']:.0%} of {row['cases']}")

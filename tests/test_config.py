@@ -117,6 +117,9 @@ def test_repr_str_and_doctor_never_show_a_key(home, capsys, monkeypatch, embedde
     (["ask", "hello", "--max-new-tokens", "-5"], "--max-new-tokens"),
     (["ask", "hello", "--temperature", "-1"], "--temperature"),
     (["ask", "hello", "--top-p", "7"], "--top-p"),
+    (["ask", "hello", "--repetition-penalty", "0.5"], "--repetition-penalty"),  # below 1 would reward loops
+    (["chat", "--no-repeat-ngram", "-1"], "--no-repeat-ngram"),
+    (["eval", "repetition", "x.txt", "--penalties", "1.0,9"], "--penalties"),
     (["eval", "locomo", "x.json", "-k", "0"], "-k"),
     (["eval", "locomo", "x.json", "--max-questions", "-2"], "--max-questions"),
     (["bench", "--queries", "0"], "--queries"),
@@ -132,7 +135,8 @@ def test_a_count_out_of_range_is_refused_in_one_line(argv, option, home, capsys,
 
 @pytest.mark.parametrize("var, raw", [("MEMCHAT_K", "-3"), ("MEMCHAT_TOKEN_BUDGET", "0"),
                                       ("MEMCHAT_MAX_NEW_TOKENS", "1000000000"), ("MEMCHAT_TOP_K", "0"),
-                                      ("MEMCHAT_TIMEOUT_S", "-1"), ("MEMCHAT_TEMPERATURE", "nan")])
+                                      ("MEMCHAT_TIMEOUT_S", "-1"), ("MEMCHAT_TEMPERATURE", "nan"),
+                                      ("MEMCHAT_REPETITION_PENALTY", "3"), ("MEMCHAT_NO_REPEAT_NGRAM", "-1")])
 def test_a_setting_out_of_range_in_the_environment_is_refused(var, raw, home, capsys, monkeypatch, embedder):
     monkeypatch.setenv(var, raw)
     code, out, err = run(["memory", "list"], capsys)

@@ -21,16 +21,26 @@ class GenerationOptions:
     seed: int | None = None
     greedy: bool = False
     stop: tuple[str, ...] = ()  # the reply ends before any of these (MEMCHAT_STOP, --stop)
+    # Repetition control, over the tokens of the reply only (never the prompt, whose recalled notes
+    # an answer should repeat): a CTRL-style penalty (1.0: off) and a ban on repeating any n-gram
+    # of this many tokens (0: off). Defaults measured in docs/answers.md.
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
 
     @classmethod
     def from_settings(cls, settings) -> "GenerationOptions":
         return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
     def unsupported(self, supported: frozenset[str]) -> list[str]:
-        """Options set away from their defaults that a backend cannot honour."""
+        """Options set away from their defaults that a backend cannot honour (a knob set to off is
+        honoured by every backend)."""
         default = GenerationOptions()
         return [f.name for f in fields(self)
-                if f.name not in supported and getattr(self, f.name) != getattr(default, f.name)]
+                if f.name not in supported and getattr(self, f.name) != getattr(default, f.name)
+                and getattr(self, f.name) != OFF.get(f.name, object())]
+
+
+OFF = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}  # the values that change nothing
 
 
 class BackendError(Exception):

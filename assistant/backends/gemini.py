@@ -4,6 +4,9 @@ Key from GEMINI_API_KEY or GOOGLE_API_KEY; MEMCHAT_GEMINI_BASE_URL points the SD
 endpoint (a proxy, or the loopback stand-in the tests run). Streaming uses
 `models/{model}:streamGenerateContent?alt=sse`. Retries are ours (bounded, jittered, honouring
 Retry-After) and only happen before the first chunk, so no text is ever duplicated.
+
+No repetition_penalty or no-repeat n-gram: the API's presence and frequency penalties subtract a
+fixed amount per occurrence, a different knob, so ours are reported unsupported, not mapped onto them.
 """
 from __future__ import annotations
 

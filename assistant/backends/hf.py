@@ -4,7 +4,10 @@ A model id on the Hub's inference providers (token from HF_TOKEN), or MEMCHAT_HF
 OpenAI-compatible server (TGI; Ollama, LM Studio, llama.cpp and vLLM are --backend openai's, with
 its model choice and errors), which speak /v1/chat/completions with server-sent events. top_k
 is not part of that API; it is sent in the request body, which TGI,
-vLLM and llama.cpp honour. Retries as for Gemini: bounded, jittered, Retry-After, before the first chunk.
+vLLM and llama.cpp honour, and so is repetition_penalty when set (the server's own: TGI and vLLM
+count the prompt's tokens too, where the local engines count only the reply's). No such server takes
+a no-repeat n-gram size in a chat request, so that one is reported unsupported. Retries as for
+Gemini: bounded, jittered, Retry-After, before the first chunk.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ KEY_HINT = "HF_TOKEN"
 
 class HFBackend:
     name = "hf"
-    supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy", "stop"})
+    supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy", "stop",
+                                   "repetition_penalty"})
 
     def __init__(self, model: str | None, token: str | None, base_url: str | None = None, timeout_s: float = 60.0):
         if not token and not base_url:
@@ -47,7 +51,8 @@ class HFBackend:
             stream=True, max_tokens=options.max_new_tokens, seed=options.seed, stop=list(options.stop) or None,
             temperature=0.0 if options.greedy else options.temperature,
             top_p=None if options.greedy else options.top_p,
-            extra_body={"top_k": 1 if options.greedy else options.top_k},
+            extra_body={"top_k": 1 if options.greedy else options.top_k,
+                        **({"repetition_penalty": options.repetition_penalty} if options.repetition_penalty != 1.0 else {})},
             stream_options={"include_usage": True},
         )
         if self._base_url and self.model != "default":

@@ -93,7 +93,8 @@ def _gguf_weight_types(path: Path) -> dict:
 
 class LocalBackend:
     name = "local"
-    supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy"})
+    supported_options = frozenset({"temperature", "top_p", "top_k", "max_new_tokens", "seed", "greedy",
+                                   "repetition_penalty", "no_repeat_ngram_size"})
 
     def __init__(self, model: str | None, cache_dir: Path, weights: str = "auto", dtype: str = "auto",
                  runtime: str = "auto"):

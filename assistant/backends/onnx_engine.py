@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from assistant.backends import repetition
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
 from assistant.backends.turn_end import with_turn_ends
 
@@ -102,6 +103,11 @@ class OnnxEngine:
         if options.seed is not None:
             search["random_seed"] = options.seed
         completion = 0
+        # Repetition control through the logits between steps, not the search options' own
+        # repetition_penalty / no_repeat_ngram_size: those count the prompt's tokens too
+        # (assistant/backends/repetition.py says why that hurts answers).
+        shaping = repetition.active(options)
+        reply: list[int] = []
         try:
             params = og.GeneratorParams(self._model)
             params.set_search_options(**search)
@@ -109,8 +115,14 @@ class OnnxEngine:
             generator.append_tokens(ids)
             detokenizer = self._tokenizer.create_stream()
             while not generator.is_done() and not cancel.is_set():
+                if shaping:
+                    logits = generator.get_logits()
+                    repetition.shape_logits(logits.reshape(-1), reply, options.repetition_penalty,
+                                            options.no_repeat_ngram_size)
+                    generator.set_logits(logits)
                 generator.generate_next_token()
                 token = int(generator.get_next_tokens()[0])
+                reply.append(token)
                 completion += 1
                 if token in self._tokenizer.eos_token_ids:
                     break

@@ -116,6 +116,11 @@ class TorchEngine:
 
         sampling = dict(do_sample=False) if options.greedy else dict(
             do_sample=True, temperature=max(options.temperature, 1e-3), top_p=options.top_p, top_k=options.top_k)
+        from assistant.backends import repetition
+
+        if repetition.active(options):  # over the reply's tokens only (assistant/backends/repetition.py)
+            sampling["logits_processor"] = [repetition.torch_processor(
+                prompt_tokens, options.repetition_penalty, options.no_repeat_ngram_size)]
         generated: dict = {}
         errors: list[BaseException] = []
 

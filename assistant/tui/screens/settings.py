@@ -18,6 +18,8 @@ NUMBER_FIELDS = {  # setting: (label, type)
     "top_p": ("top-p", float),
     "top_k": ("top-k", int),
     "max_new_tokens": ("max new tokens", int),
+    "repetition_penalty": ("repetition penalty (1.0: off; > 1 makes the reply's own tokens less likely)", float),
+    "no_repeat_ngram_size": ("no-repeat n-gram (0: off; never repeat a run of this many tokens)", int),
 }
 
 
