@@ -20,7 +20,7 @@ from assistant.failures import one_line
 from assistant.localtime import person_tz
 from assistant.notes import asks_about_now, asks_about_time
 from assistant.prompt import PromptReport, build_prompt
-from assistant.standing import reads_as_standing, standing_memories
+from assistant.standing import pins_for_prompt, reads_as_standing
 from memory.changes import supersessions
 from memory.errors import BadInput
 from memory.forgetting import title_from
@@ -136,12 +136,13 @@ class ChatService:
             # The time the message names, parsed once here and passed down (recall prefers it; the
             # prompt dates its notes for it).
             window = parse_window(text, now, self.tz)
-            pinned: list[int] = []
-            if mode != "off" and use_memory:  # the standing memories: every prompt's, newest first
-                pins, pinned = standing_memories(self.memory)
-            if log is self.memory and reads_as_standing(text) and text not in {h.turn.text for h in pins}:
+            dated = window is not None or asks_about_time(text)
+            pinned: frozenset[int] = frozenset()
+            if mode != "off" and use_memory:  # the standing memories that fit: every prompt's
+                pins, pinned = pins_for_prompt(self.memory, text, self.pin_tokens, self.backend.count_tokens,
+                                               *((now, self.tz) if dated else (None, None)))
+            if log is self.memory and reads_as_standing(text) and text not in {t.text for t in self.memory.pins()}:
                 proposal = user_turn.id  # proposed, never pinned without the person's word
-            pins = pins if self.pin_tokens > 0 else []
             if mode != "off" and self.k > 0:
                 seen = frozenset([*(t.id for t in recent), *([user_turn.id] if user_turn else []), *pinned])
                 # The store (unless this reply recalls nothing from it), then this conversation's turns
@@ -154,7 +155,7 @@ class ChatService:
             superseded = supersessions(hits, _vectors(hits, self.memory, session))
             messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
                                             self.token_budget, self.backend.count_tokens, now=now, tz=self.tz,
-                                            dated=window is not None or asks_about_time(text), superseded=superseded,
+                                            dated=dated, superseded=superseded,
                                             present=asks_about_now(text), window=window, pins=pins,
                                             pin_budget=self.pin_tokens)
         except Exception as exc:  # the store failed mid-way (a re-embed elsewhere, a full disk), or a bug

@@ -1,8 +1,9 @@
 """The memory-augmented prompt, cut to a token budget.
 
 Order of priority when the budget is tight: the system prompt and the new message always go in;
-then the standing memories (the turns the person pinned, memory/pins.py), newest first, within a
-budget of their own (MEMCHAT_PIN_TOKENS); then recalled memories, best first; then as much of the
+then the standing memories (the turns the person pinned, memory/pins.py), all of them or, when
+they do not all fit, those nearest the message first (assistant/standing.py), within a budget of
+their own (MEMCHAT_PIN_TOKENS); then recalled memories, best first; then as much of the
 recent conversation as fits, newest first. Standing memories come before the notes, under their
 own heading, and the system prompt says they are the person's instructions and preferences to
 follow; a pinned turn is never repeated among the notes. Memories are notes the person told memchat, quoted as data: each is one line (a stored
@@ -83,6 +84,24 @@ class PromptReport:
         return self.__dict__.copy()
 
 
+def fit_pins(pins: list[Hit], budget: int, count_tokens: Callable[[str], int], now: float | None = None,
+             tz=None) -> list[Hit]:
+    """The standing memories that fit in `budget` tokens, taken in the order given (the chat gives
+    them newest first, or the most relevant to the message first when they do not all fit:
+    assistant/standing.py), each as the prompt will quote it."""
+    kept, used = [], count_tokens(PINS_HEADING) + 4
+    for hit in pins:
+        cost = count_tokens(format_note(hit, now, tz)) + 1
+        if used + cost <= budget:
+            kept.append(hit)
+            used += cost
+    return kept
+
+
+def _pins_cost(pins: list[Hit], count_tokens: Callable[[str], int], now: float | None = None, tz=None) -> int:
+    return count_tokens(PINS_HEADING) + 4 + sum(count_tokens(format_note(h, now, tz)) + 1 for h in pins)
+
+
 def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: int,
                  count_tokens: Callable[[str], int], now: float | None = None, tz: tzinfo | None = None,
                  dated: bool = False, superseded: dict[int, int] | None = None,
@@ -94,7 +113,7 @@ def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: 
     the newer comes nearest the question, and with `present` (the question asks about now) the older
     is left out; `window` (memory/timewindow.py, the time the question names): when some memories
     were said inside it, the others are left out (recall already ranked those first); `pins`: the
-    standing memories, newest first (those a newer one superseded already left out), as many as fit
+    standing memories in the order to keep them (those a newer one superseded already left out), as many as fit
     in `pin_budget` tokens (and the whole budget), dated like the notes."""
     now = time.time() if now is None else now
     tz = tz or timezone.utc
@@ -110,13 +129,9 @@ def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: 
         memories = [h for h in memories if h.turn.created_at in window]
     earlier = set(superseded)
     used = count_tokens(system) + count_tokens(message) + 8  # + the chat template's role markers
-    kept_pins, pin_cost, rule_cost = [], count_tokens(PINS_HEADING) + 4, count_tokens(PINS_RULE)
-    for hit in pins:  # newest first: the newest instructions are kept when they do not all fit
-        cost = count_tokens(format_note(hit, *when)) + 1
-        if pin_cost + cost > pin_budget or used + rule_cost + pin_cost + cost > budget:
-            continue
-        kept_pins.append(hit)
-        pin_cost += cost
+    rule_cost = count_tokens(PINS_RULE)
+    kept_pins = fit_pins(pins, min(pin_budget, budget - used - rule_cost), count_tokens, *when)
+    pin_cost = _pins_cost(kept_pins, count_tokens, *when)
     if kept_pins:
         used += rule_cost + pin_cost
         system += PINS_RULE

@@ -18,7 +18,7 @@ import numpy as np
 
 from assistant.chat import recall_notes
 from assistant.prompt import build_prompt
-from assistant.standing import reads_as_standing, standing_memories
+from assistant.standing import pins_for_prompt, reads_as_standing
 from memory.evaluate import question_kind
 from memory.io import locomo_turns
 from memory.memory import Memory
@@ -48,12 +48,13 @@ def prompt_reach(samples: list[dict], embedder, k: int, token_budget: int, pin_t
                             memory.pin(turn.id)
                             pinned_total += 1
                             proposed_right += turn.meta.get("dia_id") in evidence
-                pins, pinned = standing_memories(memory) if pin else ([], [])
                 for qa in sample.get("qa", []):
                     if not qa.get("evidence"):
                         continue
                     question = str(qa["question"])
-                    notes = recall_notes(memory, question, k, exclude=frozenset(pinned))
+                    pins, pinned = (pins_for_prompt(memory, question, pin_tokens, count_tokens) if pin
+                                    else ([], frozenset()))
+                    notes = recall_notes(memory, question, k, exclude=pinned)
                     _, report = build_prompt(question, notes, [], token_budget, count_tokens, pins=pins,
                                              pin_budget=pin_tokens)
                     reached = set(report.memory_ids) | set(report.pin_ids)

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
+from assistant.prompt import fit_pins
 from memory.changes import supersessions
 from memory.turn import Hit
 
@@ -37,13 +40,15 @@ _NEGATIONS = ("don't", "dont", "do not", "never", "stop", "avoid", "no more")
 _INSTRUCTION_VERBS = set("""answer reply respond write format use give keep call address refer explain show tell list
 include mention suggest recommend spell convert measure translate summarize summarise avoid stop add put cite quote
 speak talk assume treat remind ask greet end start begin make skip say be provide offer round express present sign
-describe check double-check stick limit prefix label number mark wrap highlight bold""".split())
+describe check double-check stick limit prefix label number mark wrap highlight bold skip omit drop leave""".split())
+# Verbs of leaving out: what they leave out is a kind even after "the" ("skip the pleasantries").
+_OMISSION_VERBS = {"skip", "omit", "drop", "leave", "avoid"}
 # Style verbs: forbidding one is lasting by nature ("don't use American spelling").
 _STYLE_VERBS = set("use include add put mention suggest recommend apologize apologise repeat say swear round "
                    "abbreviate capitalize capitalise start begin end sign".split())
 _HABITUAL = re.compile(
     r"\b(always|never|from now on|from here on|going forward|in (?:the )?future|henceforth|every time|each time|"
-    r"whenever|by default|as a rule|any ?more|no longer|ever|unless i (?:say|ask)|"
+    r"whenever|by default|as a rule|any ?more|no longer|ever|unless i (?:say|ask)|when i ask|"
     r"in (?:every|all|each|any) (?:\w+ )?(?:answers?|repl(?:y|ies)|responses?|chats?|conversations?|messages?))\b")
 _LASTING = re.compile(r"\b(always|never|from now on|from here on|going forward|in (?:the )?future|henceforth|by default)\b")
 _ONE_OFF = re.compile(
@@ -56,21 +61,44 @@ _ADDRESSED = re.compile(r"\b(i (?:want|need) you to|i(?:'d| would) (?:like|love|
                         r"you must|make sure (?:you|to))\b")
 _NAMING = re.compile(r"\b(call me|address me as|refer to me as|my name is .+, not)\b")
 _RULE_FOR_REQUESTS = re.compile(r"\b(when(?:ever)?|every time|each time|if) (?:i|you) \w+")
+# A kind of thing framed first, then what to do with it: "for recipes, list the ingredients first".
+_FOR_A_KIND = re.compile(r"(?:for|in|with) (?:any |all |my )?[a-z-]+s$")
+# Things of a kind named by a quantifier: "every task you suggest", "any times", "anything you write".
+_QUANTIFIED = re.compile(r"\b(?:(?:every|each|any|all) (?!time\b|other\b|of\b)[a-z-]+|anything|everything|whatever)\b")
+# A rule put as what things of a kind should be: "any emails you draft for me should be formal".
+_RULE_FOR_KIND = re.compile(r"^(?:any|all|every|each) [a-z -]*?\b(?:should|must|need to|have to)\b")
+# A request without a verb, for things of a kind: "temperatures in celsius, please", "portions for two by default".
+_VERBLESS = re.compile(r"^(?:[a-z-]+ )?[a-z-]+s (?:in|for|as|at|with|under|over) ")
 # The person's own preference, about something general (not "the blue one").
 _PREFERENCE = re.compile(
-    r"\bi(?:'d| would)? (?:really |much |strongly |generally )?(?:prefer|rather|hate|dislike|can't stand|cannot stand|"
-    r"(?<='d )like|(?<=would )like|"
-    r"(?:like|love|want) (?:my|it when|answers|repl)|do not like|don't like)\b")
+    r"\bi(?:'d| would)? (?:really |much |strongly |generally |absolutely |just |always )?(?:prefer|rather|hate|dislike|"
+    r"can't stand|cannot stand|can't handle|cannot handle|can't bear|like|love|adore|enjoy|want|"
+    r"do not like|don't like)\b")
+# Liking or wanting is a preference about a kind only with a bare or quantified object ("I love
+# spicy food", "I like everything in dark mode"), not "I love this" / "I want the blue one" / "I
+# like your idea"; "want" only with "always" / "never" ("I always want a window seat").
+_WEAK_PREFERENCE = re.compile(r"\b(?:like|love|adore|enjoy|want)$")
+_FAVOURITE = re.compile(r"\bmy (?:all-time )?favou?rite (?:\w+ ){0,2}(?:is|are)\b|\b(?:is|are) my (?:all-time )?favou?rite\b|"
+                        r"\b(?:i'm|i am) (?:a |an )?(?:big |huge |massive |lifelong )?(?:\w+ )?fan\b")
+_COMPARED = re.compile(r"\b(?:to|over|rather than|instead of)\b|\bthe \w+er the better\b")
 # What the person is, eats or cannot have: it holds for every answer that touches it.
 _IDENTITY = re.compile(
     r"\b(?:i'm|i am)(?: a| an| strictly| mostly)? (?:vegetarian|vegan|pescatarian|gluten[- ]free|lactose[- ]intolerant|"
     r"diabetic|coeliac|celiac|teetotal|kosher|halal|allergic to|intolerant to|colou?r[- ]?blind|dyslexic|"
-    r"a beginner|new to|not a native|hard of hearing)\b"
+    r"a beginner|new to|not a native|hard of hearing|scared of|afraid of|terrified of|left-handed|right-handed|"
+    r"an early bird|a night owl|a morning person|a night person)\b"
     r"|\bi (?:don't|do not|can't|cannot|never|won't) (?:eat|drink|have|touch)\b|\bmy pronouns are\b")
 _DETERMINERS = {"the", "this", "that", "these", "those", "a", "an", "one", "two", "three", "four", "five", "six",
                 "seven", "eight", "nine", "ten", "some", "few", "several"}
 _NOT_PLURAL = re.compile(r"(?:ss|us|is|ous|ics|'s)$")
 _NOT_NOUNS = {"always", "sometimes", "perhaps", "unless", "less", "yes", "thanks", "does", "was", "has", "towards"}
+# An object that is a kind when it has none of these in front ("jazz", "spicy food", "everything").
+_NOT_BARE = {"the", "this", "that", "these", "those", "a", "an", "it", "its", "it's", "you", "your", "him", "her",
+             "them", "his", "their", "our", "how", "what", "when", "where", "who", "if", "being", "seeing", "talking",
+             "hearing", "reading", "to", "that's", "having", "getting", "knowing", "and", "so", "too", "more", "each",
+             "is", "are", "was", "were", "be", "been", "about", "of", "for", "with", "at", "in", "on", "from", "by",
+             "because", "as", "than", "us", "me", "myself", "doing", "going", "there", "here", "why", "which", "some",
+             "one", "my", "all", "so", "very", "much", "lots", "most", "seeing", "watching", "working", "spending"}
 _SUBJECTS = {"it", "he", "she", "that", "which", "who", "what", "this", "one"}
 
 
@@ -127,30 +155,50 @@ def _generic_object(words: list[str]) -> bool:
 
 
 def _prefers_in_general(sentence: str, habitual: bool) -> bool:
-    """The person's preference about things of a kind ("I prefer short, direct answers"), not about
-    one thing at hand ("I prefer the blue one")."""
-    found = _PREFERENCE.search(sentence)
-    if found is None:
-        return False
-    what = re.split(r"\s(?:so|but|because|and then)\s|;", sentence[found.end():])[0]
-    if _AT_HAND.search(what):
-        return False
-    return habitual or _generic_object(_words(what)) or re.search(r"\byou\b", what) is not None
+    """The person's preference about things of a kind ("I prefer short, direct answers", "I love
+    spicy food", "my favourite genre is science fiction"), not about one thing at hand ("I prefer
+    the blue one", "I love this", "I'd like a table for two")."""
+    for found in _PREFERENCE.finditer(sentence):
+        rest = sentence[found.end():]
+        what = re.split(r"\s(?:so|but|because|and then)\s|;", rest)[0]
+        if _AT_HAND.search(what):
+            continue
+        first = _words(re.split(r",", what)[0])
+        if re.search(r"(?:'d|would) \w+$", found.group(0)):  # "I'd like answers in French", not "I'd like to"
+            general = first[:1] != ["to"] and (_generic_object(_words(what)) or re.search(r"\byou\b", what))
+        elif found.group(0).endswith("want"):
+            general = habitual  # "I always want a window seat"; "I want the report" is a request
+        else:
+            bare = bool(first) and first[0] not in _NOT_BARE
+            if _WEAK_PREFERENCE.search(found.group(0)):  # "I like my answers short", not "I love how art lets us"
+                general = bare or (first[:1] == ["my"] and _generic_object(first))
+            else:
+                general = (bare or habitual or _generic_object(_words(what)) or re.search(r"\byou\b", what) is not None
+                           or _COMPARED.search(what) is not None)
+        if general:
+            return True
+    favourite = _FAVOURITE.search(sentence)
+    return favourite is not None and not _AT_HAND.search(sentence[:favourite.start()])
 
 
-def _clause_proposes(clause: str, habitual: bool) -> bool:
+def _clause_proposes(clause: str, habitual: bool, asked: bool) -> bool:
     words = _words(clause)
     if not words:
         return False
-    if _IDENTITY.search(clause) or _NAMING.search(clause):
+    if _IDENTITY.search(clause) or _NAMING.search(clause) or _RULE_FOR_KIND.search(clause):
+        return True
+    if asked and _VERBLESS.match(clause) and _generic_object(words[:2]) and words[0] not in _SUBJECTS:
         return True
     if habitual and words[0] == "no" and len(words) > 1:
         return True  # a verbless prohibition: "no emojis, ever"
     verb, negated = _imperative(words)
     addressed = verb is not None or _ADDRESSED.search(clause) is not None
-    if not addressed or (_AT_HAND.search(clause) and not _LASTING.search(clause)):
-        return False  # "keep this short"; but "keep it brief from now on"
-    if habitual or _generic_object(words[1:]):
+    quantified = _QUANTIFIED.search(clause) is not None
+    if not addressed or (_AT_HAND.search(clause) and not (_LASTING.search(clause) or quantified)):
+        return False  # "keep this short"; but "keep it brief from now on", "convert any times to it"
+    if habitual or quantified or _generic_object(words[1:]):
+        return True
+    if verb in _OMISSION_VERBS and any(len(w) > 3 and w.endswith("s") and not _NOT_PLURAL.search(w) for w in words[1:]):
         return True
     return negated and verb in _STYLE_VERBS
 
@@ -167,9 +215,11 @@ def reads_as_standing(text: str) -> bool:
         if sentence.endswith("?") and not (habitual and re.match(r"(?:can|could|would|will) you\b", sentence)):
             continue
         clauses = _clauses(sentence)
-        if _RULE_FOR_REQUESTS.match(sentence) and len(clauses) > 1 and _imperative(_words(clauses[1]))[0]:
-            return True  # "when I ask for a recipe, list the ingredients first"
-        if _prefers_in_general(sentence, habitual) or any(_clause_proposes(c, habitual) for c in clauses):
+        framed = _RULE_FOR_REQUESTS.match(sentence) or (clauses and _FOR_A_KIND.fullmatch(clauses[0]))
+        if framed and len(clauses) > 1 and _imperative(_words(clauses[1]))[0]:
+            return True  # "when I ask for a recipe, list the ingredients first"; "for recipes, list ..."
+        asked = re.search(r"\bplease\b", sentence) is not None or _LASTING.search(sentence) is not None
+        if _prefers_in_general(sentence, habitual) or any(_clause_proposes(c, habitual, asked) for c in clauses):
             return True
     return False
 
@@ -183,3 +233,32 @@ def standing_memories(memory) -> tuple[list[Hit], list[int]]:
     hits = [Hit(turn, 0.0, {"pinned": 1}) for turn in pinned]
     replaced = supersessions(hits, memory.vectors(turn.id for turn in pinned)) if len(hits) > 1 else {}
     return [h for h in hits if h.turn.id not in replaced], [turn.id for turn in pinned]
+
+
+def pins_for_prompt(memory, message: str, budget: int, count_tokens, now: float | None = None,
+                    tz=None) -> tuple[list[Hit], frozenset[int]]:
+    """The standing memories a prompt about `message` holds within `budget` tokens, and the pinned
+    turns that recall must not give as notes: those in the prompt and those a newer pin replaced.
+    All of them when they fit, else the ones nearest the message in meaning first (a person with
+    many standing memories asks about one thing at a time; "I'm vegetarian" for a recipe); a pin
+    left out for room stays recallable as a note."""
+    pins, pinned = standing_memories(memory)
+    if budget <= 0:
+        return [], frozenset(pinned)
+    kept = fit_pins(pins, budget, count_tokens, now, tz)
+    if len(kept) < len(pins):
+        kept = fit_pins(_nearest_first(memory, message, pins), budget, count_tokens, now, tz)
+    shown = {h.turn.id for h in pins}
+    return kept, frozenset([*(h.turn.id for h in kept), *(i for i in pinned if i not in shown)])
+
+
+def _nearest_first(memory, message: str, pins: list[Hit]) -> list[Hit]:
+    try:
+        query = memory.embedder.encode_query(message)  # the chat just stored the message: cached
+    except Exception:  # an embedding provider that is down: keep the newest first
+        return pins
+    vectors = memory.vectors(h.turn.id for h in pins)
+    def similarity(hit: Hit) -> float:
+        vector = vectors.get(hit.turn.id)
+        return float(np.dot(vector, query)) if vector is not None else -1.0
+    return sorted(pins, key=similarity, reverse=True)  # stable: equal ones stay newest first

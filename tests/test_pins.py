@@ -15,7 +15,7 @@ from assistant.backends.gemini import GeminiBackend
 from assistant.chat import ChatService
 from assistant.cli import main
 from assistant.prompt import NOTES_HEADING, PINS_HEADING, PINS_RULE, build_prompt
-from assistant.standing import standing_memories
+from assistant.standing import pins_for_prompt, standing_memories
 from memory.errors import BadInput, NotFound
 from memory.memory import Memory
 from memory.profiles import profile_dir
@@ -161,6 +161,30 @@ def test_a_newer_standing_memory_that_contradicts_an_older_one_replaces_it(memor
         prompt = _sent(server)[-1]
     assert "miles instead" in prompt and "kilometres" not in prompt  # nor recalled as a note
     assert sorted(h.turn.id for h in reply.pins) == sorted([miles.id, veg.id])
+
+
+def test_when_the_standing_memories_do_not_all_fit_the_nearest_to_the_message_go_first(memory):
+    """A person with many standing memories asks about one thing at a time: with room for two, a
+    question about dinner gets "I'm vegetarian" however old its pin; a pin left out for room is
+    still recallable as a note, while one a newer pin replaced is not."""
+    said = ["I'm vegetarian.", "Always format code with syntax highlighting.", "Keep answers short.",
+            "Use British spelling in everything you write.", "Always give me distances in kilometres.",
+            "From now on, give me distances in miles instead.", "I'm left-handed.", "Call me Sam."]
+    turns = [memory.remember(text, created_at=time.time() - (len(said) - n) * 86_400) for n, text in enumerate(said)]
+    for turn in turns:
+        memory.pin(turn.id)
+    veg, km = turns[0].id, turns[4].id
+    count = lambda text: len(text.split())  # noqa: E731
+    everything, excluded = pins_for_prompt(memory, "What should I cook tonight?", 10_000, count)
+    assert len(everything) == len(said) - 1 and excluded == {t.id for t in turns}  # all but the replaced one
+    room = count(PINS_HEADING) + 4 + 2 * 4
+    kept, excluded = pins_for_prompt(memory, "What should I cook tonight?", room, count)
+    assert veg in [h.turn.id for h in kept] and len(kept) == 2
+    assert excluded == {h.turn.id for h in kept} | {km}  # the others may come back as notes
+    newest = [h.turn.id for h in standing_memories(memory)[0]][:2]
+    kept, _ = pins_for_prompt(memory, "How should I format this Python function?", room, count)
+    assert turns[1].id in [h.turn.id for h in kept] and [h.turn.id for h in kept] != newest
+    assert pins_for_prompt(memory, "Hello", 0, count) == ([], frozenset(t.id for t in turns))
 
 
 def test_no_proposal_for_an_ordinary_message_a_private_one_or_an_incognito_one(memory):

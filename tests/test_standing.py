@@ -59,6 +59,29 @@ def test_habits_one_offs_and_questions_are_not(text):
     assert not reads_as_standing(text)
 
 
+@pytest.mark.parametrize("text", [
+    "FYI, give me a summary for every article I send.", "For emails, sign off with my first name only.",
+    "Skip the disclaimers.", "Prices in euros, please.", "I love spicy food.", "My favourite colour is green.",
+    "I'm a big Arsenal fan.", "By the way, end each reply with a one-line summary.",
+    "Any code you write for me should have type hints.", "Assume I'm on Linux when I ask about commands.",
+    "How do I prune roses? Also, I'm scared of heights.",
+])
+def test_the_forms_a_person_uses_with_an_assistant_are_proposed(text):
+    """Forms from #23's person-and-assistant conversations: an opener ("FYI", "by the way"), a
+    quantified kind ("every article", "any code"), a kind framed first, a verbless request, a plain
+    liking of a kind, a favourite, a statement beside a question in one message."""
+    assert reads_as_standing(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I love this!", "I love how that turned out.", "I'd like a table for two.", "I want the report by Friday.",
+    "That is my favourite.", "Two coffees, please.", "I love you guys.", "Skip the first two steps this time.",
+    "My favourite part was the ending.", "Kids, please stop.",
+])
+def test_liking_one_thing_at_hand_is_not(text):
+    assert not reads_as_standing(text)
+
+
 def test_a_long_message_is_never_proposed():
     """It would go whole into every prompt."""
     text = "Always give me distances in kilometres. " + "Here is the itinerary I have in mind. " * 12
@@ -73,9 +96,13 @@ def test_few_of_the_sample_memories_are_proposed_and_rightly():
 
 @pytest.mark.skipif(not LOCOMO.exists(), reason="LoCoMo is not in the repository (its licence); ../shared has it")
 def test_what_friends_say_to_each_other_is_rarely_proposed():
-    """LoCoMo's turns are two friends talking, none addressed to an assistant: every proposal there
-    is a false one. Measured 11 of 1,451 (0.76 %), all encouragement ("keep going and never give up!")."""
+    """LoCoMo's turns are two friends talking, none addressed to an assistant: each proposal there
+    would be memchat asking the person about a message that was not for it, so the rate is capped
+    at one message in 50. Measured 22 of 1,451 (1.52 %): 12 encouragement or advice to the friend
+    ("keep going and never give up!"), 9 the speaker's own lasting likings ("I love live music",
+    "I'm a big fan of pottery"), which are right to propose to a person saying them to memchat, and
+    a quoted sign. Before likings and favourites were proposed (#23): 11 (0.76 %)."""
     records = read_records(LOCOMO).records
     said = [r.text.split(": ", 1)[1] for r in records]
     rate = sum(map(reads_as_standing, said)) / len(said)
-    assert len(said) > 1000 and rate <= 0.015, rate
+    assert len(said) > 1000 and rate <= 0.02, rate

@@ -62,6 +62,7 @@ PAIRS = [
     ("I finished reading the novel Middlemarch.", "I finished reading the novel Piranesi.", False),  # no change said
     ("I sold my old car and bought a Tesla.", "I sold my phone and got an iPhone 15.", False),  # two changes
     ("My dentist is Dr. Okafor.", "I started pottery classes on Thursdays.", False),  # unrelated
+    ("I'm vegetarian.", "I'm left-handed.", False),  # a change word inside a compound says no change
 ]
 
 
