@@ -4,10 +4,10 @@ A model id on the Hub's inference providers (token from HF_TOKEN), or MEMCHAT_HF
 OpenAI-compatible server (TGI; Ollama, LM Studio, llama.cpp and vLLM are --backend openai's, with
 its model choice and errors), which speak /v1/chat/completions with server-sent events. top_k
 is not part of that API; it is sent in the request body, which TGI,
-vLLM and llama.cpp honour, and so is repetition_penalty when set (the server's own: TGI and vLLM
-count the prompt's tokens too, where the local engines count only the reply's). No such server takes
-a no-repeat n-gram size in a chat request, so that one is reported unsupported. Retries as for
-Gemini: bounded, jittered, Retry-After, before the first chunk.
+vLLM and llama.cpp honour, and so is repetition_penalty when set (the server's own definition: TGI
+counts the prompt's tokens too, where the local engines count only the reply's). No such server
+takes a no-repeat n-gram size in a chat request, so that one is reported unsupported. Retries as
+for Gemini: bounded, jittered, Retry-After, before the first chunk.
 """
 from __future__ import annotations
 
