@@ -200,7 +200,8 @@ def remove(models_dir: Path, name: str) -> int:
     """Delete a pulled model and its converted copies; the bytes freed."""
     model = installed_model(models_dir, name)
     directory = downloads_dir(models_dir) / (model.name if model else name)
-    if not directory.is_dir():
+    # a name, never a path: `remove ..` emptied the model cache, `remove /some/dir` deleted that dir
+    if name in ("", ".", "..") or Path(name).name != name or not directory.is_dir():
         raise ModelStoreError(f"{name!r} is not downloaded (`memchat model list` shows what is)")
     paths = [directory]
     if model is not None:
