@@ -23,8 +23,8 @@ class GenerationOptions:
     stop: tuple[str, ...] = ()  # the reply ends before any of these (MEMCHAT_STOP, --stop)
     # Repetition control, over the tokens of the reply only (never the prompt, whose recalled notes
     # an answer should repeat): a CTRL-style penalty (1.0: off) and a ban on repeating any n-gram
-    # of this many tokens (0: off). 1.1 took SmolLM2's looping replies from 64 % to none and cost
-    # one answer of 60 (a code with a repeated digit); the n-gram ban stays off (docs/answers.md).
+    # of this many tokens (0: off). 1.1 took SmolLM2's looping replies from 64 % to none for one
+    # answer of 60 on the answer eval; the n-gram ban stays off (docs/answers.md).
     repetition_penalty: float = 1.1
     no_repeat_ngram_size: int = 0
 
