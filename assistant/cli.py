@@ -318,9 +318,10 @@ def _add_repetition_options(p: argparse.ArgumentParser) -> None:
     from assistant.backends import GenerationOptions
 
     p.add_argument("--repetition-penalty", type=setting("repetition_penalty"), metavar="P",
-                   help="make tokens already in the reply less likely: their scores are divided by P "
+                   help="make tokens already in the reply (never the prompt's) less likely by a factor P "
                         f"(1.0-2.0; 1.0 is off; default {GenerationOptions.repetition_penalty}, or "
-                        "$MEMCHAT_REPETITION_PENALTY); the local model and hf servers (TGI, vLLM) honour it")
+                        "$MEMCHAT_REPETITION_PENALTY); the local model, and the servers behind the hf and "
+                        "openai backends (their own definition), honour it; gemini does not")
     p.add_argument("--no-repeat-ngram", dest="no_repeat_ngram_size", type=setting("no_repeat_ngram_size"), metavar="N",
                    help="never repeat a run of N tokens within a reply (0 is off; default "
                         f"{GenerationOptions.no_repeat_ngram_size}, or $MEMCHAT_NO_REPEAT_NGRAM); the local model only")
