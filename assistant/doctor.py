@@ -9,7 +9,8 @@ from memory.errors import MemoryError_
 
 
 def backend_readiness(settings: Settings) -> dict[str, str]:
-    """'ready …' or 'not ready: <why>' per backend, without sending a request or loading a model."""
+    """'ready …' or 'not ready: <why>' per backend, without loading a model or sending a request
+    (but GET /models to a server on this machine, to say whether one answers there)."""
     status = {}
     for name in BACKENDS:
         try:
@@ -17,10 +18,22 @@ def backend_readiness(settings: Settings) -> dict[str, str]:
             where = getattr(backend, "source", None) or getattr(backend, "_base_url", None) or "provider default endpoint"
             where = hide_password(str(where))  # a base URL may carry a password
             how = f"; {backend.describe()}" if hasattr(backend, "describe") else ""
+            if name == "openai" and _silent_loopback(getattr(backend, "_base_url", None)):
+                status[name] = (f"configured, but nothing answers at {where}: start the server there, or "
+                                "change MEMCHAT_OPENAI_BASE_URL")
+                continue
             status[name] = f"ready ({backend.model}; {where}{how}){_repetition_note(backend)}"
         except BackendError as exc:
             status[name] = f"not ready: {exc}"
     return status
+
+
+def _silent_loopback(url: str | None) -> bool:
+    """A server on this machine (Ollama, vLLM, llama.cpp) that does not answer: probed, as it is
+    quick and sends nothing but GET /models; a remote endpoint is never contacted by doctor."""
+    from assistant.local_servers import is_loopback, probe
+
+    return is_loopback(url) and probe(url)[0] is None
 
 
 def _repetition_note(backend) -> str:

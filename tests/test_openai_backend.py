@@ -161,6 +161,51 @@ def test_a_wrong_key_is_401_and_never_shown(memory):
     assert wrong not in reply.error and wrong not in json.dumps(memory.get(reply.reply_turn_id).meta)
 
 
+LEAKY = f"Invalid header Authorization: Bearer {KEY}\n(check the proxy in front of the server)"  # two lines
+
+
+def _no_key_anywhere(memory, reply, data_dir) -> None:
+    assert KEY not in reply.error and "\n" not in reply.error and "[redacted]" in reply.error
+    assert KEY not in json.dumps(memory.get(reply.reply_turn_id).meta)
+    memory.close()
+    for path in data_dir.rglob("*"):
+        assert KEY.encode() not in path.read_bytes(), path.name
+
+
+def test_a_400_quoting_the_key_is_one_line_without_it(memory, data_dir):
+    with OpenAIStandIn() as server:
+        server.failures = [(400, {}, LEAKY)]
+        reply = ChatService(memory, backend(server, "llama3.2:1b"), options=SHORT).ask("hello")
+    assert reply.status == "failed" and reply.error.startswith(f"the server at {server.url} refused the request (400): ")
+    assert reply.error.endswith("(400): Invalid header Authorization: Bearer [redacted] (check the proxy in front "
+                                "of the server)") and len(server.chat_requests()) == 1
+    _no_key_anywhere(memory, reply, data_dir)
+
+
+def test_an_error_event_mid_stream_quoting_the_key_keeps_the_part_received_without_it(memory, data_dir):
+    with OpenAIStandIn() as server:
+        server.stream_error, server.error_after = LEAKY, 2  # two words, then {"error": {...}}
+        reply = ChatService(memory, backend(server, "llama3.2:1b"), options=SHORT).ask("hello")
+    assert reply.status == "failed" and reply.answer == "Hello from "
+    assert reply.error == (f"the server at {server.url} reported an error mid-reply: Invalid header Authorization: "
+                           "Bearer [redacted] (check the proxy in front of the server)")
+    _no_key_anywhere(memory, reply, data_dir)
+
+
+def test_a_model_list_refused_quoting_the_key_is_one_line_without_it(memory, data_dir):
+    with OpenAIStandIn() as server:
+        server.failures = [(400, {}, LEAKY)]
+        chat = backend(server)  # no model named: /v1/models is asked first
+        with pytest.raises(BackendError) as caught:
+            chat.server_models()
+        server.failures = [(400, {}, LEAKY)]
+        reply = ChatService(memory, chat, options=SHORT).ask("hello")
+    assert str(caught.value).startswith(f"the server at {server.url} refused the request (400): ")
+    assert KEY not in str(caught.value) and "\n" not in str(caught.value) and "[redacted]" in str(caught.value)
+    assert reply.status == "failed" and server.chat_requests() == []
+    _no_key_anywhere(memory, reply, data_dir)
+
+
 def test_429_is_retried_after_retry_after_then_answers_and_gives_up_in_the_end(memory):
     with OpenAIStandIn() as server:
         server.failures = [(429, {"retry-after": "0"}), (503, {"retry-after": "0"})]
@@ -322,3 +367,49 @@ def test_gemini_and_hf_send_stop_and_the_local_model_says_it_ignores_it(monkeypa
     assert gemini.requests[0].body["generationConfig"]["stopSequences"] == ["###"]
     assert hf.requests[0].body["stop"] == ["###"]
     assert options.unsupported(LocalBackend.supported_options) == ["stop"]  # so the reply warns
+
+
+# -- doctor and a base URL on this machine -----------------------------------------------------
+def test_doctor_says_nothing_answers_at_a_loopback_base_url_instead_of_ready(monkeypatch):
+    from assistant import local_servers
+    from assistant.doctor import backend_readiness
+
+    port = free_port()  # vLLM's :8000, say, with vLLM down
+    for url in (f"http://127.0.0.1:{port}/v1", f"http://localhost:{port}/v1", f"http://[::1]:{port}/v1"):
+        line = backend_readiness(load_settings({"backend": "openai", "openai_base_url": url}, env_file=None))["openai"]
+        assert line == (f"configured, but nothing answers at {url}: start the server there, or change "
+                        "MEMCHAT_OPENAI_BASE_URL")
+    with OpenAIStandIn() as server:
+        named = server.url.replace("127.0.0.1", "localhost") + "/"
+        settings = load_settings({"backend": "openai", "openai_base_url": named}, env_file=None)
+        assert backend_readiness(settings)["openai"].startswith(f"ready (auto; {named.rstrip('/')}; ")
+        monkeypatch.setattr(local_servers, "LOCAL_SERVERS", {"Ollama": server.url})
+        assert local_servers.local_server_lines(settings)[1] == "    in use (--backend openai, MEMCHAT_OPENAI_BASE_URL)"
+    remote = load_settings({"backend": "openai", "openai_base_url": "http://192.0.2.7:8000/v1"}, env_file=None)
+    assert backend_readiness(remote)["openai"].startswith("ready (")  # not on this machine: never contacted
+    gone = f"http://127.0.0.1:{port}/v1"
+    monkeypatch.setattr(local_servers, "LOCAL_SERVERS", {"Ollama": gone})
+    for written in (f"http://localhost:{port}/v1", f"http://localhost:{port}/", f"http://127.0.0.1:{port}"):
+        settings = load_settings({"backend": "openai", "openai_base_url": written}, env_file=None)
+        assert local_servers.local_server_lines(settings)[0] == ("  MEMCHAT_OPENAI_BASE_URL is Ollama's address, but "
+                                                                  "nothing answers there: start Ollama (`ollama serve`)")
+        assert backend_readiness(settings)["openai"].startswith("configured, but nothing answers at ")
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("http://localhost:11434/v1", "http://127.0.0.1:11434/v1", True),
+    ("http://[::1]:11434/v1/", "http://127.0.0.1:11434", True),
+    ("HTTP://LocalHost:11434/V1", "http://127.0.0.1:11434/v1", False),  # the path is case-sensitive
+    ("http://127.0.0.1:11434/v1", "http://127.0.0.1:1234/v1", False),
+    ("https://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1", False),
+    ("http://127.0.0.1/v1", "http://localhost:80", True),
+    ("http://127.0.0.1:11434/api", "http://127.0.0.1:11434/v1", False),
+    ("http://127.0.0.1:port/v1", "http://127.0.0.1:port/v1", False),  # no address at all
+    (None, "http://127.0.0.1:11434/v1", False),
+])
+def test_two_base_urls_name_one_server_by_scheme_host_and_port(a, b, same):
+    from assistant.local_servers import is_loopback, same_server
+
+    assert same_server(a, b) is same and same_server(b, a) is same
+    assert is_loopback("http://localhost:8000/v1") and is_loopback("http://127.0.0.2:8000")
+    assert not is_loopback("https://api.openai.com/v1") and not is_loopback("http://192.168.1.5:11434/v1")
