@@ -10,9 +10,12 @@ message plus 4 a message, as a tokenizer would, roughly. Without `stream`, one c
 GET /v1/models: {"object": "list", "data": [{"id", "object": "model", ...}]}.
 Errors in OpenAI's JSON shape ({"error": {"message", "type", "param", "code"}}): 401 for a wrong
 key when `key` is set (echoing the key, as servers do, so the tests see it redacted), 404 for a
-model it does not serve, and whatever `fail` queues (a status with headers, e.g. 429 with
-Retry-After). `cut_after=N` closes the connection after N words, mid-body; `stall_s` waits before
-a chat answer, as a server loading its model does.
+model it does not serve, and whatever `failures` queues (a status with headers, e.g. 429 with
+Retry-After, and optionally the error's message, e.g. a 400 quoting the request's key as a proxy
+might). `cut_after=N` closes the connection after N words, mid-body; `stream_error` is the message
+of an `{"error": {...}}` event sent after `error_after` words, then `[DONE]`, as vLLM and llama.cpp
+report a failure mid-generation; `stall_s` waits before a chat answer, as a server loading its
+model does.
 """
 from __future__ import annotations
 
@@ -32,7 +35,9 @@ class OpenAIStandIn:
         self.cut_after: int | None = None
         self.word_delay_s = 0.0
         self.stall_s = 0.0  # before answering a chat request, as a server loading its model does
-        self.failures: list[tuple[int, dict]] = []  # (status, headers) answered before any reply
+        self.failures: list[tuple] = []  # (status, headers[, message]) answered before any reply
+        self.stream_error: str | None = None
+        self.error_after = 1
         self.requests: list[dict] = []  # {"method", "path", "headers", "body"}
         stand_in = self
 
@@ -91,8 +96,9 @@ class OpenAIStandIn:
 
     def _refused(self, handler) -> bool:
         if self.failures:
-            status, headers = self.failures.pop(0)
-            self._error(handler, status, f"stand-in answers {status}", "rate_limit_exceeded", headers)
+            status, headers, *message = self.failures.pop(0)
+            self._error(handler, status, message[0] if message else f"stand-in answers {status}",
+                        "rate_limit_exceeded" if status == 429 else "error", headers)
             return True
         if self.key is not None:
             given = handler.headers.get("authorization", "").removeprefix("Bearer ")
@@ -112,7 +118,7 @@ class OpenAIStandIn:
         handler.wfile.write(raw)
 
     def _error(self, handler, status: int, message: str, code: str, headers: dict | None = None) -> None:
-        kind = "invalid_request_error" if status in (401, 404) else "requests"
+        kind = "invalid_request_error" if status < 500 and status != 429 else "requests"
         self._json(handler, status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
 
     def _chat(self, handler, body: dict) -> None:
@@ -138,6 +144,9 @@ class OpenAIStandIn:
         events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append({**chunk, "choices": [], "usage": usage})
+        if self.stream_error is not None:
+            error = {"message": self.stream_error, "type": "server_error", "param": None, "code": 500}
+            events = [*events[:self.error_after], {"error": error}]
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
         handler.send_header("transfer-encoding", "chunked")

@@ -22,7 +22,8 @@ def transport_kind(exc: BaseException) -> str | None:
 
 
 def status_error(provider: str, status: int, detail: str, key_hint: str, secrets: tuple) -> BackendError:
-    detail = redact(detail, *secrets)[:200]
+    detail = " ".join(redact(detail, *secrets).split())  # a body's newlines would break the one line
+    detail = detail.removeprefix(f"Error code: {status} - ")[:200]  # the openai SDK's prefix: the status is said
     if status in (401, 403) or "API key not valid" in detail or "API_KEY_INVALID" in detail:
         return BackendError(f"{provider} rejected the key ({status}); check {key_hint}", "auth")
     if status == 404:

@@ -115,8 +115,8 @@ class OpenAIBackend:
             except openai.APIStatusError:
                 raise  # retrying_stream retries 429 and 5xx, and words the rest
             except openai.APIError as exc:  # an error event inside the stream (vLLM, llama.cpp send them)
-                raise BackendError(f"{self._label} reported an error mid-reply: "
-                                   f"{redact(exc.message, self._key)[:200]}", "bad_stream") from None
+                detail = " ".join(redact(exc.message, self._key).split())[:200]  # one line, whatever it held
+                raise BackendError(f"{self._label} reported an error mid-reply: {detail}", "bad_stream") from None
             if started and state.finish_reason is None:
                 raise self._cut()
 
