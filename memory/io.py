@@ -73,11 +73,12 @@ def read_records(path: Path, fmt: str | None = None) -> ImportFile:
     """Parse and validate a whole file; returns (format, records, left_out) or raises BadInput."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            zipped = is_zip(handle.read(4))
+        # an export as it was downloaded: only its conversations.json is read, never the whole zip
+        raw = conversations_json(path) if zipped else path.read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
-    if is_zip(raw):  # an export as it was downloaded: its conversations.json
-        raw = conversations_json(path, raw)
     try:
         content = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

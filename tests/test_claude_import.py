@@ -133,7 +133,7 @@ def _zip(path, members: dict[str, bytes]) -> None:
             archive.writestr(name, data)
 
 
-def test_the_downloaded_zip_is_read_as_its_conversations_json(tmp_path, monkeypatch):
+def test_the_downloaded_zip_is_read_as_its_conversations_json(tmp_path):
     """The export arrives as data-….zip holding users.json, projects and conversations.json."""
     path = tmp_path / "data-2025-06-03-09-12-44-batch-0000.zip"
     _zip(path, {"users.json": b'[{"uuid": "c1a9", "full_name": "A"}]', "projects/p1.json": b'{"docs": []}',
@@ -145,9 +145,52 @@ def test_the_downloaded_zip_is_read_as_its_conversations_json(tmp_path, monkeypa
     chatgpt = tmp_path / "chatgpt.zip"  # ChatGPT's export zip names its file the same
     _zip(chatgpt, {"conversations.json": (REPO / "data" / "chatgpt-sample.json").read_bytes()})
     assert read_records(chatgpt).format == "chatgpt"
-    monkeypatch.setattr(export_zip, "MAX_MEMBER_BYTES", 1000)  # a zip that unpacks to more than memchat reads
-    with pytest.raises(BadInput, match=r"unpacks to [\d,]+ bytes, over the 1,000 read from a zip; unzip it"):
-        read_records(path)
+
+
+def test_a_zip_whose_conversations_json_is_over_the_limit_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "export.zip"
+    data = EXPORT.read_bytes()
+    _zip(path, {"conversations.json": data})
+    assert export_zip.conversations_json(path, limit=len(data)) == data  # at the limit: read
+    with pytest.raises(BadInput, match=rf"unpacks to {len(data):,} bytes, over the 1,000 read from a zip; unzip it "
+                                       "and import conversations.json$") as caught:
+        export_zip.conversations_json(path, limit=1000)
+    assert "\n" not in str(caught.value)
+    assert export_zip.MAX_MEMBER_BYTES == 1024 ** 3  # what read_records passes
+
+
+def test_a_zip_whose_header_understates_the_size_is_refused_not_read_past_it(tmp_path):
+    """The central directory says 100 bytes; the member unpacks to the whole export."""
+    path = tmp_path / "export.zip"
+    _zip(path, {"conversations.json": EXPORT.read_bytes()})
+    raw = bytearray(path.read_bytes())
+    central = raw.index(b"PK\x01\x02")
+    raw[central + 24:central + 28] = (100).to_bytes(4, "little")  # uncompressed size
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BadInput, match="cannot read conversations.json from the zip .*Bad CRC-32") as caught:
+        export_zip.conversations_json(path, limit=1000)
+    assert "\n" not in str(caught.value)
+
+
+def test_only_conversations_json_is_read_from_a_zip_full_of_images(tmp_path):
+    """A ChatGPT export is mostly images: the rest of the zip is never read into memory."""
+    import os
+    import tracemalloc
+
+    path = tmp_path / "chatgpt-export.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("conversations.json", (REPO / "data" / "chatgpt-sample.json").read_bytes())
+        for n in range(4):
+            archive.writestr(f"file-{n}.png", os.urandom(8 * 1024 ** 2))
+    assert path.stat().st_size > 32 * 1024 ** 2
+    tracemalloc.start()
+    try:
+        imported = read_records(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert imported.format == "chatgpt" and imported.records
+    assert peak < 4 * 1024 ** 2, f"{peak:,} bytes held while reading a {path.stat().st_size:,}-byte zip"
 
 
 @pytest.mark.parametrize("members, says", [
