@@ -78,6 +78,7 @@ def test_the_torch_processor_leaves_the_prompt_alone():
 
 # -- both engines, greedy -----------------------------------------------------------------------
 def _reply(backend, **knobs) -> tuple[str, list[int]]:
+    knobs = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, **knobs}  # each knob alone, the other off
     options = GenerationOptions(greedy=True, max_new_tokens=24, **knobs)
     text = "".join(backend.stream(LOOPING_PROMPT, options, threading.Event(), StreamState()))
     tokenizer = backend.engine._tokenizer
@@ -113,6 +114,11 @@ def test_the_eval_reports_per_setting_on_the_same_seeds(onnx_backend):
 
 
 # -- the remote backends ------------------------------------------------------------------------
+def test_the_default_penalty_is_never_reported_as_ignored():
+    assert GenerationOptions().repetition_penalty != 1.0  # on by default (docs/answers.md), yet no warning
+    assert GenerationOptions().unsupported(GeminiBackend.supported_options) == []
+
+
 def test_gemini_reports_both_knobs_unsupported_and_hf_the_ngram_only():
     knobs = GenerationOptions(repetition_penalty=1.2, no_repeat_ngram_size=3)
     assert knobs.unsupported(GeminiBackend.supported_options) == ["repetition_penalty", "no_repeat_ngram_size"]
