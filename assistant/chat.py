@@ -150,9 +150,9 @@ class ChatService:
                 found = [recall_notes(self.memory, text, self.k, seen, self.weights, window=window)] if use_memory else []
                 if session.has_conversation(conversation_id):
                     found.append(recall_notes(session, text, self.k, seen, self.weights, conversation_id, window))
-                hits = _interleave(found, self.k)
+                hits = interleave(found, self.k)
             clock.lap("recall_ms")
-            superseded = supersessions(hits, _vectors(hits, self.memory, session))
+            superseded = supersessions(hits, recalled_vectors(hits, self.memory, session))
             messages, report = build_prompt(text, hits, [t for t in recent if t.status != "failed"],
                                             self.token_budget, self.backend.count_tokens, now=now, tz=self.tz,
                                             dated=dated, superseded=superseded,
@@ -226,10 +226,11 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def _vectors(hits: list[Hit], memory: Memory, session: SessionMemory) -> dict:
-    """The recalled turns' vectors: stored ones from SQLite, this process's from the session."""
+def recalled_vectors(hits: list[Hit], memory: Memory, session: SessionMemory | None) -> dict:
+    """The recalled turns' vectors (for supersessions): stored ones from SQLite, this process's
+    from the session. Shared with `memchat mcp`'s recall (assistant/mcp_tools.py)."""
     return {**memory.vectors(h.turn.id for h in hits if h.turn.id > 0),
-            **session.vectors(h.turn.id for h in hits if h.turn.id < 0)}
+            **(session.vectors(h.turn.id for h in hits if h.turn.id < 0) if session is not None else {})}
 
 
 def _stored_id(turn) -> int | None:
@@ -237,7 +238,7 @@ def _stored_id(turn) -> int | None:
     return turn.id if turn is not None and turn.id > 0 else None
 
 
-def _interleave(lists: list[list[Hit]], k: int) -> list[Hit]:
+def interleave(lists: list[list[Hit]], k: int) -> list[Hit]:
     """Best of each source in turn (stored memories first), k in all: their scores are not comparable."""
     merged = [hit for rank in itertools.zip_longest(*lists) for hit in rank if hit is not None]
     return merged[:k]
@@ -245,12 +246,14 @@ def _interleave(lists: list[list[Hit]], k: int) -> list[Hit]:
 
 def recall_notes(memory: TurnLog, text: str, k: int, exclude: frozenset[int] = frozenset(),
                  weights: RecallWeights | None = None, conversation_id: str | None = None,
-                 window: TimeWindow | None = None) -> list[Hit]:
+                 window: TimeWindow | None = None, since: float | None = None,
+                 until: float | None = None) -> list[Hit]:
     """The k memories a reply is given: what the person said is evidence; memchat's own earlier
     replies are not (a wrong reply, recalled, was repeated as fact), and a turn that only asks
     something tells nothing. Filtered after an unfiltered recall: a role filter in SQL sends
-    dense search to an exact scan of every matching vector (46 ms a turn at 10k memories, not ~6)."""
-    flt = RecallFilter(conversation_id=conversation_id, exclude_ids=exclude)
+    dense search to an exact scan of every matching vector (46 ms a turn at 10k memories, not ~6).
+    `since`/`until` (epoch seconds): a hard cut, as RecallFilter's (`memchat mcp`'s recall)."""
+    flt = RecallFilter(conversation_id=conversation_id, exclude_ids=exclude, since=since, until=until)
     found = memory.recall(text, k=min(k * OVERFETCH, MAX_K), flt=flt, weights=weights, window=window)
     return [h for h in found if h.turn.role == "user" and not only_questions(h.turn.text)][:k]
 

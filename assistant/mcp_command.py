@@ -20,6 +20,8 @@ def add_mcp_parser(commands, common: argparse.ArgumentParser) -> None:
     p.add_argument("--read-only", action="store_true", help="offer no remember or forget tool")
     p.add_argument("--memory", dest="memory_mode", choices=MCP_MODES,
                    help="persistent: remembered on disk (default, or $MEMCHAT_MEMORY); session: remembered for this "
-                        "server's life only, stored memories still recalled, nothing written or forgotten")
+                        "server's life only. A session server still opens the profile's store on disk (it "
+                        "recalls and shows the memories stored there) but writes nothing of the session to "
+                        "it, and forgets nothing")
     p.add_argument("--rotate-token", action="store_true",
                    help="replace the HTTP bearer token, print the new one, and exit")

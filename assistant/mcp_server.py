@@ -86,8 +86,9 @@ def build_server(tools: MemoryTools):
                                                                        idempotentHint=False, openWorldHint=False))
         def remember(text: Annotated[str, Field(description="the memory, one self-contained statement")],
                      conversation: Annotated[str | None, Field(
-                         description="a conversation id to add it to (list_conversations gives them); "
-                                     "default: this server's own conversation")] = None) -> dict[str, Any]:
+                         description="an existing conversation's id to add it to (list_conversations gives "
+                                     "them; an unknown id is an error, nothing stored); default: this "
+                                     "server's own conversation")] = None) -> dict[str, Any]:
             return run(tools.remember, text, conversation)
 
     @server.tool(description=RECALL, annotations=reading)
@@ -201,8 +202,9 @@ def _serve_http(server, address: tuple[str, int], token: str, made: bool, scope:
 
 
 class BearerGate:
-    """ASGI: every HTTP request needs `Authorization: Bearer <token>`, else 401 before the SDK sees
-    it (no session is made, no tool runs); the lifespan passes through."""
+    """ASGI: every connection needs `Authorization: Bearer <token>`, else it is refused before the SDK
+    sees it (no session is made, no tool runs): an HTTP request gets 401, a websocket (or any other
+    kind a server may add) is closed. Only the lifespan, which carries no request, passes through."""
 
     def __init__(self, app, token: str):
         from assistant.mcp_token import TokenCheck
@@ -210,17 +212,25 @@ class BearerGate:
         self.app, self.allowed = app, TokenCheck(token)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "lifespan":
             header = dict(scope.get("headers") or ()).get(b"authorization")
             if not self.allowed(header):
-                why = "missing bearer token" if header is None else "wrong bearer token"
-                body = json.dumps({"error": f"{why}: send Authorization: Bearer <the token memchat mcp printed>"}).encode()
-                await send({"type": "http.response.start", "status": 401, "headers": [
-                    (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="memchat"'),
-                    (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+                await self._refuse(scope, send, "missing bearer token" if header is None else "wrong bearer token")
                 return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope, send, why: str) -> None:
+        if scope["type"] == "websocket":  # closed before the handshake is accepted: the client sees 403
+            await send({"type": "websocket.close", "code": 1008, "reason": why})
+            return
+        if scope["type"] != "http":
+            return  # a kind we do not know: nothing is answered and nothing reaches the app
+        body = json.dumps({"error": f"{why}: send Authorization: Bearer <the token memchat mcp printed>"}).encode()
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="memchat"'),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 # -- what a client's config holds ---------------------------------------------------------------

@@ -88,14 +88,29 @@ def _write_new(path: Path) -> str:
     token = secrets.token_urlsafe(TOKEN_BYTES)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, even briefly
+    fd = _open_partial(partial)
     try:
-        os.write(fd, (token + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            os.write(fd, (token + "\n").encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # no half-written token left beside the real one
+        raise
     os.replace(partial, path)  # a reader sees the old token or the new, never half of one
     return token
+
+
+def _open_partial(partial: Path) -> int:
+    """A new file only we can read (0600 from its first byte): never one that is already there, never
+    through a link planted at its name. A partial left by a process that died (same pid) is removed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    try:
+        return os.open(partial, flags, 0o600)
+    except FileExistsError:
+        partial.unlink()  # removes a link itself, not what it points to
+        return os.open(partial, flags, 0o600)
 
 
 def _keep_private(path: Path) -> None:

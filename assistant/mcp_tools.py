@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from itertools import zip_longest
 
-from assistant.chat import OVERFETCH, only_questions
+from assistant.chat import interleave, recall_notes, recalled_vectors
 from assistant.common import open_memory, say_waiting
 from assistant.config import Settings
 from assistant.mcp_command import MCP_MODES
 from assistant.localtime import person_tz, shown_time
 from memory.errors import BadInput, NotFound
-from memory.recall import MAX_K, RecallFilter, check_k
+from memory.recall import RecallFilter, RecallWeights, check_k
 from memory.timewindow import parse_bound, parse_window
 from memory.turn import ROLES, Hit, Turn, to_iso, validate_text
 
@@ -35,6 +34,7 @@ class MemoryTools:
                            f"not {mode!r}; use --memory persistent or --memory session")
         self.settings, self.mode, self.read_only = settings, mode, read_only
         self.tz = person_tz(settings.tz)
+        self.weights = RecallWeights(recency=settings.recency_weight)  # the chat's (chat.service_from_settings)
         self._memory = None
         self._session = None  # session mode: turns kept in this process only (memory/session.py)
         self._conversation: str | None = None  # where remember() puts a turn no conversation was named for
@@ -77,6 +77,8 @@ class MemoryTools:
 
     # -- the tools ------------------------------------------------------------------------------
     def remember(self, text: str, conversation: str | None = None) -> dict:
+        if self.read_only:  # build_server offers no remember tool then; refused here too, as forget is
+            raise BadInput("this memchat mcp server does not remember (started read-only)")
         validate_text(text)  # before anything is opened: nothing stored on bad input
         conversation = _conversation_arg(conversation)
         return self._call(self._remember, text, conversation)
@@ -84,6 +86,9 @@ class MemoryTools:
     def _remember(self, memory, text: str, conversation: str | None) -> dict:
         from memory.forgetting import title_from
 
+        if conversation is not None and not self._known(memory, conversation):  # a typo would start a new one
+            raise NotFound(f"no conversation {conversation!r}: give an id list_conversations shows, or leave "
+                           "conversation out to add to this server's own; nothing stored")
         target = conversation or self._conversation
         log = self._session if self.mode == "session" else memory
         turn = log.remember(text, "user", target, meta={"via": "mcp"}, conversation_title=title_from(text))
@@ -91,6 +96,10 @@ class MemoryTools:
             self._conversation = turn.conversation_id  # this server's later notes join it
         kept = "for this server's life only (session mode)" if self.mode == "session" else "on disk"
         return {"stored": self._turn(turn), "kept": kept}
+
+    def _known(self, memory, conversation: str) -> bool:
+        return (conversation == self._conversation or memory.has_conversation(conversation)
+                or (self._session is not None and self._session.has_conversation(conversation)))
 
     def recall(self, query: str, k: int = 5, since: str | None = None, until: str | None = None) -> dict:
         """The chat loop's recall (assistant/chat.py recall_notes): what the person said, best first."""
@@ -111,19 +120,14 @@ class MemoryTools:
         from memory.changes import supersessions
 
         window = parse_window(query, time.time(), self.tz)  # "what I said last week": that week first
-        fetch = min(k * OVERFETCH, MAX_K) if notes_only else k
         sources = [memory] + ([self._session] if self._session is not None else [])
-        found = []
-        for source in sources:
-            hits = source.recall(query, k=fetch, flt=flt, window=window)
-            if notes_only:  # the person's statements: an earlier reply or a bare question tells nothing
-                hits = [h for h in hits if h.turn.role == "user" and not only_questions(h.turn.text)]
-            found.append(hits[:k])
-        hits = [h for rank in zip_longest(*found) for h in rank if h is not None][:k]  # stored first, in turn
-        vectors = memory.vectors(h.turn.id for h in hits if h.turn.id > 0)
-        if self._session is not None:
-            vectors.update(self._session.vectors(h.turn.id for h in hits if h.turn.id < 0))
-        superseded = supersessions(hits, vectors)
+        if notes_only:  # the chat's own recall, weights included: the person's statements, stored first
+            found = [recall_notes(source, query, k, weights=self.weights, window=window, since=flt.since,
+                                  until=flt.until) for source in sources]
+        else:  # `memchat memory search`: every turn, with its filters
+            found = [source.recall(query, k=k, flt=flt, window=window) for source in sources]
+        hits = interleave(found, k)
+        superseded = supersessions(hits, recalled_vectors(hits, memory, self._session))
         return {
             "query": query,
             "time_window": None if window is None else {

@@ -162,6 +162,8 @@ def test_recall_keeps_to_the_persons_statements_and_search_finds_every_turn(stdi
     assert recalled and all(m["role"] == "user" for m in recalled)  # an earlier reply is not a memory of yours
     assert stdio.call("search", query="heron", k=3, role="user")["memories"][0]["conversation_id"] != "birds"
     assert stdio.call("search", query="heron", conversation="no-such-conversation")["memories"] == []
+    added = stdio.call("remember", text="I saw a heron at the river mouth", conversation="birds")["stored"]
+    assert added["conversation_id"] == "birds"  # a conversation the CLI made is one to add to
 
 
 def test_since_and_until_cut_recall_and_words_are_read_in_the_persons_zone(stdio):
@@ -184,10 +186,21 @@ def test_since_and_until_cut_recall_and_words_are_read_in_the_persons_zone(stdio
     ("show", {"ids": [987654]}, "no turn with id 987654"),
     ("show", {"ids": []}, "at least 1"),
     ("forget", {"ids": [987654]}, "nothing was forgotten"),
+    ("remember", {"text": "Kept nowhere: a typo'd conversation", "conversation": "brids"},
+     "no conversation 'brids'"),  # a typo never starts a conversation of its own
 ])
 def test_bad_arguments_are_a_tool_error_and_nothing_is_stored_or_lost(stdio, tool, arguments, says):
     before = stdio.call("stats")["turns"]
     assert says in stdio.error(tool, **arguments)
+    assert stdio.call("stats")["turns"] == before
+
+
+def test_forget_with_one_missing_id_forgets_nothing_and_names_the_missing_one(stdio):
+    stored = stdio.call("remember", text="My gym locker is number 214")["stored"]
+    before = stdio.call("stats")["turns"]
+    said = stdio.error("forget", ids=[stored["id"], 987655])
+    assert said.endswith("no turn with id 987655; nothing was forgotten")  # the missing one only
+    assert stdio.call("show", ids=[stored["id"]])["turns"][0]["text"] == stored["text"]
     assert stdio.call("stats")["turns"] == before
 
 
@@ -200,15 +213,38 @@ def test_forget_erases_the_turn_down_to_the_files_bytes(stdio, home):
 
 
 def test_a_cli_writer_beside_the_server_sees_its_turns_and_it_sees_the_cli_writers(stdio, home):
+    before = stdio.call("stats")["turns"]
     writer = subprocess.Popen([*MEMCHAT, "memory", "add", "I keep bees on the roof of the library", "--json"],
                               env=home["env"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ours = [stdio.call("remember", text=f"My bicycle number {n} is a blue Brompton")["stored"]["id"] for n in range(3)]
+    ours = []
+    while not ours or writer.poll() is None:  # the server stores all the while the CLI starts, opens and writes
+        ours.append(stdio.call("remember", text=f"My bicycle number {len(ours)} is a blue Brompton")["stored"]["id"])
     out, err = writer.communicate(timeout=START_S)
     assert writer.returncode == 0, err
+    assert len(ours) > 1  # the writer's whole life overlapped with remember calls
     theirs = json.loads(out)["id"]
+    assert stdio.call("stats")["turns"] == before + len(ours) + 1  # nothing lost on either side
     assert stdio.call("recall", query="where do I keep bees?", k=3)["memories"][0]["id"] == theirs
-    found = json.loads(memchat(home, "memory", "search", "blue Brompton bicycle", "-k", "5", "--json").stdout)
+    shown = [t["id"] for at in range(0, len(ours), 100) for t in stdio.call("show", ids=ours[at:at + 100])["turns"]]
+    assert shown == ours
+    found = json.loads(memchat(home, "memory", "search", "blue Brompton bicycle", "-k", "1000", "--json").stdout)
     assert set(ours) <= {h["id"] for h in found}
+
+
+def test_a_turn_remembered_through_mcp_is_recalled_by_the_next_chat_reply(stdio, home, embedder):
+    from assistant.backends.gemini import GeminiBackend
+    from assistant.chat import ChatService
+    from memory.memory import Memory
+    from memory.profiles import profile_dir
+    from tests.standins import StandIn, Step
+
+    stored = stdio.call("remember", text="My dentist is Dr. Okafor, on Rua Augusta")["stored"]
+    with StandIn("gemini", [Step(chunks=["Dr. Okafor."])]) as model, \
+            Memory(profile_dir(home["data"], "default"), embedder) as memory:
+        reply = ChatService(memory, GeminiBackend("gemini-stand-in", "AIzaStandInKey-0123456789abcdef",
+                                                  model.url, 10.0)).ask("Who is my dentist?")
+    assert reply.status == "ok" and stored["id"] in [h.turn.id for h in reply.memories]
+    assert "Dr. Okafor, on Rua Augusta" in json.dumps(model.requests[-1].body)  # in the prompt the model got
 
 
 def test_recall_says_which_memory_a_later_statement_replaced(stdio):
@@ -257,11 +293,13 @@ def test_a_session_server_remembers_for_its_life_only_and_writes_nothing(home, s
         assert "forget" not in session.tools() and "remember" in session.tools()
         stored = session.call("remember", text="My passport renewal appointment is at the consulate of Mars")["stored"]
         assert stored["id"] < 0 and stored["provenance"]["kept"] == "session only"
+        again = session.call("remember", text="It is on a Tuesday", conversation=stored["conversation_id"])["stored"]
+        assert again["conversation_id"] == stored["conversation_id"]  # its own session conversation, by name
         hits = session.call("recall", query="passport appointment", k=3)["memories"]
         assert stored["id"] in [h["id"] for h in hits]  # beside the stored memories (those come first, in turn)
         assert session.call("show", ids=[stored["id"]])["turns"][0]["text"] == stored["text"]
         assert any("Lisbon" in h["text"] for h in session.call("recall", query="Lisbon aquarium", k=3)["memories"])
-        assert session.call("stats")["turns"] == on_disk and session.call("stats")["session_turns"] == 1
+        assert session.call("stats")["turns"] == on_disk and session.call("stats")["session_turns"] == 2
     finally:
         session.close()
     assert _files_holding(home["data"], "consulate of Mars") == []
@@ -316,6 +354,74 @@ def test_the_token_is_made_private_and_shown_once(http, home):
     assert stat.S_IMODE(home["token_file"].stat().st_mode) == 0o600 and len(http["token"]) >= 43
 
 
+def test_a_second_http_start_does_not_print_the_token_and_makes_a_widened_file_private(http, home):
+    os.chmod(home["token_file"], 0o644)  # a copy or an editor widened it
+    port = _free_port()
+    again = subprocess.Popen([*MEMCHAT, "mcp", "--http", f"127.0.0.1:{port}"], env=home["env"], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        said = again.stdout.readline()  # printed before it serves: the token is read (and re-made 0600) first
+    finally:
+        again.terminate()
+        rest = again.communicate(timeout=30)[0]
+    token = home["token_file"].read_text().strip()
+    assert "HTTP clients send the token kept in" in said and str(home["token_file"]) in said
+    assert token not in said + rest and "shown this once" not in said + rest
+    assert stat.S_IMODE(home["token_file"].stat().st_mode) == 0o600
+
+
+def test_the_gate_refuses_every_kind_of_connection_but_the_lifespan_without_the_token(tmp_path, monkeypatch):
+    from assistant import mcp_token
+    from assistant.mcp_server import BearerGate
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    token = mcp_token.rotate()
+    reached, sent = [], []
+
+    async def app(scope, receive, send):  # the SDK's app stands here: what reaches it
+        reached.append(scope["type"])
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    gate = BearerGate(app, token)
+    for kind in ("websocket", "http", "webtransport"):
+        for headers in ([], [(b"authorization", b"Bearer not-the-token")]):
+            asyncio.run(gate({"type": kind, "headers": headers}, receive, send))
+    assert reached == [] and [m["type"] for m in sent] == ["websocket.close"] * 2 + [
+        "http.response.start", "http.response.body"] * 2
+    asyncio.run(gate({"type": "lifespan"}, receive, send))
+    asyncio.run(gate({"type": "websocket", "headers": [(b"authorization", f"Bearer {token}".encode())]}, receive, send))
+    assert reached == ["lifespan", "websocket"]
+
+
+def test_the_token_is_written_through_a_new_private_file_only(tmp_path):
+    from assistant import mcp_token
+
+    path = tmp_path / "config" / "mcp-token"
+    path.parent.mkdir()
+    victim = tmp_path / "elsewhere"
+    victim.write_text("not the token's to overwrite")
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    os.symlink(victim, partial)  # a leftover partial, or a link planted at its name
+    token = mcp_token.rotate(path)
+    assert victim.read_text() == "not the token's to overwrite" and not partial.is_symlink()
+    assert path.read_text().strip() == token and stat.S_IMODE(path.stat().st_mode) == 0o600
+    os.chmod(path, 0o644)
+    assert mcp_token.load_or_create(path) == (token, False) and stat.S_IMODE(path.stat().st_mode) == 0o600
+    # a write that fails (no room: a file size limit of 0 bytes) leaves no partial file behind
+    script = ("import resource, signal, sys; from pathlib import Path; from assistant import mcp_token\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))\n"
+              "try:\n    mcp_token.rotate(Path(sys.argv[1]))\nexcept OSError as exc:\n    print(exc.errno)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "27", done.stderr  # EFBIG
+    assert sorted(p.name for p in path.parent.iterdir()) == ["mcp-token"] and path.read_text().strip() == token
+
+
 def test_over_http_a_turn_remembered_is_recalled_and_the_cli_sees_it(http, home):
     peer = _http_peer(http["url"], http["token"])
     try:
@@ -365,3 +471,53 @@ def test_a_non_loopback_address_or_a_memory_mode_off_is_refused_with_the_reason(
                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=START_S)
     assert off.returncode == 2 and "--memory session" in off.stderr
     assert "Traceback" not in done.stderr + off.stderr
+
+
+# -- in process: the tools' own refusals and the chat's recall weights ------------------------------
+def _tools(root, model_cache, **overrides):
+    from assistant.config import load_settings
+    from assistant.mcp_tools import MemoryTools
+
+    return MemoryTools(load_settings({"data_dir": root, "model_cache": model_cache, "tz": TZ, **overrides}, env_file=None))
+
+
+def test_the_session_modes_help_says_the_store_on_disk_is_still_opened_and_read(capsys):
+    from assistant.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["mcp", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert done.value.code == 0
+    assert "still opens the profile's store on disk" in said and "writes nothing of the session" in said
+
+
+def test_a_read_only_tools_object_refuses_to_remember_before_opening_anything(tmp_path, model_cache):
+    from assistant.config import load_settings
+    from assistant.mcp_tools import MemoryTools
+    from memory.errors import BadInput
+
+    tools = MemoryTools(load_settings({"data_dir": tmp_path / "data"}, env_file=None), read_only=True)
+    with pytest.raises(BadInput, match="does not remember"):
+        tools.remember("Not allowed in read-only")
+    assert not (tmp_path / "data").exists()
+
+
+def test_recall_is_the_chats_own_with_the_recency_weight_of_the_settings(tmp_path, model_cache):
+    from assistant.chat import recall_notes
+    from memory.recall import RecallWeights
+
+    tools = _tools(tmp_path / "data", model_cache, recency_weight=10.0)
+    try:
+        memory = tools.open()
+        for text in ("My favourite fruit is mango, I eat mango every day", "I bought some fruit at the market",
+                     "I went to the cinema with my cousin", "Yesterday I cooked fish"):
+            memory.remember(text, conversation_id="food")
+        query = "what is my favourite fruit?"
+        weighted = [h.turn.id for h in recall_notes(memory, query, 3, weights=RecallWeights(recency=10.0))]
+        plain = [h.turn.id for h in recall_notes(memory, query, 3)]
+        assert weighted != plain  # the data tells the two apart, so the check below can fail
+        found = tools.recall(query, k=3)["memories"]
+        assert [h["id"] for h in found] == weighted and all("recency" in h["found_by"] for h in found)
+        assert tools.recall(query, k=3, until="2000-01-01")["memories"] == []  # since/until: the same recall, cut
+    finally:
+        tools.close()
