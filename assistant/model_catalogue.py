@@ -68,10 +68,16 @@ def find(name: str, extra: dict[str, CatalogueModel] | None = None) -> Catalogue
     return everything.get(name) or everything.get(name.lower())
 
 
+CATALOGUE_BY_LOWER = {n.lower(): m for n, m in CATALOGUE.items()}
+
+
 def custom(name: str, repo: str, filename: str, sha256: str | None = None) -> CatalogueModel:
     """An entry for a GGUF that is not in the catalogue (`memchat model pull NAME --repo R --file F`)."""
     if not name or "/" in name or name.startswith(".") or name.lower() == PACKAGED:
         raise ValueError(f"{name!r} cannot name a model: use letters, digits, dots and dashes")
+    if name.lower() in CATALOGUE_BY_LOWER:  # `list` would show the catalogue's licence for another file
+        raise ValueError(f"{name!r} is the catalogue's name for {CATALOGUE_BY_LOWER[name.lower()].repo}: "
+                         "give your GGUF another name")
     if not filename.endswith(".gguf"):
         raise ValueError(f"--file {filename!r}: memchat runs GGUF files (a name ending in .gguf)")
     if sha256 is not None and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower())):

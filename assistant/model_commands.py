@@ -46,7 +46,7 @@ def add_model_parser(commands, common: argparse.ArgumentParser) -> None:
                                        "and --model override it.")
     p.add_argument("name", help="a downloaded model's name, smollm2-135m, or a path")
     p = actions.add_parser("remove", parents=[common], help="delete a downloaded model and its converted copies")
-    p.add_argument("name")
+    p.add_argument("name", help="a downloaded model's name, as `memchat model list` shows it (never a path)")
 
 
 def run_model_command(args, settings: Settings) -> int:

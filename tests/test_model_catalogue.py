@@ -12,8 +12,8 @@ import pytest
 
 from assistant.backends.local import choose_runtime, packaged_gguf
 from assistant.backends.onnx_engine import built_path
-from assistant.model_catalogue import CATALOGUE
-from assistant.model_store import RECORD, converted_dir, file_sha256
+from assistant.model_catalogue import CATALOGUE, custom
+from assistant.model_store import RECORD, ModelStoreError, converted_dir, downloads_dir, file_sha256, remove
 from tests.conftest import MEMCHAT, REPO
 from tests.hf_hub_standin import HubFile, HubStandIn
 
@@ -212,3 +212,26 @@ def test_the_engines_stop_at_each_familys_end_of_turn_token(tmp_path):
     assert with_turn_ends(2, chatml) == 2
     assert with_turn_ends([128001], llama) == [128001, 128009]
     assert with_turn_ends(5, tmp_path / "no-tokenizer") == 5
+
+
+def test_remove_takes_a_downloaded_name_never_a_path(tmp_path):
+    """`model use` takes a path, so `model remove ~/models` is a natural thing to type: it must not
+    delete that directory, nor `..` the whole model cache."""
+    cache = tmp_path / "cache"
+    downloads_dir(cache).mkdir(parents=True)
+    (cache / "embedder").mkdir()
+    (cache / "embedder" / "weights.bin").write_bytes(b"keep")
+    elsewhere = tmp_path / "my-models"
+    elsewhere.mkdir()
+    (elsewhere / "mine.gguf").write_bytes(b"GGUF")
+    for name in (str(elsewhere), "..", ".", "", "../embedder", str(downloads_dir(cache))):
+        with pytest.raises(ModelStoreError, match="is not downloaded"):
+            remove(cache, name)
+    assert (elsewhere / "mine.gguf").read_bytes() == b"GGUF" and (cache / "embedder" / "weights.bin").exists()
+
+
+def test_a_custom_pull_cannot_take_a_catalogue_name():
+    name = next(iter(CATALOGUE))
+    with pytest.raises(ValueError, match="catalogue's name"):
+        custom(name.upper(), "someone/else", "x.gguf")
+    assert custom("my-model", "someone/else", "x.gguf").repo == "someone/else"
