@@ -98,7 +98,7 @@ _NOT_BARE = {"the", "this", "that", "these", "those", "a", "an", "it", "its", "i
              "hearing", "reading", "to", "that's", "having", "getting", "knowing", "and", "so", "too", "more", "each",
              "is", "are", "was", "were", "be", "been", "about", "of", "for", "with", "at", "in", "on", "from", "by",
              "because", "as", "than", "us", "me", "myself", "doing", "going", "there", "here", "why", "which", "some",
-             "one", "my", "all", "so", "very", "much", "lots", "most", "seeing", "watching", "working", "spending"}
+             "one", "my", "all", "very", "much", "lots", "most", "seeing", "watching", "working", "spending"}
 _SUBJECTS = {"it", "he", "she", "that", "which", "who", "what", "this", "one"}
 
 
