@@ -11,13 +11,20 @@ when it is
   every answer") or a generic object ("keep answers short", "avoid exclamation marks in your
   responses"); a prohibition about style ("don't use American spelling"); a name to be called by;
   or a rule for a kind of request ("when I ask for a recipe, list the ingredients first");
+  an opener may go before it ("FYI, ...", "Unrelated, but ..."), a quantified kind makes it general
+  ("for every task you suggest", "anything you write"), as do a kind named first ("for recipes,
+  list the ingredients first"), a rule for "any emails you draft ... should" and a verbless request
+  for a kind ("temperatures in Celsius, please") count too;
 - or the person's own preference or identity: "I prefer / I'd rather / I hate ..." about something
-  general, "I'm vegetarian / allergic to / lactose intolerant", "I don't eat pork", "my pronouns".
+  general, "I love / like / enjoy" a kind named bare ("spicy food", "everything in dark mode"),
+  "my favourite X is", "I'm a big X fan", "I'm vegetarian / allergic to / scared of / left-handed",
+  "I don't eat pork", "my pronouns".
 
 A sentence that asks something, or names a one-off time ("this week", "tomorrow", "for now"), does
 not propose; nor does a clause about one thing at hand ("keep this short", "I prefer the blue one").
 A habit that is no instruction ("I always forget my keys") has a habitual marker but neither form.
-Measured on tests/data/standing-statements.jsonl and, for false proposals, on the person's turns of
+Measured on tests/data/standing-statements.jsonl, the planted statements of the person-and-assistant
+set (data/assistant-set-*.json) and, for false proposals, on the person's turns of
 data/sample-memories.jsonl and LoCoMo (docs/answers.md).
 """
 from __future__ import annotations
