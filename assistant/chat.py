@@ -19,7 +19,7 @@ from assistant.config import MEMORY_MODES
 from assistant.failures import one_line
 from assistant.localtime import person_tz
 from assistant.notes import asks_about_now, asks_about_time
-from assistant.prompt import PromptReport, build_prompt
+from assistant.prompt import PromptReport, build_prompt, pin_room
 from assistant.standing import pins_for_prompt, reads_as_standing
 from memory.changes import supersessions
 from memory.errors import BadInput
@@ -139,7 +139,8 @@ class ChatService:
             dated = window is not None or asks_about_time(text)
             pinned: frozenset[int] = frozenset()
             if mode != "off" and use_memory:  # the standing memories that fit: every prompt's
-                pins, pinned = pins_for_prompt(self.memory, text, self.pin_tokens, self.backend.count_tokens,
+                room = pin_room(text, self.token_budget, self.pin_tokens, self.backend.count_tokens, now, self.tz)
+                pins, pinned = pins_for_prompt(self.memory, text, room, self.backend.count_tokens,
                                                *((now, self.tz) if dated else (None, None)))
             if log is self.memory and reads_as_standing(text) and text not in {t.text for t in self.memory.pins()}:
                 proposal = user_turn.id  # proposed, never pinned without the person's word

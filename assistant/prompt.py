@@ -84,6 +84,18 @@ class PromptReport:
         return self.__dict__.copy()
 
 
+def pin_room(message: str, budget: int, pin_budget: int, count_tokens: Callable[[str], int],
+             now: float | None = None, tz=None) -> int:
+    """The tokens the standing memories may take in a prompt for `message`: their own budget, or less
+    when the whole budget leaves less beside the system prompt and the message (as build_prompt
+    counts them), so that the chat picks the pins that will really fit before it recalls."""
+    tz = tz or timezone.utc
+    system = SYSTEM_PROMPT.format(today=datetime.fromtimestamp(time.time() if now is None else now, tz)
+                                  .strftime("%A %d %B %Y"))
+    used = count_tokens(system) + count_tokens(message) + 8
+    return min(pin_budget, budget - used - count_tokens(PINS_RULE))
+
+
 def fit_pins(pins: list[Hit], budget: int, count_tokens: Callable[[str], int], now: float | None = None,
              tz=None) -> list[Hit]:
     """The standing memories that fit in `budget` tokens, taken in the order given (the chat gives
@@ -130,7 +142,7 @@ def build_prompt(message: str, memories: list[Hit], recent: list[Turn], budget: 
     earlier = set(superseded)
     used = count_tokens(system) + count_tokens(message) + 8  # + the chat template's role markers
     rule_cost = count_tokens(PINS_RULE)
-    kept_pins = fit_pins(pins, min(pin_budget, budget - used - rule_cost), count_tokens, *when)
+    kept_pins = fit_pins(pins, min(pin_budget, budget - used - rule_cost), count_tokens, *when)  # = pin_room
     pin_cost = _pins_cost(kept_pins, count_tokens, *when)
     if kept_pins:
         used += rule_cost + pin_cost

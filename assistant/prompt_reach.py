@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.chat import recall_notes
-from assistant.prompt import build_prompt
+from assistant.prompt import build_prompt, pin_room
 from assistant.standing import pins_for_prompt, reads_as_standing
 from memory.evaluate import question_kind
 from memory.io import locomo_turns
@@ -52,7 +52,8 @@ def prompt_reach(samples: list[dict], embedder, k: int, token_budget: int, pin_t
                     if not qa.get("evidence"):
                         continue
                     question = str(qa["question"])
-                    pins, pinned = (pins_for_prompt(memory, question, pin_tokens, count_tokens) if pin
+                    room = pin_room(question, token_budget, pin_tokens, count_tokens)
+                    pins, pinned = (pins_for_prompt(memory, question, room, count_tokens) if pin
                                     else ([], frozenset()))
                     notes = recall_notes(memory, question, k, exclude=pinned)
                     _, report = build_prompt(question, notes, [], token_budget, count_tokens, pins=pins,

@@ -47,9 +47,9 @@ _NEGATIONS = ("don't", "dont", "do not", "never", "stop", "avoid", "no more")
 _INSTRUCTION_VERBS = set("""answer reply respond write format use give keep call address refer explain show tell list
 include mention suggest recommend spell convert measure translate summarize summarise avoid stop add put cite quote
 speak talk assume treat remind ask greet end start begin make skip say be provide offer round express present sign
-describe check double-check stick limit prefix label number mark wrap highlight bold skip omit drop leave""".split())
+describe check double-check stick limit prefix label number mark wrap highlight bold omit drop""".split())
 # Verbs of leaving out: what they leave out is a kind even after "the" ("skip the pleasantries").
-_OMISSION_VERBS = {"skip", "omit", "drop", "leave", "avoid"}
+_OMISSION_VERBS = {"skip", "omit", "avoid"}
 # Style verbs: forbidding one is lasting by nature ("don't use American spelling").
 _STYLE_VERBS = set("use include add put mention suggest recommend apologize apologise repeat say swear round "
                    "abbreviate capitalize capitalise start begin end sign".split())
@@ -71,11 +71,18 @@ _RULE_FOR_REQUESTS = re.compile(r"\b(when(?:ever)?|every time|each time|if) (?:i
 # A kind of thing framed first, then what to do with it: "for recipes, list the ingredients first".
 _FOR_A_KIND = re.compile(r"(?:for|in|with) (?:any |all |my )?[a-z-]+s$")
 # Things of a kind named by a quantifier: "every task you suggest", "any times", "anything you write".
-_QUANTIFIED = re.compile(r"\b(?:(?:every|each|any|all) (?!time\b|other\b|of\b)[a-z-]+|anything|everything|whatever)\b")
+_QUANTIFIED = re.compile(
+    r"\b(?:(?:every|each|any|all) (?!the\b|of\b|my\b|your\b|time\b|other\b)[a-z-]+(?: [a-z-]+)? (?:you|i)\b|"
+    r"(?:anything|everything|whatever) (?:you|i)\b|(?:every|each|any|all) (?:answers?|repl(?:y|ies)|responses?|messages?)\b)")
 # A rule put as what things of a kind should be: "any emails you draft for me should be formal".
-_RULE_FOR_KIND = re.compile(r"^(?:any|all|every|each) [a-z -]*?\b(?:should|must|need to|have to)\b")
+_RULE_FOR_KIND = re.compile(r"^(?:any|all|every|each) (?!of\b)[a-z -]*?\byou\b[a-z -]*?\b(?:should|must|need to|have to)\b")
 # A request without a verb, for things of a kind: "temperatures in celsius, please", "portions for two by default".
 _VERBLESS = re.compile(r"^(?:[a-z-]+ )?[a-z-]+s (?:in|for|as|at|with|under|over) ")
+# What a verbless "X in Y, please" asks for as a standing matter: a unit, a language, a format.
+_FORMS = re.compile(
+    r"\b(?:celsius|fahrenheit|metric|imperial|kilo\w*|miles|grams|kg|pounds|ounces|litres|liters|cups|euros?|dollars|"
+    r"pounds|yen|utc|cet|est|pst|english|british|american|french|german|spanish|italian|dutch|portuguese|"
+    r"japanese|chinese|bullet points?|plain text|markdown|tables?|lists?|numbers?|digits|words|24-hour|12-hour)\b")
 # The person's own preference, about something general (not "the blue one").
 _PREFERENCE = re.compile(
     r"\bi(?:'d| would)? (?:really |much |strongly |generally |absolutely |just |always )?(?:prefer|rather|hate|dislike|"
@@ -85,14 +92,15 @@ _PREFERENCE = re.compile(
 # spicy food", "I like everything in dark mode"), not "I love this" / "I want the blue one" / "I
 # like your idea"; "want" only with "always" / "never" ("I always want a window seat").
 _WEAK_PREFERENCE = re.compile(r"\b(?:like|love|adore|enjoy|want)$")
-_FAVOURITE = re.compile(r"\bmy (?:all-time )?favou?rite (?:\w+ ){0,2}(?:is|are)\b|\b(?:is|are) my (?:all-time )?favou?rite\b|"
+_FAVOURITE = re.compile(r"\bmy (?:all-time )?favou?rite (?!memory|memories|moment|part|thing|day|time|person|people)(?:\w+ ){0,2}(?:is|are)\b|\b(?:is|are) my (?:all-time )?favou?rite\b|"
                         r"\b(?:i'm|i am) (?:a |an )?(?:big |huge |massive |lifelong )?(?:\w+ )?fan\b")
 _COMPARED = re.compile(r"\b(?:to|over|rather than|instead of)\b|\bthe \w+er the better\b")
 # What the person is, eats or cannot have: it holds for every answer that touches it.
 _IDENTITY = re.compile(
     r"\b(?:i'm|i am)(?: a| an| strictly| mostly)? (?:vegetarian|vegan|pescatarian|gluten[- ]free|lactose[- ]intolerant|"
     r"diabetic|coeliac|celiac|teetotal|kosher|halal|allergic to|intolerant to|colou?r[- ]?blind|dyslexic|"
-    r"a beginner|new to|not a native|hard of hearing|scared of|afraid of|terrified of|left-handed|right-handed|"
+    r"a beginner|new to|not a native|hard of hearing|(?:scared|afraid|terrified) of (?!what|how|losing|being|you|him|her|them|it\b)|"
+    r"left-handed|right-handed|"
     r"an early bird|a night owl|a morning person|a night person)\b"
     r"|\bi (?:don't|do not|can't|cannot|never|won't) (?:eat|drink|have|touch)\b|\bmy pronouns are\b")
 _DETERMINERS = {"the", "this", "that", "these", "those", "a", "an", "one", "two", "three", "four", "five", "six",
@@ -106,6 +114,7 @@ _NOT_BARE = {"the", "this", "that", "these", "those", "a", "an", "it", "its", "i
              "is", "are", "was", "were", "be", "been", "about", "of", "for", "with", "at", "in", "on", "from", "by",
              "because", "as", "than", "us", "me", "myself", "doing", "going", "there", "here", "why", "which", "some",
              "one", "my", "all", "very", "much", "lots", "most", "seeing", "watching", "working", "spending"}
+_PERSONS = {"he", "she", "you", "they", "him", "her", "them", "who"}  # "he is my favourite"
 _SUBJECTS = {"it", "he", "she", "that", "which", "who", "what", "this", "one"}
 
 
@@ -171,8 +180,10 @@ def _prefers_in_general(sentence: str, habitual: bool) -> bool:
         if _AT_HAND.search(what):
             continue
         first = _words(re.split(r",", what)[0])
-        if re.search(r"(?:'d|would) \w+$", found.group(0)):  # "I'd like answers in French", not "I'd like to"
+        if re.search(r"(?:'d|would) like$", found.group(0)):  # "I'd like answers in French", not "I'd like to"
             general = first[:1] != ["to"] and (_generic_object(_words(what)) or re.search(r"\byou\b", what))
+        elif re.search(r"(?:'d|would) (?:love|adore|enjoy|want)$", found.group(0)):  # a wish, unless about answers
+            general = first[:1] != ["to"] and re.search(r"\b(?:you|answers?|repl(?:y|ies)|responses?)\b", what) is not None
         elif found.group(0).endswith("want"):
             general = habitual  # "I always want a window seat"; "I want the report" is a request
         else:
@@ -185,16 +196,20 @@ def _prefers_in_general(sentence: str, habitual: bool) -> bool:
         if general:
             return True
     favourite = _FAVOURITE.search(sentence)
-    return favourite is not None and not _AT_HAND.search(sentence[:favourite.start()])
+    if favourite is None or re.search(r"\bfan of (?:you|yours|your|his|her|their|him|them)\b", sentence):
+        return False  # "I'm a big fan of your work" is praise
+    before = _words(sentence[:favourite.start()])
+    return not _AT_HAND.search(sentence[:favourite.start()]) and not (before and before[-1] in _PERSONS)
 
 
-def _clause_proposes(clause: str, habitual: bool, asked: bool) -> bool:
+def _clause_proposes(clause: str, habitual: bool, asked: bool, lasting: bool) -> bool:
     words = _words(clause)
     if not words:
         return False
     if _IDENTITY.search(clause) or _NAMING.search(clause) or _RULE_FOR_KIND.search(clause):
         return True
-    if asked and _VERBLESS.match(clause) and _generic_object(words[:2]) and words[0] not in _SUBJECTS:
+    if (_VERBLESS.match(clause) and _generic_object(words[:2]) and words[0] not in _SUBJECTS
+            and (lasting or (asked and _FORMS.search(clause)))):
         return True
     if habitual and words[0] == "no" and len(words) > 1:
         return True  # a verbless prohibition: "no emojis, ever"
@@ -205,8 +220,13 @@ def _clause_proposes(clause: str, habitual: bool, asked: bool) -> bool:
         return False  # "keep this short"; but "keep it brief from now on", "convert any times to it"
     if habitual or quantified or _generic_object(words[1:]):
         return True
-    if verb in _OMISSION_VERBS and any(len(w) > 3 and w.endswith("s") and not _NOT_PLURAL.search(w) for w in words[1:]):
-        return True
+    if verb in _OMISSION_VERBS:  # "skip the pleasantries", "skip the medical disclaimers"; not "skip the first two steps"
+        after = words[words.index(verb) + 1:] if verb in words else []
+        after = after[1:] if after[:1] == ["the"] else after
+        kind = after[:2] if len(after) > 1 and not _NOT_PLURAL.search(after[0]) and not after[0].endswith("s") else after[:1]
+        if kind and len(kind[-1]) > 3 and kind[-1].endswith("s") and not _NOT_PLURAL.search(kind[-1]) \
+                and not set(kind) & (_DETERMINERS | {"first", "last", "next", "other"}):
+            return True
     return negated and verb in _STYLE_VERBS
 
 
@@ -225,8 +245,9 @@ def reads_as_standing(text: str) -> bool:
         framed = _RULE_FOR_REQUESTS.match(sentence) or (clauses and _FOR_A_KIND.fullmatch(clauses[0]))
         if framed and len(clauses) > 1 and _imperative(_words(clauses[1]))[0]:
             return True  # "when I ask for a recipe, list the ingredients first"; "for recipes, list ..."
-        asked = re.search(r"\bplease\b", sentence) is not None or _LASTING.search(sentence) is not None
-        if _prefers_in_general(sentence, habitual) or any(_clause_proposes(c, habitual, asked) for c in clauses):
+        asked = re.search(r"\bplease\b", sentence) is not None
+        lasting = _LASTING.search(sentence) is not None
+        if _prefers_in_general(sentence, habitual) or any(_clause_proposes(c, habitual, asked, lasting) for c in clauses):
             return True
     return False
 
@@ -248,7 +269,8 @@ def pins_for_prompt(memory, message: str, budget: int, count_tokens, now: float 
     turns that recall must not give as notes: those in the prompt and those a newer pin replaced.
     All of them when they fit, else the ones nearest the message in meaning first (a person with
     many standing memories asks about one thing at a time; "I'm vegetarian" for a recipe); a pin
-    left out for room stays recallable as a note."""
+    left out for room stays recallable as a note (with a budget of 0, none is in the prompt and
+    none is recalled, as before pins had a budget). `budget`: prompt.pin_room, the room left."""
     pins, pinned = standing_memories(memory)
     if budget <= 0:
         return [], frozenset(pinned)
@@ -260,9 +282,10 @@ def pins_for_prompt(memory, message: str, budget: int, count_tokens, now: float 
 
 
 def _nearest_first(memory, message: str, pins: list[Hit]) -> list[Hit]:
-    try:
-        query = memory.embedder.encode_query(message)  # the chat just stored the message: cached
-    except Exception:  # an embedding provider that is down: keep the newest first
+    # Through the provider watch, as recall asks: a provider that is down answers None at once
+    # (keep the newest first) instead of holding the message for its timeout.
+    query = memory.provider.query_encoder(memory.embedder)(message)
+    if query is None:
         return pins
     vectors = memory.vectors(h.turn.id for h in pins)
     def similarity(hit: Hit) -> float:

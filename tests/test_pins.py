@@ -14,7 +14,7 @@ import pytest
 from assistant.backends.gemini import GeminiBackend
 from assistant.chat import ChatService
 from assistant.cli import main
-from assistant.prompt import NOTES_HEADING, PINS_HEADING, PINS_RULE, build_prompt
+from assistant.prompt import NOTES_HEADING, PINS_HEADING, PINS_RULE, build_prompt, pin_room
 from assistant.standing import pins_for_prompt, standing_memories
 from memory.errors import BadInput, NotFound
 from memory.memory import Memory
@@ -185,6 +185,25 @@ def test_when_the_standing_memories_do_not_all_fit_the_nearest_to_the_message_go
     kept, _ = pins_for_prompt(memory, "How should I format this Python function?", room, count)
     assert turns[1].id in [h.turn.id for h in kept] and [h.turn.id for h in kept] != newest
     assert pins_for_prompt(memory, "Hello", 0, count) == ([], frozenset(t.id for t in turns))
+
+
+def test_the_whole_budget_bounds_which_pins_are_chosen_and_none_is_lost(memory):
+    """A long message leaves less than the pins' own budget: the chat picks the pins by that room
+    (nearest first), so the prompt holds all it picked and the rest stay recallable."""
+    said = ["I'm vegetarian.", "Keep answers short.", "Call me Sam.", "Always format code with syntax highlighting.",
+            "Use British spelling in everything you write."]
+    turns = [memory.remember(text, created_at=time.time() - (len(said) - n) * 86_400) for n, text in enumerate(said)]
+    for turn in turns:
+        memory.pin(turn.id)
+    count = lambda text: len(text.split())  # noqa: E731
+    message = "What should I cook tonight? " + "I have rice, beans and peppers in the cupboard. " * 8
+    budget = 10_000 - pin_room(message, 10_000, 10_000, count) + 25  # room for a few pins beside the message
+    room = pin_room(message, budget, 200, count)
+    assert 0 < room < 200
+    kept, excluded = pins_for_prompt(memory, message, room, count)
+    _, report = build_prompt(message, [], [], budget, count, pins=kept, pin_budget=200)
+    assert turns[0].id in report.pin_ids and sorted(report.pin_ids) == sorted(h.turn.id for h in kept)
+    assert excluded == set(report.pin_ids)  # the others may come back as notes
 
 
 def test_no_proposal_for_an_ordinary_message_a_private_one_or_an_incognito_one(memory):

@@ -76,7 +76,13 @@ def test_the_forms_a_person_uses_with_an_assistant_are_proposed(text):
 @pytest.mark.parametrize("text", [
     "I love this!", "I love how that turned out.", "I'd like a table for two.", "I want the report by Friday.",
     "That is my favourite.", "Two coffees, please.", "I love you guys.", "Skip the first two steps this time.",
-    "My favourite part was the ending.", "Kids, please stop.",
+    "My favourite part was the ending.", "Kids, please stop.", "Skip the first two steps.",
+    # one-off requests and chit-chat in the forms the rule reads (a quantifier, "please", a modal, "leave")
+    "Tell me everything about Rome.", "Give me all the details.", "List every step.", "Make every day count!",
+    "Tickets for two, please.", "Restaurants in Lisbon, please.", "All of us should go out sometime.",
+    "Every artist should find their voice.", "Leave the keys on the table.", "Drop the kids off at 5.",
+    "I'm a big fan of your work.", "He is my favourite.", "My favourite memory is when we went camping.",
+    "I'm afraid of losing you.", "I'd love some help with my taxes.",
 ])
 def test_liking_one_thing_at_hand_is_not(text):
     assert not reads_as_standing(text)
@@ -98,8 +104,8 @@ def test_few_of_the_sample_memories_are_proposed_and_rightly():
 def test_what_friends_say_to_each_other_is_rarely_proposed():
     """LoCoMo's turns are two friends talking, none addressed to an assistant: each proposal there
     would be memchat asking the person about a message that was not for it, so the rate is capped
-    at one message in 50. Measured 22 of 1,451 (1.52 %): 12 encouragement or advice to the friend
-    ("keep going and never give up!"), 9 the speaker's own lasting likings ("I love live music",
+    at one message in 50. Measured 22 of 1,451 (1.52 %): about 10 encouragement or advice to the
+    friend ("keep going and never give up!"), 11 the speaker's own likings ("I love live music",
     "I'm a big fan of pottery"), which are right to propose to a person saying them to memchat, and
     a quoted sign. Before likings and favourites were proposed (#23): 11 (0.76 %)."""
     records = read_records(LOCOMO).records
