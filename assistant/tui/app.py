@@ -142,6 +142,8 @@ class MemchatApp(App):
             self.call_from_thread(self._load_failed, one_line(exc))
 
     def _models_ready(self, seconds: float) -> None:
+        if self.closing_down():  # loaded as the app closed: nothing left to show it in
+            return
         self.ready = True
         self.load_error = None
         status = self.query_one(StatusBar)
@@ -154,6 +156,8 @@ class MemchatApp(App):
 
     def _load_failed(self, message: str) -> None:
         self.load_error = message
+        if self.closing_down():
+            return
         self.query_one(StatusBar).state = "not ready"
         self.notify(message, title="cannot start the backend", severity="error", timeout=15)
         if self.memory is not None:
@@ -178,11 +182,15 @@ class MemchatApp(App):
 
         self.run_worker(run, thread=True, group="store")
 
+    def closing_down(self) -> bool:
+        """Whether the app is quitting or its widgets are being torn down (a test's exit included)."""
+        return self.quitting or not self.is_running or bool(self._exit_renderables) or self.return_code is not None
+
     def _show_result(self, then: Callable, result) -> None:
         try:
             then(result)
         except NoMatches:  # the app closed while the job ran: its widgets are gone, nothing to draw
-            if not (self.quitting or self._exit_renderables or self.return_code is not None):
+            if not self.closing_down():
                 raise
 
     def refresh_lists(self) -> None:
@@ -230,13 +238,15 @@ class MemchatApp(App):
             reply = self.conversation.send(outgoing, cancel=cancel,
                                            on_chunk=lambda chunk: self.post_message(self.ReplyChunk(chunk)))
         self.post_message(self.ReplyDone(reply))
+        with self.store_lock:  # the reply's vector, once the person has the reply
+            self.conversation.settle()
 
     async def on_memchat_app_reply_chunk(self, message: ReplyChunk) -> None:
-        if not self.quitting:
+        if not self.closing_down():
             await self.query_one(Transcript).append_reply(message.chunk)
 
     async def on_memchat_app_reply_done(self, message: ReplyDone) -> None:
-        if self.quitting:  # the reply was stored by the worker; the screen is going away
+        if self.closing_down():  # the reply was stored by the worker; the screen is going away
             self.conversation.replying = False
             return
         reply = message.reply
