@@ -18,9 +18,10 @@ from memory.errors import BadInput
 from tests.conftest import REPO
 
 LOOP = "The tree was a white tree with a white face."  # what SmolLM2 wrote over and over (issue #25)
-# Greedy SmolLM2 answers this with a sentence three times in 24 tokens ("I'm so glad you're here."
-# on ONNX Runtime, "I like cake." on torch).
-LOOPING_PROMPT = [{"role": "user", "content": "Repeat after me: I like cake. I like cake. I like cake."}]
+# Which prompt makes greedy SmolLM2 loop depends on the engine and on the CPU's kernels (int4
+# on AVX2 and on AVX-512 round differently): the knobs are tried on the first of the project's
+# own open prompts that loops without them, with a reply long enough (64 tokens) to loop in.
+PROMPTS = load_prompts(REPO / "data" / "repetition-prompts.txt")
 
 
 # -- the measure --------------------------------------------------------------------------------
@@ -77,26 +78,34 @@ def test_the_torch_processor_leaves_the_prompt_alone():
 
 
 # -- both engines, greedy -----------------------------------------------------------------------
-def _reply(backend, **knobs) -> tuple[str, list[int]]:
+def _reply(backend, prompt: str, **knobs) -> tuple[str, list[int]]:
     knobs = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, **knobs}  # each knob alone, the other off
-    options = GenerationOptions(greedy=True, max_new_tokens=24, **knobs)
-    text = "".join(backend.stream(LOOPING_PROMPT, options, threading.Event(), StreamState()))
+    options = GenerationOptions(greedy=True, max_new_tokens=64, **knobs)
+    text = "".join(backend.stream([{"role": "user", "content": prompt}], options, threading.Event(), StreamState()))
     tokenizer = backend.engine._tokenizer
     ids = tokenizer.encode(text).tolist() if backend.runtime == "onnx" else tokenizer(text, add_special_tokens=False)["input_ids"]
     return text, ids
 
 
+def _a_looping_prompt(backend) -> tuple[str, str, list[int]]:
+    for prompt in PROMPTS[:12]:
+        plain, ids = _reply(backend, prompt)
+        if loops(plain, n=3):
+            return prompt, plain, ids
+    pytest.fail("none of the first 12 prompts loops without the knobs (the premise of the test)")
+
+
 @pytest.mark.parametrize("engine", ["onnx_backend", "torch_backend"])
 def test_each_knob_stops_the_loop_on_both_engines(engine, request):
     backend = request.getfixturevalue(engine)
-    plain, plain_ids = _reply(backend)
+    prompt, plain, plain_ids = _a_looping_prompt(backend)
     trigrams = Counter(zip(plain_ids, plain_ids[1:], plain_ids[2:]))
-    assert loops(plain, n=3) and max(trigrams.values()) >= 2, plain  # the model loops without the knobs
+    assert max(trigrams.values()) >= 2, plain  # the loop is there in tokens too
 
-    penalized, _ = _reply(backend, repetition_penalty=2.0)
+    penalized, _ = _reply(backend, prompt, repetition_penalty=2.0)
     assert not loops(penalized, n=3) and penalized != plain, penalized
 
-    blocked, ids = _reply(backend, no_repeat_ngram_size=3)
+    blocked, ids = _reply(backend, prompt, no_repeat_ngram_size=3)
     assert max(Counter(zip(ids, ids[1:], ids[2:])).values()) == 1, blocked  # no run of 3 tokens twice
     assert blocked != plain and len(ids) > 8  # the reply goes on, only without the repeats
 
