@@ -186,8 +186,11 @@ class ChatService:
             if status == "ok":
                 status, error = "failed", "the model returned no text"
             stored_text = "(stopped before any text)" if status == "stopped" else f"(no reply: {error})"
+        # Committed now; embedded once the person has the reply (Memory.embed_deferred, called by the
+        # face after showing it, and at close), off the turn's critical path.
+        later = {"embed_later": True} if log is self.memory else {}
         reply_turn = log.remember(
-            stored_text, "assistant", conversation_id, status=status, backend=self.backend.name,
+            stored_text, "assistant", conversation_id, **later, status=status, backend=self.backend.name,
             model=self.backend.model, tokens=state.usage.get("completion_tokens"),
             meta={"memories": [h.turn.id for h in hits if h.turn.id > 0], "usage": state.usage,
                   **({"error": error} if error else {}), **({"finish_reason": "length"} if cut else {})},

@@ -1,7 +1,8 @@
 """`memchat bench --chat`: the cost of one chat turn apart from generation, and the local model's speed.
 
-Overhead = store the user turn + recall + build the prompt + store the reply, measured by
-ChatService's own timings on a store of `size` generated memories (with cached embeddings), using
+Overhead = store the user turn + recall + build the prompt + store the reply (committed, not yet
+embedded: the person waits for none of that), measured by ChatService's own timings; after_return
+is the reply's embedding, done once the turn has returned on a store of `size` generated memories (with cached embeddings), using
 the real local backend asked for a single token so generation barely counts. Then the local model
 on each engine (the one this CPU chooses first): load time from its cache in this process, time
 to first token for a 300-token prompt, decoding tokens/s after the first token, tokens/s overall.
@@ -44,11 +45,15 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
             overhead, laps = [], {}
             for n, question in enumerate(questions):
                 reply = service.ask(question, conversation)
+                started = time.perf_counter()
+                memory.embed_deferred()  # the reply's vector, after the turn returned (as the faces do)
+                after = (time.perf_counter() - started) * 1000
                 conversation = reply.conversation_id if n % 10 else None  # a new conversation now and then
                 if n >= 5:  # the first turns warm caches up
                     overhead.append(reply.timings["overhead_ms"])
                     for lap in ("store_user_ms", "recall_ms", "prompt_ms", "store_reply_ms"):
                         laps.setdefault(lap, []).append(reply.timings[lap])
+                    laps.setdefault("after_return_ms", []).append(after)
                 progress("chat turns", n + 1, len(questions))
         chosen = backend.runtime
         # Both engines, the chosen one first: each CPU's figures for the path it does not take too.

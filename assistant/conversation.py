@@ -80,6 +80,14 @@ class Conversation:
         self.last_turn_id, self.last_private, self.proposal = reply.user_turn_id, outgoing.private, reply.proposal
         return reply
 
+    def settle(self) -> None:
+        """After the reply is shown: embed what the turn committed without its vector (the reply).
+        Its own error boundary: a failure is a notice, and the turn waits to be embedded later."""
+        try:
+            self.service.memory.embed_deferred()
+        except Exception as exc:
+            self.service.memory.notices.append(f"the reply is stored but not embedded yet: {one_line(exc)}")
+
     def store_unsent(self, memory) -> int:
         """At quit: keep the messages still waiting (never answered) as turns of `memory`, so nothing
         typed is lost, marked unsent; private ones and those of a session or stateless conversation

@@ -70,6 +70,7 @@ def run_soak(turns: int, embedder: Embedder, progress, seed: int = 5) -> dict:
                 if done >= turns:
                     break
                 reply = service.ask(text, conversation)
+                memory.embed_deferred()  # as every face does once the reply is shown
                 conversation = None if n % 10 == 9 else reply.conversation_id  # 20 turns a conversation
                 done += 2
                 if done % forget_every == 0 and done > forget_every:

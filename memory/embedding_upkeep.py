@@ -1,6 +1,7 @@
-"""Keeping a memory's vectors in step with its embedding model: a re-embed after a change of
-provider or model, the catch-up of turns stored while the provider could not be reached, and
-the watch on whether it can be reached.
+"""Keeping a memory's vectors in step with its embedding model: the check that they are the
+configured model's, a re-embed after a change of provider or model, the catch-up of turns stored
+while the provider could not be reached or embedded just after their commit (a chat reply), and
+the watch on whether the provider can be reached.
 
 Both go through the write path a new turn takes (`embed_chunks`, then the embedding-row insert in
 memory/writing.py); neither keeps a second copy of split, encode or insert. Split from Memory
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import func, select
+
 from memory import pending
-from memory.errors import EmbeddingUnavailable, storage_failures_named
-from memory.record import bump_generation, scrub, set_meta
+from memory.errors import EmbeddingUnavailable, ModelMismatch, storage_failures_named
+from memory.record import bump_generation, embeddings, get_meta, scrub, set_meta
 from memory.runtime.heap import release_freed_memory
 from memory.writing import commit_vectors, embed_chunks
 
@@ -57,6 +60,19 @@ class ProviderWatch:
         return encode
 
 
+def check_model(engine, model_id: str) -> None:
+    """Refuse to open a memory embedded with another model than the configured one, saying how to fix it."""
+    with engine.connect() as conn:
+        stored = get_meta(conn, "embed_model")
+        others = conn.execute(select(embeddings.c.model, func.count()).where(embeddings.c.model != model_id)
+                              .group_by(embeddings.c.model)).all()
+    if others or (stored and stored != model_id):
+        found = ", ".join(f"{m} ({n} vectors)" for m, n in others) or stored
+        raise ModelMismatch(
+            f"this store's memories were embedded with {found}, but the configured model is {model_id}; run "
+            f"`memchat memory reembed` to re-embed them with it, or set MEMCHAT_EMBED_MODEL={stored or others[0][0]}")
+
+
 def reembed(memory, progress, batch: int = REEMBED_BATCH) -> int:
     """Re-embed every turn with the configured model. Resumable: turns already embedded with it
     are skipped, so an interrupted run picks up where it stopped. Other processes wait."""
@@ -85,6 +101,7 @@ def reembed(memory, progress, batch: int = REEMBED_BATCH) -> int:
 def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH_UP_BATCH) -> int:
     """Embed up to `limit` turns stored while the provider was down; returns how many. Embedding
     happens before the lock is taken; if the provider is still down, they keep waiting."""
+    embed_deferred(memory)
     model = memory.embedder.model_id
     with memory.engine.connect() as conn:
         if not pending.may_wait(conn):
@@ -112,6 +129,35 @@ def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH
         done += len(rows)
         progress("embedding", done, max(todo, done))
     return done
+
+
+def embed_deferred(memory) -> int:
+    """Embed the turns committed a moment before their vectors (a chat reply, after its turn
+    returned; or what a crash left listed); returns how many. If the provider cannot be reached
+    now, they wait as turns stored during an outage do."""
+    model = memory.embedder.model_id
+    with memory.engine.connect() as conn:
+        listed = pending.deferred(conn)
+        rows = pending.lacking(conn, model, listed)  # forgotten or embedded since: nothing to do
+    if not listed:
+        return 0
+    try:
+        chunks, vectors = embed_chunks(memory.embedder, [body for _, body in rows]) if rows else ([], None)
+    except EmbeddingUnavailable:
+        memory.provider.answered(False)
+        chunks = None
+    with memory._lock.exclusive("storing turns"), storage_failures_named(memory.data_dir):
+        if chunks:
+            memory.index.refresh()
+            ids, vectors = commit_vectors(memory.engine, model, [turn_id for turn_id, _ in rows], chunks, vectors,
+                                          replace=False)
+            if len(ids):
+                memory.index.added(ids, vectors)
+        with memory.engine.begin() as conn:
+            if chunks is None:
+                pending.mark(conn)
+            pending.settle(conn, listed)
+    return len(rows) if chunks is not None else 0
 
 
 def _waiting(memory, n: int) -> list[tuple[int, str]]:

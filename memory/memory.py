@@ -26,10 +26,10 @@ from memory.datadir import DataDirLock
 from memory.dense_scores import window_vectors
 from memory.embedding import Embedder
 from memory.embedding_upkeep import ProviderWatch
-from memory.errors import ModelMismatch, NotFound, storage_failures_named
+from memory.errors import NotFound, storage_failures_named
 from memory.forgetting import delete_turns
 from memory.profiles import DB_NAME
-from memory.record import conversations, embeddings, get_meta, open_record, scrub, set_meta, turns
+from memory.record import conversations, embeddings, get_meta, in_list, open_record, scrub, set_meta, turns
 from memory.runtime.heap import release_freed_memory
 from memory.runtime.private_files import ensure_private_dir
 from memory.stores import StoreUnavailable
@@ -76,11 +76,13 @@ class Memory:
             except BaseException:
                 self._lock.close()
                 raise
+        if check_model:
+            self.embed_deferred()  # what a crash left committed but not embedded
 
     def _open(self, store, store_options, progress, check_model) -> None:
         self.engine = open_record(self.data_dir / DB_NAME)
         if check_model:
-            self._check_model()
+            embedding_upkeep.check_model(self.engine, self.embedder.model_id)
         with self.engine.begin() as conn:
             if get_meta(conn, "store_id") is None:  # names this store's tables in shared servers
                 set_meta(conn, "store_id", uuid.uuid4().hex[:12])
@@ -102,22 +104,6 @@ class Memory:
     @property
     def store_name(self) -> str:
         return self.index.name
-
-    # -- model identity ------------------------------------------------------------------------
-    def _check_model(self) -> None:
-        with self.engine.connect() as conn:
-            stored = get_meta(conn, "embed_model")
-            others = conn.execute(
-                select(embeddings.c.model, func.count()).where(embeddings.c.model != self.embedder.model_id)
-                .group_by(embeddings.c.model)
-            ).all()
-        if others or (stored and stored != self.embedder.model_id):
-            found = ", ".join(f"{m} ({n} vectors)" for m, n in others) or stored
-            raise ModelMismatch(
-                f"this store's memories were embedded with {found}, but the configured model is "
-                f"{self.embedder.model_id}; run `memchat memory reembed` to re-embed them with it, "
-                f"or set MEMCHAT_EMBED_MODEL={stored or others[0][0]}"
-            )
 
     # -- index upkeep --------------------------------------------------------------------------
     def sync_index(self, progress: Progress = _no_progress, force: bool = False) -> str:
@@ -151,11 +137,12 @@ class Memory:
         return taken
 
     # -- writing -------------------------------------------------------------------------------
-    def remember(self, text_: str, role: str = "user", conversation_id: str | None = None, **fields) -> Turn:
-        """Store one turn durably (SQL commit, then the index) and return it."""
+    def remember(self, text_: str, role: str = "user", conversation_id: str | None = None,
+                 embed_later: bool = False, **fields) -> Turn:
+        """Store one turn durably (SQL commit, then the index) and return it. `embed_later`: commit it
+        now, embed it when the caller calls embed_deferred (a chat reply, after its turn returned)."""
         turn = NewTurn(text=text_, role=role, conversation_id=conversation_id, **fields)
-        stored = self._store_batch([turn], skip_existing=False)
-        return stored[0]
+        return self._store_batch([turn], skip_existing=False, later=embed_later)[0]
 
     def remember_many(self, records: Iterable[NewTurn], total: int | None = None,
                       progress: Progress = _no_progress, batch_size: int = 256,
@@ -189,13 +176,13 @@ class Memory:
         release_freed_memory()  # the import's embedding buffers, freed but still held by malloc
         return ImportResult(added, skipped)
 
-    def _store_batch(self, batch: list[NewTurn], skip_existing: bool,
-                     vectors: np.ndarray | None = None) -> list[Turn]:
+    def _store_batch(self, batch: list[NewTurn], skip_existing: bool, vectors: np.ndarray | None = None,
+                     later: bool = False) -> list[Turn]:
         attempt = self.provider.may_try()  # not within moments of a provider failure
-        embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors, embed=attempt)  # no lock
+        embedded = embed_batch(self.engine, self.embedder, batch, skip_existing, vectors, attempt, later)  # no lock
         if embedded is None:
             return []
-        if attempt:
+        if attempt and not embedded.later:
             self.provider.answered(bool(embedded.chunks))
         with self._lock.exclusive("storing turns"), storage_failures_named(self.data_dir):
             self.index.refresh()  # new ids must extend what the index holds
@@ -209,6 +196,10 @@ class Memory:
     def embed_pending(self, progress: Progress = _no_progress, limit: int | None = None) -> int:
         """Embed up to `limit` turns stored while the provider was down; returns how many."""
         return embedding_upkeep.embed_pending(self, progress, limit)
+
+    def embed_deferred(self) -> int:
+        """Embed the turns stored with embed_later (and any a crash left so); returns how many."""
+        return embedding_upkeep.embed_deferred(self)
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         # Under the lock, like every write: a long forget elsewhere makes it wait with a message,
@@ -235,8 +226,7 @@ class Memory:
     def _fetch(conn, ids: list[int]) -> list[Turn]:
         if not ids:
             return []
-        rows = conn.execute(pinning.with_pins().where(turns.c.id.in_(ids))).all()
-        return [_turn(r) for r in rows]
+        return [_turn(r) for r in conn.exec_driver_sql(f"{pinning.WITH_PINS} WHERE turns.id IN {in_list(ids)}")]
 
     def vectors(self, turn_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """Each turn's unit vector (the mean of its windows' for a long turn), by id; a turn waiting
@@ -304,7 +294,7 @@ class Memory:
             vector_count = conn.execute(select(func.count()).select_from(embeddings)).scalar_one()
             model = get_meta(conn, "embed_model") or self.embedder.model_id
             dim = get_meta(conn, "embed_dim")
-            waiting = pending.count(conn, self.embedder.model_id) if pending.may_wait(conn) else 0
+            waiting = pending.count(conn, self.embedder.model_id) if pending.may_wait(conn) or pending.deferred(conn) else 0
         db = self.data_dir / DB_NAME
         try:
             with self._lock.shared():
@@ -322,7 +312,7 @@ class Memory:
             "index_kind": self.store.index_kind if indexed != 0 else "empty",
             "embed_model": model,
             "embed_dim": int(dim) if dim else None,
-            "pending_embeddings": waiting,  # stored while the embedding provider was down
+            "pending_embeddings": waiting,  # stored while the embedding provider was down, or just now
             "db_bytes": sum(p.stat().st_size for p in db.parent.glob(DB_NAME + "*") if p.is_file()),
             "index_bytes": self.store.disk_bytes(),
         }
@@ -377,6 +367,7 @@ class Memory:
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         if getattr(self, "index", None) is not None:
+            self.embed_deferred()  # a reply `memchat ask` printed before embedding it
             with self._lock.exclusive("closing"):
                 self.index.close()
             self.index = None

@@ -36,13 +36,15 @@ class EmbeddedBatch:
     fresh: list[tuple[NewTurn, str]]  # (record, content key)
     chunks: list[tuple[int, Span]]
     vectors: np.ndarray
+    later: bool = False  # no vectors yet by choice (memory/pending.py's deferred list), not an outage
 
 
 def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_existing: bool,
-                vectors: np.ndarray | None = None, embed: bool = True) -> EmbeddedBatch | None:
+                vectors: np.ndarray | None = None, embed: bool = True, later: bool = False) -> EmbeddedBatch | None:
     """Validate a batch, drop records already stored (or refuse them, unless skip_existing) and
     embed the rest (`embed=False`, or a provider that cannot be reached: no vectors yet, the
-    turns wait in memory/pending.py). Needs no lock: it is the slow part, and commit_batch checks again."""
+    turns wait in memory/pending.py; `later`: the caller embeds them just after the commit).
+    Needs no lock: it is the slow part, and commit_batch checks again."""
     now = time.time()
     prepared = []
     for record in batch:
@@ -73,7 +75,8 @@ def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
         chunks = [(i, Span(0, len(r.text))) for i, (r, _) in enumerate(fresh)]
         return EmbeddedBatch(fresh, chunks, np.ascontiguousarray(vectors[given], dtype=np.float32))
     waiting = EmbeddedBatch(fresh, [], np.zeros((0, 0), dtype=np.float32))  # stored now, embedded later
-    if not embed:
+    if not embed or later:
+        waiting.later = later and embed
         return waiting
     try:
         chunks, vectors = embed_chunks(embedder, [r.text for r, _ in fresh])
@@ -103,10 +106,12 @@ def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
         fresh, vectors = batch.fresh, batch.vectors
         if batch.chunks:
             _record_model(conn, model_id, vectors.shape[1])
-        else:
+        elif not batch.later:
             pending.mark(conn)
         _ensure_conversations(conn, [record for record, _ in fresh])
         turn_ids = _assign_turn_ids(conn, [record.id for record, _ in fresh])
+        if batch.later:
+            pending.defer(conn, turn_ids)
         stored = [Turn(id=turn_id, conversation_id=r.conversation_id, role=r.role, text=r.text,
                        created_at=r.created_at, status=r.status, backend=r.backend, model=r.model,
                        tokens=r.tokens, meta=r.meta, pinned_at=r.pinned_at)
@@ -131,8 +136,9 @@ def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
 def commit_vectors(engine: Engine, model_id: str, turn_ids: list[int], chunks: list[tuple[int, Span]],
                    vectors: np.ndarray, replace: bool) -> tuple[np.ndarray, np.ndarray]:
     """Store vectors for turns already stored, in one transaction: a re-embed (`replace` their old
-    vectors) or the catch-up of turns stored while the provider was down (a turn that gained a
-    vector from this model meanwhile, in another process, is skipped). The caller holds the
+    vectors) or the catch-up of turns stored while the provider was down or embedded after their
+    commit (a turn that gained a vector from this model meanwhile, or was forgotten, in another
+    process, is skipped). The caller holds the
     exclusive lock. Returns the new (vector ids, vectors) for the index."""
     with engine.begin() as conn:
         if replace:
@@ -140,7 +146,9 @@ def commit_vectors(engine: Engine, model_id: str, turn_ids: list[int], chunks: l
         else:
             done = set(conn.execute(select(embeddings.c.turn_id).where(
                 embeddings.c.turn_id.in_(turn_ids), embeddings.c.model == model_id)).scalars())
-            keep = [j for j, (i, _) in enumerate(chunks) if turn_ids[i] not in done]
+            # Forgotten since it was read, by another process (embedding happens without the lock).
+            alive = set(conn.execute(select(turns.c.id).where(turns.c.id.in_(turn_ids))).scalars())
+            keep = [j for j, (i, _) in enumerate(chunks) if turn_ids[i] in alive and turn_ids[i] not in done]
             chunks, vectors = [chunks[j] for j in keep], vectors[keep]
         if chunks:
             _record_model(conn, model_id, vectors.shape[1])
@@ -157,7 +165,7 @@ def _without(batch: EmbeddedBatch, taken: set[str]) -> EmbeddedBatch:
     new_index = {old: new for new, old in enumerate(keep)}
     rows = [j for j, (i, _) in enumerate(batch.chunks) if i in new_index]
     return EmbeddedBatch([batch.fresh[i] for i in keep], [(new_index[batch.chunks[j][0]], batch.chunks[j][1]) for j in rows],
-                         batch.vectors[rows])
+                         batch.vectors[rows], batch.later)
 
 
 def embed_chunks(embedder: Embedder, texts: list[str]) -> tuple[list[tuple[int, Span]], np.ndarray]:
