@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 import re
 
-from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from memory.fulltext import NEIGHBOUR_WEIGHT
+from memory.record import in_list, words_list
 
 # Below this many turns holding a word, reading its whole doclist is cheaper than a lookup per
 # candidate (FTS5 looks each `rowid IN` id up in the doclist: ~50 us an id, and more in a small store).
@@ -53,9 +53,8 @@ def lexical_factors(conn: Connection, words: list[str], stems: dict[str, str | N
     if not ids or not words:
         return {}
     turns = conn.exec_driver_sql("SELECT max(id) FROM turns").scalar() or 1  # near enough the count for an idf
-    docs = dict(conn.execute(
-        text("SELECT term, doc FROM turns_fts_vocab WHERE term IN :terms").bindparams(bindparam("terms", expanding=True)),
-        {"terms": sorted({s for s in stems.values() if s})}).all())
+    terms, params = words_list(sorted({s for s in stems.values() if s}))
+    docs = dict(conn.exec_driver_sql(f"SELECT term, doc FROM turns_fts_vocab WHERE term IN {terms}", params).all())
     holding = {w: min(docs.get(stems.get(w), 0), turns) for w in words}
     idf = {w: math.log((turns - n + 0.5) / (n + 0.5) + 1) for w, n in holding.items()}
     said = dict.fromkeys(ids, 0.0)
@@ -65,9 +64,9 @@ def lexical_factors(conn: Connection, words: list[str], stems: dict[str, str | N
         # bm25 with the neighbours' columns at weight 0 is below 0 where the turn's own text says
         # the word and 0 where only a neighbour's does: one statement tells both apart.
         rowid = "+rowid" if holding[word] < SCAN_DOCLIST_BELOW else "rowid"
-        rows = conn.execute(text(
+        rows = conn.exec_driver_sql(
             f"SELECT rowid, bm25(turns_fts, 1.0, 0.0, 0.0) < 0 FROM turns_fts WHERE turns_fts MATCH :match "
-            f"AND {rowid} IN :ids").bindparams(bindparam("ids", expanding=True)), {"match": f'"{word}"', "ids": ids})
+            f"AND {rowid} IN {in_list(ids)}", {"match": f'"{word}"'}).all()
         for turn_id, own in rows:
             said[turn_id] += idf[word] * (1.0 if own else NEIGHBOUR_WEIGHT)
     whole = sum(idf.values()) or 1.0
@@ -103,6 +102,5 @@ def person_factors(conn: Connection, query: str, ids: list[int]) -> dict[int, fl
     """REPLY_SHARE for memchat's own replies among `ids` when the query asks about the person."""
     if not ids or not asks_about_the_person(query):
         return {}
-    replies = conn.execute(text("SELECT id FROM turns WHERE role = 'assistant' AND id IN :ids").bindparams(
-        bindparam("ids", expanding=True)), {"ids": ids}).scalars()
+    replies = conn.exec_driver_sql(f"SELECT id FROM turns WHERE role = 'assistant' AND id IN {in_list(ids)}").scalars()
     return dict.fromkeys(replies, REPLY_SHARE)

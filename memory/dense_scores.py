@@ -3,8 +3,10 @@ the mean over its windows, and exactly over a filtered set of turns."""
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from memory.record import in_list
 
 
 def window_vectors(conn: Connection, turn_ids: list[int], model: str, several_only: bool = False) -> dict[int, np.ndarray]:
@@ -12,10 +14,11 @@ def window_vectors(conn: Connection, turn_ids: list[int], model: str, several_on
     `several_only`, only the turns that have more than one (a long turn)."""
     if not turn_ids:
         return {}
-    several = " AND turn_id IN (SELECT turn_id FROM embeddings WHERE turn_id IN :ids AND chunk > 0)" if several_only else ""
-    rows = conn.execute(text(
-        f"SELECT turn_id, vector FROM embeddings WHERE model = :model AND turn_id IN :ids{several} ORDER BY turn_id, chunk"
-    ).bindparams(bindparam("ids", expanding=True)), {"ids": turn_ids, "model": model}).all()
+    ids = in_list(turn_ids)
+    several = f" AND turn_id IN (SELECT turn_id FROM embeddings WHERE turn_id IN {ids} AND chunk > 0)" if several_only else ""
+    rows = conn.exec_driver_sql(
+        f"SELECT turn_id, vector FROM embeddings WHERE model = :model AND turn_id IN {ids}{several} ORDER BY turn_id, chunk",
+        {"model": model}).all()
     blobs: dict[int, list[bytes]] = {}
     for turn_id, blob in rows:
         blobs.setdefault(turn_id, []).append(blob)

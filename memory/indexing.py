@@ -64,7 +64,7 @@ def changed_since(conn: Connection) -> tuple[int, int]:
     nothing did. Both are index lookups; the count in sql_state is a scan.
     """
     generation = int(get_meta(conn, "index_generation", "0"))
-    max_id = conn.execute(select(func.coalesce(func.max(embeddings.c.id), 0))).scalar_one()
+    max_id = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM embeddings").scalar_one()
     return generation, int(max_id)
 
 

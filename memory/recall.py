@@ -14,14 +14,13 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from memory import confidence
 from memory.dense_scores import exact_scores, mean_over_windows
 from memory.errors import BadInput
 from memory.fulltext import NEIGHBOUR_WEIGHT
-from memory.record import FTS_TOKENIZER
+from memory.record import FTS_TOKENIZER, in_list, words_list
 from memory.timewindow import TimeWindow, strip_phrase
 
 # A smaller constant than the customary 60 lets a signal's top ranks count for more. Measured on
@@ -128,10 +127,8 @@ def affordable_words(conn: Connection, words: list[str], budget: int | None = No
         return words, 0
     budget = POSTINGS_BUDGET if budget is None else budget
     stems = {w: _stem(conn, w) for w in words}
-    counts = dict(conn.execute(
-        text("SELECT term, doc FROM turns_fts_vocab WHERE term IN :terms").bindparams(bindparam("terms", expanding=True)),
-        {"terms": sorted({s for s in stems.values() if s})},
-    ).all())
+    terms, params = words_list(sorted({s for s in stems.values() if s}))
+    counts = dict(conn.exec_driver_sql(f"SELECT term, doc FROM turns_fts_vocab WHERE term IN {terms}", params).all())
     ranked = sorted(words, key=lambda w: counts.get(stems[w], 0))
     chosen, spent = [], 0
     for word in ranked:
@@ -150,7 +147,7 @@ def _stem(conn: Connection, word: str) -> str | None:
         return cached
     conn.exec_driver_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer USING fts5(w, tokenize={FTS_TOKENIZER!r})")
     conn.exec_driver_sql("CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer_vocab USING fts5vocab(temp, stemmer, 'row')")
-    conn.execute(text("INSERT INTO temp.stemmer(rowid, w) VALUES (1, :w)"), {"w": word})
+    conn.exec_driver_sql("INSERT INTO temp.stemmer(rowid, w) VALUES (1, :w)", {"w": word})
     stem = conn.exec_driver_sql("SELECT term FROM temp.stemmer_vocab LIMIT 1").scalar()
     conn.exec_driver_sql("DELETE FROM temp.stemmer")
     if len(_STEMS) < 100_000:
@@ -187,7 +184,7 @@ def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) 
                f"ORDER BY {'score' if not newest else order} LIMIT :n) AS ranked JOIN turns t ON t.id = ranked.rowid "
                f"WHERE {where or '1'} ORDER BY ranked.score")
         limit += n  # room for failed replies dropped after ranking
-    rows = conn.execute(text(sql), {"match": match, "n": limit, **params})
+    rows = conn.exec_driver_sql(sql, {"match": match, "n": limit, **params}).all()  # all(): one fetch, not one a row
     return [r[0] for r in rows if r[0] not in flt.exclude_ids][:n]
 
 
@@ -197,18 +194,16 @@ def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: Rec
     where, params = flt.sql()
     narrowing, _ = flt.sql(with_status=False)  # failed replies are few: no reason to leave the index
     if narrowing:
-        matching = conn.execute(text(f"SELECT count(*) FROM turns t WHERE {where}"), params).scalar_one()
+        matching = conn.exec_driver_sql(f"SELECT count(*) FROM turns t WHERE {where}", params).scalar_one()
         if matching <= EXACT_FILTER_LIMIT:
             return exact_scores(conn, qvec, n, where, params, flt.exclude_ids)
     oversample = n * (10 if narrowing else 2) + len(flt.exclude_ids)
     ids, scores = store.search(qvec, oversample)
     if len(ids) == 0:
         return []
-    owner = {vid: (turn_id, model) for vid, turn_id, model in conn.execute(
-        text("SELECT e.id, e.turn_id, e.model FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE e.id IN :ids"
-             + (f" AND {where}" if where else "")).bindparams(bindparam("ids", expanding=True)),
-        {"ids": [int(i) for i in ids], **params},
-    )}
+    owner = {vid: (turn_id, model) for vid, turn_id, model in conn.exec_driver_sql(
+        f"SELECT e.id, e.turn_id, e.model FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE e.id IN {in_list(ids)}"
+        + (f" AND {where}" if where else ""), params).all()}
     best: dict[int, float] = {}
     for vid, score in zip(ids.tolist(), scores.tolist()):
         turn_id = owner.get(vid, (None,))[0]
@@ -227,28 +222,23 @@ def context_ranking(conn: Connection, ranked: list[int], flt: RecallFilter) -> l
     if not ranked:
         return []
     where, params = flt.sql()
-    rows = conn.execute(text(
+    rows = conn.exec_driver_sql(
         "SELECT h.id, "
         "(SELECT max(n.id) FROM turns n WHERE n.conversation_id = h.conversation_id AND n.id < h.id), "
         "(SELECT min(n.id) FROM turns n WHERE n.conversation_id = h.conversation_id AND n.id > h.id) "
-        "FROM turns h WHERE h.id IN :ids").bindparams(bindparam("ids", expanding=True)), {"ids": ranked}).all()
+        f"FROM turns h WHERE h.id IN {in_list(ranked)}").all()
     neighbours = {r[0]: [i for i in r[1:] if i is not None] for r in rows}
     ordered = list(dict.fromkeys(n for hit in ranked for n in neighbours.get(hit, []) if n not in flt.exclude_ids))
     if where and ordered:  # neighbours must pass the same filters as hits
-        allowed = set(conn.execute(text(f"SELECT t.id FROM turns t WHERE t.id IN :ids AND {where}").bindparams(
-            bindparam("ids", expanding=True)), {"ids": ordered, **params}).scalars())
+        allowed = set(conn.exec_driver_sql(f"SELECT t.id FROM turns t WHERE t.id IN {in_list(ordered)} AND {where}",
+                                           params).scalars())
         ordered = [i for i in ordered if i in allowed]
     return ordered
 
 
 def recency_ranking(conn: Connection, candidates: set[int]) -> list[int]:
-    rows = conn.execute(
-        text("SELECT id FROM turns WHERE id IN :ids ORDER BY created_at DESC").bindparams(
-            bindparam("ids", expanding=True)
-        ),
-        {"ids": list(candidates)},
-    )
-    return [r[0] for r in rows]
+    return [r[0] for r in conn.exec_driver_sql(f"SELECT id FROM turns WHERE id IN {in_list(candidates)} "
+                                                "ORDER BY created_at DESC").all()]
 
 
 def fuse(rankings: dict[str, list[int]], weights: dict[str, float],
@@ -380,7 +370,6 @@ def _saying(conn: Connection, ids: list[int], query: str) -> set[int]:
     words = content_words(query)
     if not ids or not words:
         return set()
-    rows = conn.execute(text("SELECT rowid FROM turns_fts WHERE turns_fts MATCH :match AND rowid IN :ids")
-                        .bindparams(bindparam("ids", expanding=True)),
-                        {"match": " OR ".join(f'text : "{w}"' for w in words), "ids": ids})
+    rows = conn.exec_driver_sql(f"SELECT rowid FROM turns_fts WHERE turns_fts MATCH :match AND rowid IN {in_list(ids)}",
+                                {"match": " OR ".join(f'text : "{w}"' for w in words)})
     return {r[0] for r in rows}
