@@ -21,7 +21,7 @@ run: install
 	$(BIN)/memchat
 
 test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
 
 # 10,000 hostile files and texts per importer (the suite runs 150); results in docs/reliability.md
 fuzz: install

@@ -1,4 +1,4 @@
-"""The local model on ONNX Runtime GenAI: the path for CPUs without native bfloat16 (AVX2).
+"""The local model on ONNX Runtime GenAI: the engine `auto` takes on every CPU (assistant/backends/local.py).
 
 The converted safetensors model is built once into an int4 ONNX model (onnxruntime-genai's model
 builder, ~10 s, in a child process so its torch work stays out of this one), beside it in the

@@ -1,4 +1,4 @@
-"""The local model on torch (transformers): the path for CPUs with native bfloat16.
+"""The local model on torch (transformers): the engine where ONNX Runtime GenAI is not installed, or by choice.
 
 Weights are packed for decoding at the precision the GGUF shipped them in (4-bit blocks, 8-bit
 output layer; assistant/backends/cpu_decoding.py). The compute dtype is float32 unless the CPU
