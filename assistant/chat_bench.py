@@ -1,8 +1,8 @@
 """`memchat bench --chat`: the cost of one chat turn apart from generation, and the local model's speed.
 
-Overhead = store the user turn + recall + build the prompt + store the reply (committed, not yet
-embedded: the person waits for none of that), measured by ChatService's own timings; after_return
-is the reply's embedding, done once the turn has returned on a store of `size` generated memories (with cached embeddings), using
+Overhead = store the user turn + recall + build the prompt + store the reply (committed; its
+embedding comes after the turn returns and is reported apart, as after_return), measured by
+ChatService's own timings on a store of `size` generated memories (with cached embeddings), using
 the real local backend asked for a single token so generation barely counts. Then the local model
 on each engine (the one this CPU chooses first): load time from its cache in this process, time
 to first token for a 300-token prompt, decoding tokens/s after the first token, tokens/s overall.

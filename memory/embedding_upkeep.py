@@ -15,7 +15,7 @@ import time
 from sqlalchemy import func, select
 
 from memory import pending
-from memory.errors import EmbeddingUnavailable, ModelMismatch, storage_failures_named
+from memory.errors import EmbeddingRefused, EmbeddingUnavailable, ModelMismatch, storage_failures_named
 from memory.record import bump_generation, embeddings, get_meta, scrub, set_meta
 from memory.runtime.heap import release_freed_memory
 from memory.writing import commit_vectors, embed_chunks
@@ -133,18 +133,22 @@ def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH
 
 def embed_deferred(memory) -> int:
     """Embed the turns committed a moment before their vectors (a chat reply, after its turn
-    returned; or what a crash left listed); returns how many. If the provider cannot be reached
-    now, they wait as turns stored during an outage do."""
+    returned; or what a crash left listed, or another process's just-committed reply, which it
+    would embed itself a moment later: a turn is embedded once either way); returns how many. If
+    the provider cannot be reached or refuses, they wait as turns stored during an outage do."""
     model = memory.embedder.model_id
     with memory.engine.connect() as conn:
         listed = pending.deferred(conn)
         rows = pending.lacking(conn, model, listed)  # forgotten or embedded since: nothing to do
-    if not listed:
+    if not listed or (rows and not memory.provider.may_try()):  # moments after a failure: not again yet
         return 0
     try:
         chunks, vectors = embed_chunks(memory.embedder, [body for _, body in rows]) if rows else ([], None)
-    except EmbeddingUnavailable:
-        memory.provider.answered(False)
+        if rows:
+            memory.provider.answered(True)
+    except (EmbeddingUnavailable, EmbeddingRefused) as exc:  # a refused key waits for the person to fix it
+        if isinstance(exc, EmbeddingUnavailable):
+            memory.provider.answered(False)
         chunks = None
     with memory._lock.exclusive("storing turns"), storage_failures_named(memory.data_dir):
         if chunks:

@@ -76,8 +76,8 @@ class Memory:
             except BaseException:
                 self._lock.close()
                 raise
-        if check_model:
-            self.embed_deferred()  # what a crash left committed but not embedded
+        self._upkeep = check_model  # not during a re-embed: its vectors are another model's until it ends
+        self._settle_deferred()  # what a crash left committed but not embedded
 
     def _open(self, store, store_options, progress, check_model) -> None:
         self.engine = open_record(self.data_dir / DB_NAME)
@@ -199,7 +199,17 @@ class Memory:
 
     def embed_deferred(self) -> int:
         """Embed the turns stored with embed_later (and any a crash left so); returns how many."""
-        return embedding_upkeep.embed_deferred(self)
+        return embedding_upkeep.embed_deferred(self) if self.index is not None else 0
+
+    def _settle_deferred(self) -> None:
+        """At open and close; what cannot be embedded now stays listed, with a notice: opening or
+        closing never fails for it (a full disk, a bug)."""
+        if self._upkeep:
+            try:
+                self.embed_deferred()
+            except Exception as exc:
+                self.notices.append(f"a stored reply is not embedded yet ({type(exc).__name__}); it is found "
+                                    "by its words until a later open embeds it")
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
         # Under the lock, like every write: a long forget elsewhere makes it wait with a message,
@@ -292,9 +302,9 @@ class Memory:
             turn_count = conn.execute(select(func.count()).select_from(turns)).scalar_one()
             conversation_count = conn.execute(select(func.count()).select_from(conversations)).scalar_one()
             vector_count = conn.execute(select(func.count()).select_from(embeddings)).scalar_one()
-            model = get_meta(conn, "embed_model") or self.embedder.model_id
-            dim = get_meta(conn, "embed_dim")
-            waiting = pending.count(conn, self.embedder.model_id) if pending.may_wait(conn) or pending.deferred(conn) else 0
+            model, dim = get_meta(conn, "embed_model") or self.embedder.model_id, get_meta(conn, "embed_dim")
+            mine = self.embedder.model_id
+            waiting = pending.count(conn, mine) if pending.may_wait(conn) else len(pending.lacking(conn, mine, pending.deferred(conn)))
         db = self.data_dir / DB_NAME
         try:
             with self._lock.shared():
@@ -367,12 +377,14 @@ class Memory:
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         if getattr(self, "index", None) is not None:
-            self.embed_deferred()  # a reply `memchat ask` printed before embedding it
-            with self._lock.exclusive("closing"):
-                self.index.close()
-            self.index = None
-            self.engine.dispose()
-            self._lock.close()
+            try:
+                self._settle_deferred()  # a reply `memchat ask` printed before embedding it
+                with self._lock.exclusive("closing"):
+                    self.index.close()
+            finally:
+                self.index = None
+                self.engine.dispose()
+                self._lock.close()
 
     def __enter__(self) -> "Memory":
         return self

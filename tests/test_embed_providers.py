@@ -178,3 +178,22 @@ def test_the_tui_chats_on_through_an_embedding_outage(data_dir, model_cache):
                 await until(pilot, lambda: all(w.is_finished for w in app.workers))
                 assert app.memory.stats()["pending_embeddings"] == 0
     asyncio.run(go())
+
+
+def test_a_reply_waiting_for_its_vector_survives_an_outage_at_close_and_is_caught_up(monkeypatch, data_dir):
+    """The chat stores its reply in the turn and embeds it after (memory/pending.py): a provider
+    that is down by then moves it to the outage path; closing neither fails nor loses it."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with EmbeddingStandIn("openai") as service:
+        with Memory(data_dir, embedder_for("openai", service.url)) as memory:
+            memory.remember(FACTS[0])
+            reply = memory.remember(FACTS[2], "assistant", embed_later=True)
+            service.stop()
+        # closed during the outage: no exception, the reply stored and still waiting
+        service.start()
+        with Memory(data_dir, embedder_for("openai", service.url)) as memory:
+            assert memory.stats()["pending_embeddings"] == 1 and reply.id not in memory.vectors([reply.id])
+            memory.remember("The boiler service is booked for March.")  # the provider answers: caught up
+            assert memory.stats()["pending_embeddings"] == 0 and reply.id in memory.vectors([reply.id])

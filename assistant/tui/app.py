@@ -156,12 +156,11 @@ class MemchatApp(App):
 
     def _load_failed(self, message: str) -> None:
         self.load_error = message
-        if self.closing_down():
-            return
-        self.query_one(StatusBar).state = "not ready"
-        self.notify(message, title="cannot start the backend", severity="error", timeout=15)
-        if self.memory is not None:
-            self.refresh_lists()
+        if not self.closing_down():
+            self.query_one(StatusBar).state = "not ready"
+            self.notify(message, title="cannot start the backend", severity="error", timeout=15)
+            if self.memory is not None:
+                self.refresh_lists()
 
     # -- running work off the UI thread --------------------------------------------------------
     def in_thread(self, job: Callable, then: Callable | None = None) -> None:
@@ -238,8 +237,10 @@ class MemchatApp(App):
             reply = self.conversation.send(outgoing, cancel=cancel,
                                            on_chunk=lambda chunk: self.post_message(self.ReplyChunk(chunk)))
         self.post_message(self.ReplyDone(reply))
-        with self.store_lock:  # the reply's vector, once the person has the reply
-            self.conversation.settle()
+        with self.store_lock:
+            self.conversation.settle()  # the reply's vector, once the reply is on its way to the screen
+            if self.quitting:  # the app closed while this held the lock: the store is ours to close
+                self.memory.close()
 
     async def on_memchat_app_reply_chunk(self, message: ReplyChunk) -> None:
         if not self.closing_down():
