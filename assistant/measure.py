@@ -258,6 +258,10 @@ def render_table(report: dict) -> None:
         table.add_row(*[str(cells.get(key, "")) for key in columns])
     console = Console()
     console.print(table)
+    if report.get("plain_st_per_s"):
+        console.print(f"  plain sentence-transformers float32 embeds the ingest sample at {report['plain_st_per_s']}/s; "
+                      "ingest/s against it: " + ", ".join(f"{r['store']} {r['ingest_vs_plain_st']}x" for r in report["results"]),
+                      highlight=False, soft_wrap=True)
     if report.get("synthetic_rows"):
         console.print(f"  rows past the first {report['embedded_rows']:,} hold synthetic vectors clustered around "
                       "embedded ones (embedding them all would take hours here); see memory/bench.py",

@@ -1,7 +1,8 @@
 """`memchat bench`: the same memories in each store at each size, measured end to end.
 
 Per store and size: ingest_per_s (turns embedded and stored per second through the normal import
-path, on a sample of chat-shaped turns: corpus.chat_turns), search_p50_ms / search_p95_ms (one query end to end: embed it, hybrid search,
+path, on a sample of chat-shaped turns: corpus.chat_turns) and ingest_vs_plain_st (that against
+plain sentence-transformers float32 embedding the same texts, `plain_st_rate`), search_p50_ms / search_p95_ms (one query end to end: embed it, hybrid search,
 fetch rows), recall_at_10 (the index's top 10 against exact search over the same vectors),
 disk_bytes (everything in the store's data dir), cold_open_s (open a closed store, index load
 included), forget_one_s (forget one turn, until its text and vector are gone from disk: median of
@@ -33,6 +34,7 @@ import numpy as np
 from memory import corpus
 from memory.embedding import Embedder
 from memory.memory import Memory
+from memory.runtime import torch_thread
 from memory.runtime.heap import resident_mb
 from memory.turn import NewTurn
 
@@ -214,6 +216,24 @@ def _ingest_rate(store: str, options: dict, embedder: Embedder, sample: int, pro
         shutil.rmtree(work, ignore_errors=True)
 
 
+def plain_st_rate(embedder: Embedder, sample: int) -> float | None:
+    """Texts per second of plain sentence-transformers in float32 at its defaults (batch 32), on
+    the ingest sample, in this process: the baseline an import is compared with (#26). Plain ST
+    truncates a text at the model's window where an import embeds every window, so the ratio
+    errs against memchat. None for a provider's model (no local weights to load)."""
+    if not isinstance(embedder, Embedder):
+        return None
+    from sentence_transformers import SentenceTransformer
+
+    texts = corpus.chat_turns(sample)
+    # On memchat's torch thread: a second thread using torch would run a second OpenMP team.
+    model = torch_thread.run(lambda: SentenceTransformer(str(embedder._source()), device="cpu").float())
+    torch_thread.run(model.encode, texts[:64], show_progress_bar=False)  # warm-up, as _ingest_rate does
+    started = time.perf_counter()
+    torch_thread.run(model.encode, texts, normalize_embeddings=True, show_progress_bar=False)
+    return sample / (time.perf_counter() - started)
+
+
 def machine() -> dict:
     """The CPU model, its vector extensions, cores, torch's threads: every figure names its machine."""
     from memory.runtime import cpu
@@ -227,7 +247,10 @@ def run(config: BenchConfig, embedder: Embedder, progress) -> dict:
     queries = corpus.questions(config.queries)
     results = [measure(store, size, texts, vectors, queries, embedder, config, progress)
                for store in config.stores for size in sorted(config.sizes)]
+    plain = plain_st_rate(embedder, min(config.ingest_sample, max(config.sizes)))
+    for row in results:
+        row["ingest_vs_plain_st"] = round(row["ingest_per_s"] / plain, 2) if plain else None
     return {"machine": machine(), "embed_model": embedder.model_id, "embed_dtype": embedder.dtype,
             "embed_engine_one_text": embedder.engine, "queries": config.queries,
-            "ingest_sample": config.ingest_sample, "embedded_rows": min(config.embed_limit, max(config.sizes)),
+            "ingest_sample": config.ingest_sample, "plain_st_per_s": plain and round(plain, 1), "embedded_rows": min(config.embed_limit, max(config.sizes)),
             "synthetic_rows": max(0, max(config.sizes) - config.embed_limit), "results": results}

@@ -24,6 +24,7 @@ def test_bench_reports_each_store_and_size_with_the_machine(tmp_path, capsys, cl
     for row in report["results"]:
         assert row["recall_at_10"] == 1.0  # exact search below the IVF switch: its own top 10 is exact
         assert row["search_p50_ms"] <= row["search_p95_ms"] and row["ingest_per_s"] > 0
+        assert row["ingest_vs_plain_st"] == round(row["ingest_per_s"] / report["plain_st_per_s"], 2)
         assert row["synthetic_vectors"] == {150: 0, 300: 100}[row["size"]]
         assert 0 < row["forget_one_s"] <= row["forget_one_max_s"]
         assert 100 < row["resident_mb"] < 4000  # a fresh process with the embedder and the store
@@ -38,6 +39,7 @@ def test_bench_reports_each_store_and_size_with_the_machine(tmp_path, capsys, cl
     render_table(report)
     table = capsys.readouterr().out
     assert "not a Qdrant server" in table and "not the hosted service's speed" in table
+    assert report["plain_st_per_s"] > 0 and "plain sentence-transformers float32" in table
     assert "SQLite's share only" in table
     assert "synthetic vectors clustered around embedded ones" in table and "RSS" in table
 
