@@ -9,8 +9,11 @@ to first token for a 300-token prompt, decoding tokens/s after the first token, 
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +31,10 @@ from memory.runtime import cpu
 
 
 def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, embedder: Embedder, progress,
-                   model: str | None = None) -> dict:
-    """`model`: the local model to measure (a pulled name or a GGUF path; None: the packaged SmolLM2)."""
+                   model: str | None = None, busy_cores: int = 0) -> dict:
+    """`model`: the local model to measure (a pulled name or a GGUF path; None: the packaged SmolLM2).
+    `busy_cores`: also measure each engine while that many processes keep a core busy each (a
+    person's laptop is rarely idle), with each figure's slowdown against the idle run."""
     texts = corpus.turns(size)
     vectors = corpus_vectors(embedder, texts, cache_dir, progress)
     work = Path(tempfile.mkdtemp(prefix="memchat-chat-bench-"))
@@ -59,6 +64,15 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
         # Both engines, the chosen one first: each CPU's figures for the path it does not take too.
         engines = {runtime: _local_model_speed(model_cache, "auto" if runtime == chosen else runtime, model)
                    for runtime in (chosen, *(r for r in ("onnx", "torch") if r != chosen))}
+        loaded = {}
+        if busy_cores:
+            with _busy(busy_cores):
+                loaded = {runtime: _local_model_speed(model_cache, "auto" if runtime == chosen else runtime, model)
+                          for runtime in engines}
+            for runtime, figures in loaded.items():
+                idle = engines[runtime]
+                figures["first_token_slowdown"] = round(figures["first_token_s"] / idle["first_token_s"], 2)
+                figures["decode_slowdown"] = round(idle["decode_tokens_per_s"] / figures["decode_tokens_per_s"], 2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"machine": cpu.describe(), "model": backend.model, "size": size, "turns": len(overhead),
@@ -66,7 +80,21 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
             "overhead_p95_ms": round(float(np.percentile(overhead, 95)), 2),
             **{f"{lap[:-3]}_p50_ms": round(statistics.median(values), 2) for lap, values in laps.items()},
             "embed_engine": embedder.engine, "embed_dtype": embedder.dtype, "local_runtime": chosen,
-            **engines[chosen], "engines": engines}
+            **engines[chosen], "engines": engines,
+            **({"busy_cores": busy_cores, "engines_with_busy_cores": loaded} if busy_cores else {})}
+
+
+@contextlib.contextmanager
+def _busy(cores: int):
+    """`cores` processes spinning on the CPU (each takes one core), stopped on the way out."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(0.5)  # scheduled before the measurement starts
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def _local_model_speed(model_cache: Path, runtime: str = "auto", model: str | None = None) -> dict:

@@ -20,12 +20,13 @@ def run_bench(args, settings: Settings) -> int:
         size = max(args.sizes)
         with ProgressBar(enabled=not args.json) as bar:
             result = run_chat_bench(size, args.queries, settings.data_dir / "bench-cache", settings.models_dir,
-                                    settings.embedder(), bar, model=settings.model)
+                                    settings.embedder(), bar, model=settings.model, busy_cores=args.busy_cores)
         if args.json:
             print_json(result)
         else:
             for key, value in result.items():
-                if key == "engines":
+                if key in ("engines", "engines_with_busy_cores"):
+                    print(f"{key}:")
                     for runtime, figures in value.items():
                         print(f"{runtime:>16}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
                 else:

@@ -86,3 +86,25 @@ def test_soak_pushes_a_short_life_through_the_chat_loop(tmp_path, cli_env):
     too_short = subprocess.run([*MEMCHAT, "bench", "--soak", "10"], env=cli_env, cwd=REPO, capture_output=True,
                                text=True, timeout=120)
     assert too_short.returncode == 2 and "at least 400 turns" in too_short.stderr
+
+
+def test_busy_cores_keep_that_many_cores_busy_and_stop_on_the_way_out():
+    """`memchat bench --chat --busy-cores N` measures the engines beside N spinning processes."""
+    import os
+    import time
+
+    from assistant.chat_bench import _busy
+
+    def cpu_seconds_of_children() -> float:
+        return os.times().children_user + os.times().children_system
+
+    before = cpu_seconds_of_children()
+    with _busy(1):
+        started = time.perf_counter()
+        time.sleep(1.0)
+        elapsed = time.perf_counter() - started
+        kids = [p for p in os.listdir("/proc") if p.isdigit()
+                and open(f"/proc/{p}/stat").read().split()[3] == str(os.getpid())]
+    assert len(kids) == 1 and elapsed >= 1.0
+    # reaped on the way out: its CPU time is counted, about the whole second and a half it ran
+    assert cpu_seconds_of_children() - before >= 1.0
