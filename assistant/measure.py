@@ -263,6 +263,9 @@ def render_table(report: dict) -> None:
         console.print(f"  plain sentence-transformers float32 embeds the ingest sample at {report['plain_st_per_s']}/s; "
                       "ingest/s against it: " + ", ".join(f"{r['store']} {r['ingest_vs_plain_st']}x" for r in report["results"]),
                       highlight=False, soft_wrap=True)
+        console.print(f"  it embeds one query in {report['plain_st_query_ms']} ms; a whole search (p50) against that: "
+                      + ", ".join(f"{r['store']} @ {r['size']:,} {r['search_vs_plain_query']}x" for r in report["results"]),
+                      highlight=False, soft_wrap=True)
     if report.get("synthetic_rows"):
         console.print(f"  rows past the first {report['embedded_rows']:,} hold synthetic vectors clustered around "
                       "embedded ones (embedding them all would take hours here); see memory/bench.py",

@@ -2,8 +2,9 @@
 
 Per store and size: ingest_per_s (turns embedded and stored per second through the normal import
 path, on a sample of chat-shaped turns: corpus.chat_turns) and ingest_vs_plain_st (that against
-plain sentence-transformers float32 embedding the same texts, `plain_st_rate`), search_p50_ms / search_p95_ms (one query end to end: embed it, hybrid search,
-fetch rows), recall_at_10 (the index's top 10 against exact search over the same vectors),
+plain sentence-transformers float32 embedding the same texts, `plain_st`), search_p50_ms / search_p95_ms (one query end to end: embed it, hybrid search,
+fetch rows) and search_vs_plain_query (that p50 against plain sentence-transformers embedding one
+query alone), recall_at_10 (the index's top 10 against exact search over the same vectors),
 disk_bytes (everything in the store's data dir), cold_open_s (open a closed store, index load
 included), forget_one_s (forget one turn, until its text and vector are gone from disk: median of
 three) and resident_mb (peak resident memory of a fresh process that opens the store and recalls
@@ -216,13 +217,14 @@ def _ingest_rate(store: str, options: dict, embedder: Embedder, sample: int, pro
         shutil.rmtree(work, ignore_errors=True)
 
 
-def plain_st_rate(embedder: Embedder, sample: int) -> float | None:
-    """Texts per second of plain sentence-transformers in float32 at its defaults (batch 32), on
-    the ingest sample, in this process: the baseline an import is compared with (#26). Plain ST
-    truncates a text at the model's window where an import embeds every window, so the ratio
-    errs against memchat. None for a provider's model (no local weights to load)."""
+def plain_st(embedder: Embedder, sample: int, queries: list[str]) -> tuple[float | None, float | None]:
+    """Plain sentence-transformers in float32 at its defaults, in this process: texts per second
+    embedding the ingest sample (batch 32), the baseline an import is compared with, and the
+    median ms of embedding one query, the baseline a whole recall is compared with (#26). Plain
+    ST truncates a text at the model's window where an import embeds every window, so the import
+    ratio errs against memchat. (None, None) for a provider's model (no local weights to load)."""
     if not isinstance(embedder, Embedder):
-        return None
+        return None, None
     from sentence_transformers import SentenceTransformer
 
     texts = corpus.chat_turns(sample)
@@ -231,7 +233,13 @@ def plain_st_rate(embedder: Embedder, sample: int) -> float | None:
     torch_thread.run(model.encode, texts[:64], show_progress_bar=False)  # warm-up, as _ingest_rate does
     started = time.perf_counter()
     torch_thread.run(model.encode, texts, normalize_embeddings=True, show_progress_bar=False)
-    return sample / (time.perf_counter() - started)
+    rate = sample / (time.perf_counter() - started)
+    one = []
+    for query in queries:
+        started = time.perf_counter()
+        torch_thread.run(model.encode, [query], normalize_embeddings=True, show_progress_bar=False)
+        one.append((time.perf_counter() - started) * 1000)
+    return rate, statistics.median(one)
 
 
 def machine() -> dict:
@@ -247,10 +255,12 @@ def run(config: BenchConfig, embedder: Embedder, progress) -> dict:
     queries = corpus.questions(config.queries)
     results = [measure(store, size, texts, vectors, queries, embedder, config, progress)
                for store in config.stores for size in sorted(config.sizes)]
-    plain = plain_st_rate(embedder, min(config.ingest_sample, max(config.sizes)))
+    plain, plain_query_ms = plain_st(embedder, min(config.ingest_sample, max(config.sizes)), queries)
     for row in results:
         row["ingest_vs_plain_st"] = round(row["ingest_per_s"] / plain, 2) if plain else None
+        row["search_vs_plain_query"] = round(row["search_p50_ms"] / plain_query_ms, 2) if plain_query_ms else None
     return {"machine": machine(), "embed_model": embedder.model_id, "embed_dtype": embedder.dtype,
             "embed_engine_one_text": embedder.engine, "queries": config.queries,
-            "ingest_sample": config.ingest_sample, "plain_st_per_s": plain and round(plain, 1), "embedded_rows": min(config.embed_limit, max(config.sizes)),
+            "ingest_sample": config.ingest_sample, "plain_st_per_s": plain and round(plain, 1),
+            "plain_st_query_ms": plain_query_ms and round(plain_query_ms, 2), "embedded_rows": min(config.embed_limit, max(config.sizes)),
             "synthetic_rows": max(0, max(config.sizes) - config.embed_limit), "results": results}
