@@ -84,13 +84,20 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
             **({"busy_cores": busy_cores, "engines_with_busy_cores": loaded} if busy_cores else {})}
 
 
+# Spins until its parent is gone, so a bench killed outright leaves no process spinning behind.
+_SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass"
+
+
 @contextlib.contextmanager
 def _busy(cores: int):
-    """`cores` processes spinning on the CPU (each takes one core), stopped on the way out."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    """`cores` processes spinning on the CPU (each takes one core), stopped on the way out. Their
+    own session: a Ctrl+C at the terminal stops the bench, which stops them."""
+    hogs = []
     try:
+        for _ in range(cores):
+            hogs.append(subprocess.Popen([sys.executable, "-c", _SPIN], start_new_session=True))
         time.sleep(0.5)  # scheduled before the measurement starts
-        yield
+        yield hogs
     finally:
         for hog in hogs:
             hog.kill()

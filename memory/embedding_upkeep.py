@@ -120,6 +120,9 @@ def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH
         except EmbeddingUnavailable:
             memory.provider.answered(False)
             break
+        except EmbeddingRefused as exc:  # never the write's own failure: it is stored; these wait
+            memory.notices.append(f"turns waiting for their vectors were refused by the provider: {exc}")
+            break
         with memory._lock.exclusive("storing turns"), storage_failures_named(memory.data_dir):
             memory.index.refresh()
             ids, vectors = commit_vectors(memory.engine, model, [turn_id for turn_id, _ in rows], chunks, vectors,

@@ -26,8 +26,9 @@ def test_bench_reports_each_store_and_size_with_the_machine(tmp_path, capsys, cl
         assert row["recall_at_10"] == 1.0  # exact search below the IVF switch: its own top 10 is exact
         assert row["search_p50_ms"] <= row["search_p95_ms"] and row["ingest_per_s"] > 0
         # against the baselines as the report rounds them
-        assert row["ingest_vs_plain_st"] == pytest.approx(row["ingest_per_s"] / report["plain_st_per_s"], rel=0.02)
-        assert row["search_vs_plain_query"] == pytest.approx(row["search_p50_ms"] / report["plain_st_query_ms"], rel=0.02)
+        assert row["ingest_vs_plain_st"] == pytest.approx(row["ingest_per_s"] / report["plain_st_per_s"], rel=0.02, abs=0.006)
+        assert row["search_vs_plain_query"] == pytest.approx(row["search_p50_ms"] / report["plain_st_query_ms"], rel=0.02,
+                                                             abs=0.006)
         assert row["synthetic_vectors"] == {150: 0, 300: 100}[row["size"]]
         assert 0 < row["forget_one_s"] <= row["forget_one_max_s"]
         assert 100 < row["resident_mb"] < 4000  # a fresh process with the embedder and the store
@@ -93,21 +94,21 @@ def test_soak_pushes_a_short_life_through_the_chat_loop(tmp_path, cli_env):
 
 def test_busy_cores_keep_that_many_cores_busy_and_stop_on_the_way_out():
     """`memchat bench --chat --busy-cores N` measures the engines beside N spinning processes."""
-    import os
     import time
 
     from assistant.chat_bench import _busy
 
-    def cpu_seconds_of_children() -> float:
-        return os.times().children_user + os.times().children_system
-
-    before = cpu_seconds_of_children()
-    with _busy(1):
-        started = time.perf_counter()
+    with _busy(2) as hogs:
+        assert len(hogs) == 2 and all(hog.poll() is None for hog in hogs)  # running, not exited
+        started = [_cpu_seconds(hog.pid) for hog in hogs]
         time.sleep(1.0)
-        elapsed = time.perf_counter() - started
-        kids = [p for p in os.listdir("/proc") if p.isdigit()
-                and open(f"/proc/{p}/stat").read().split()[3] == str(os.getpid())]
-    assert len(kids) == 1 and elapsed >= 1.0
-    # reaped on the way out: its CPU time is counted, about the whole second and a half it ran
-    assert cpu_seconds_of_children() - before >= 1.0
+        spent = [_cpu_seconds(hog.pid) - before for hog, before in zip(hogs, started)]
+    assert all(s > 0.3 for s in spent), spent  # each spun (a loaded machine still gives it a share)
+    assert all(hog.returncode is not None for hog in hogs)  # stopped on the way out
+
+
+def _cpu_seconds(pid: int) -> float:
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # after the command's name
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime

@@ -78,6 +78,7 @@ class MemchatApp(App):
         self.store_lock = threading.Lock()  # one memory/model call at a time
         self.load_error: str | None = None
         self.quitting = False  # set once quit starts: late replies are stored, not drawn
+        self.close_owed = False  # unmounted while a worker held the store lock: that worker closes it
 
     @property
     def generating(self) -> bool:
@@ -219,8 +220,7 @@ class MemchatApp(App):
     def _send_next_pending(self) -> None:
         if not self.ready or self.generating or self.quitting:
             return
-        outgoing = self.conversation.take_next()
-        if outgoing is None:
+        if (outgoing := self.conversation.take_next()) is None:
             return
         self.conversation.replying = True
         self.cancel = threading.Event()
@@ -239,7 +239,7 @@ class MemchatApp(App):
         self.post_message(self.ReplyDone(reply))
         with self.store_lock:
             self.conversation.settle()  # the reply's vector, once the reply is on its way to the screen
-            if self.quitting:  # the app closed while this held the lock: the store is ours to close
+            if self.close_owed:  # the app was unmounted while this held the lock: the store is ours to close
                 self.memory.close()
 
     async def on_memchat_app_reply_chunk(self, message: ReplyChunk) -> None:
@@ -384,14 +384,14 @@ class MemchatApp(App):
         return None
 
     def on_unmount(self) -> None:
-        # Never wait for the lock on the UI thread: a first model conversion holds it for ~30 s.
-        # Whoever holds it closes the store when done (load_everything checks `quitting`).
+        # Never wait for the lock on the UI thread (a first model conversion holds it ~30 s): its
+        # holder closes the store when done (load_everything checks `quitting`, a reply `close_owed`).
         self.quitting = True
-        if self.memory is not None and self.store_lock.acquire(blocking=False):
-            try:
-                self.memory.close()
-            finally:
-                self.store_lock.release()
+        if self.memory is not None and not self.store_lock.acquire(blocking=False):
+            self.close_owed = True
+        elif self.memory is not None:
+            self.memory.close()  # releases its own lock and engine whatever happens
+            self.store_lock.release()
 
 
 def run_app(settings: Settings) -> int:
