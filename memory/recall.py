@@ -201,9 +201,15 @@ def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: Rec
     ids, scores = store.search(qvec, oversample)
     if len(ids) == 0:
         return []
-    owner = {vid: (turn_id, model) for vid, turn_id, model in conn.exec_driver_sql(
-        f"SELECT e.id, e.turn_id, e.model FROM embeddings e JOIN turns t ON t.id = e.turn_id WHERE e.id IN {in_list(ids)}"
-        + (f" AND {where}" if where else ""), params).all()}
+    rescore = store.approximate  # compressed vectors' scores: the float32 copy in SQLite gives the exact ones
+    rows = conn.exec_driver_sql(
+        f"SELECT e.id, e.turn_id, e.model{', e.vector' if rescore else ''} FROM embeddings e JOIN turns t "
+        f"ON t.id = e.turn_id WHERE e.id IN {in_list(ids)}" + (f" AND {where}" if where else ""), params).all()
+    owner = {row[0]: (row[1], row[2]) for row in rows}
+    if rescore:
+        exact = {row[0]: float(np.frombuffer(row[3], dtype=np.float32) @ qvec) for row in rows}
+        ids = np.array(sorted(exact, key=lambda vid: -exact[vid]), dtype=np.int64)
+        scores = np.array([exact[vid] for vid in ids.tolist()], dtype=np.float32)
     best: dict[int, float] = {}
     for vid, score in zip(ids.tolist(), scores.tolist()):
         turn_id = owner.get(vid, (None,))[0]

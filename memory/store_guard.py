@@ -59,6 +59,10 @@ class StoreGuard:
     def dim(self):
         return self.store.dim
 
+    @property
+    def approximate(self) -> bool:
+        return self.store.approximate
+
     # -- guarded calls ---------------------------------------------------------------------------
     def _run(self, fn, *args):
         if not self.store.remote:

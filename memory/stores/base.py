@@ -64,6 +64,8 @@ class VectorStore(ABC):
     # into its answers; the guard hands it their vectors from SQLite.
     recent = None
     location: str = "data dir"  # where the vectors live, for the bench's table
+    # Scores from compressed vectors (FAISS IVF-SQ8): recall re-scores candidates from SQLite.
+    approximate: bool = False
 
     @abstractmethod
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:

@@ -1,8 +1,12 @@
 """FAISS vector store: exact search while small, IVF past a size where exact gets slow.
 
 Exact: IndexIDMap2 over IndexFlatIP (inner product on unit vectors == cosine), stable int64 ids.
-Approximate: IndexIVFFlat with inner product. It keeps stable ids and supports remove_ids, so
-forgetting never needs a rebuild (HNSW cannot delete). `memchat bench` measured where exact search
+Approximate: IndexIVFScalarQuantizer, inner product over 8-bit codes of the raw vectors (a
+quarter of float32's bytes: at a million memories ~0.4 GB held instead of ~1.5 GB). Its scores
+are close, not exact (`approximate`), so recall re-scores its candidates from SQLite's float32
+copy (memory/recall.py). It keeps stable ids and supports remove_ids, so forgetting never needs
+a rebuild (HNSW cannot delete). An IVFFlat index of an earlier release is compressed at its next
+save. `memchat bench` measured where exact search
 stops meeting the latency target on the 2-core machine; see docs/benchmarks.md.
 
 On disk the index is one file: a JSON header (the IndexState it reflects, the index kind) then the
@@ -112,6 +116,14 @@ class FaissStore(VectorStore):
 
     # -- index kinds ---------------------------------------------------------------------------
     @property
+    def approximate(self) -> bool:
+        """Search scores come from compressed vectors (IVF-SQ8): a caller that needs exact cosines
+        re-scores the candidates."""
+        import faiss
+
+        return self.index is not None and isinstance(faiss.downcast_index(self.index), faiss.IndexIVFScalarQuantizer)
+
+    @property
     def index_kind(self) -> str:
         import faiss
 
@@ -134,14 +146,15 @@ class FaissStore(VectorStore):
         want_ivf = self.kind == "ivf" or (self.kind == "auto" and n > EXACT_LIMIT)
         if not want_ivf or n < 1000:  # IVF needs enough points to train its centroids
             return
-        if kind == "ivf":
+        if kind == "ivf" and self.approximate:
             ivf = faiss.downcast_index(self.index)
             if _nlist_for(n) <= 2 * ivf.nlist:  # still about the size it was trained for
                 return
-        ids, vectors = self._all()
+        ids, vectors = self._all()  # a retrain from decoded codes: their error is ~0.2 % of a component
         nlist = _nlist_for(n)
         quantizer = faiss.IndexFlatIP(self.dim)
-        ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                            faiss.METRIC_INNER_PRODUCT, False)  # raw vectors, not residuals
         rng = np.random.default_rng(0)
         sample = vectors[rng.choice(n, size=min(n, nlist * 64), replace=False)]
         ivf.train(sample)
@@ -161,14 +174,16 @@ class FaissStore(VectorStore):
 
         index = faiss.downcast_index(self.index)
         if isinstance(index, faiss.IndexIVF):
-            # IVFFlat stores each list's vectors verbatim as float32 codes.
+            # IVF-SQ8 keeps 8-bit codes of the raw vectors; IVFFlat (an earlier release's) float32 verbatim.
+            sq = index.sq if isinstance(index, faiss.IndexIVFScalarQuantizer) else None
             lists, ids, vectors = index.invlists, [], []
             for i in range(index.nlist):
                 size = lists.list_size(i)
                 if size:
                     ids.append(faiss.rev_swig_ptr(lists.get_ids(i), size).copy())
-                    codes = faiss.rev_swig_ptr(lists.get_codes(i), size * lists.code_size)
-                    vectors.append(np.frombuffer(codes.copy(), dtype=np.float32).reshape(size, self.dim))
+                    codes = faiss.rev_swig_ptr(lists.get_codes(i), size * lists.code_size).copy()
+                    vectors.append(sq.decode(codes.reshape(size, -1)) if sq is not None
+                                   else np.frombuffer(codes, dtype=np.float32).reshape(size, self.dim))
             return np.concatenate(ids).astype(np.int64), np.vstack(vectors)
         ids = faiss.vector_to_array(index.id_map).astype(np.int64)
         vectors = index.index.reconstruct_n(0, index.ntotal)
