@@ -528,3 +528,26 @@ def test_recall_over_compressed_vectors_gives_exact_cosines(data_dir, embedder):
         qvec = embedder.encode_query(query)
         assert hits and all(abs(h.similarity - float(stored[h.turn.id] @ qvec)) < 1e-5 for h in hits)
         assert hits[0].turn.text == query  # the turn itself, found first
+
+
+def test_an_ivfflat_index_of_an_earlier_release_is_compressed_at_its_next_save(tmp_path):
+    import faiss
+
+    from memory.stores.base import IndexState
+    from memory.stores.faiss import FaissStore
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(21000, 32))  # past EXACT_LIMIT, where auto holds IVF.astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 21001, dtype=np.int64)
+    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(32), 32, 64, faiss.METRIC_INNER_PRODUCT)
+    old.train(vectors)
+    old.add_with_ids(vectors, ids)
+    store = FaissStore(tmp_path, 32, kind="auto")
+    store.index = old  # as an earlier release saved it
+    assert store.index_kind == "ivf" and not store.approximate
+    store.save(IndexState(0, 21000, 21000))
+    reopened = FaissStore(tmp_path, None)
+    assert reopened.approximate and reopened.count() == 21000  # every vector kept, now as 8-bit codes
+    got, scores = reopened.search(vectors[5], 3)
+    assert got[0] == 6 and abs(scores[0] - 1.0) < 0.01
