@@ -551,3 +551,26 @@ def test_an_ivfflat_index_of_an_earlier_release_is_compressed_at_its_next_save(t
     assert reopened.approximate and reopened.count() == 21000  # every vector kept, now as 8-bit codes
     got, scores = reopened.search(vectors[5], 3)
     assert got[0] == 6 and abs(scores[0] - 1.0) < 0.01
+
+
+def test_a_forgotten_vector_leaves_the_compressed_index_file(tmp_path):
+    """Forget means gone for IVF-SQ8 too: the forgotten vector's 8-bit code is in the file before
+    and nowhere in it after the save that follows a delete."""
+    import faiss
+
+    from memory.stores.base import IndexState
+    from memory.stores.faiss import FaissStore
+
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(21000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 21001, dtype=np.int64)
+    store = FaissStore(tmp_path, 32)
+    store.add(ids, vectors)
+    store.save(IndexState(0, 21000, 21000))
+    assert store.approximate
+    code = faiss.downcast_index(store.index).sq.compute_codes(vectors[99:100]).tobytes()  # turn 100's
+    assert code in store.path.read_bytes()
+    store.delete(np.array([100]))
+    store.save(IndexState(1, 21000, 20999))
+    assert code not in store.path.read_bytes() and store.count() == 20999
