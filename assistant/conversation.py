@@ -81,12 +81,9 @@ class Conversation:
         return reply
 
     def settle(self) -> None:
-        """After the reply is shown: embed what the turn committed without its vector (the reply).
-        Its own error boundary: a failure is a notice, and the turn waits to be embedded later."""
-        try:
-            self.service.memory.embed_deferred()
-        except Exception as exc:
-            self.service.memory.notices.append(f"the reply is stored but not embedded yet: {one_line(exc)}")
+        """After the reply is shown: embed what the turn committed without its vector (the reply);
+        a failure is a notice, and the turn waits to be embedded later."""
+        self.service.memory.settle_deferred()
 
     def store_unsent(self, memory) -> int:
         """At quit: keep the messages still waiting (never answered) as turns of `memory`, so nothing

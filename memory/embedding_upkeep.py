@@ -124,11 +124,7 @@ def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH
             memory.notices.append(f"turns waiting for their vectors were refused by the provider: {exc}")
             break
         with memory._lock.exclusive("storing turns"), storage_failures_named(memory.data_dir):
-            memory.index.refresh()
-            ids, vectors = commit_vectors(memory.engine, model, [turn_id for turn_id, _ in rows], chunks, vectors,
-                                          replace=False)
-            if len(ids):
-                memory.index.added(ids, vectors)
+            _add_vectors(memory, model, rows, chunks, vectors)
         done += len(rows)
         progress("embedding", done, max(todo, done))
     return done
@@ -155,16 +151,21 @@ def embed_deferred(memory) -> int:
         chunks = None
     with memory._lock.exclusive("storing turns"), storage_failures_named(memory.data_dir):
         if chunks:
-            memory.index.refresh()
-            ids, vectors = commit_vectors(memory.engine, model, [turn_id for turn_id, _ in rows], chunks, vectors,
-                                          replace=False)
-            if len(ids):
-                memory.index.added(ids, vectors)
+            _add_vectors(memory, model, rows, chunks, vectors)
         with memory.engine.begin() as conn:
             if chunks is None:
                 pending.mark(conn)
             pending.settle(conn, listed)
     return len(rows) if chunks is not None else 0
+
+
+def _add_vectors(memory, model: str, rows: list[tuple[int, str]], chunks, vectors) -> None:
+    """The vectors of turns already stored, into SQLite and then the index (exclusive lock held)."""
+    memory.index.refresh()
+    ids, vectors = commit_vectors(memory.engine, model, [turn_id for turn_id, _ in rows], chunks, vectors,
+                                  replace=False)
+    if len(ids):
+        memory.index.added(ids, vectors)
 
 
 def _waiting(memory, n: int) -> list[tuple[int, str]]:

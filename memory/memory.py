@@ -77,7 +77,7 @@ class Memory:
                 self._lock.close()
                 raise
         self._upkeep = check_model  # not during a re-embed: its vectors are another model's until it ends
-        self._settle_deferred()  # what a crash left committed but not embedded
+        self.settle_deferred()  # what a crash left committed but not embedded
 
     def _open(self, store, store_options, progress, check_model) -> None:
         self.engine = open_record(self.data_dir / DB_NAME)
@@ -201,9 +201,9 @@ class Memory:
         """Embed the turns stored with embed_later (and any a crash left so); returns how many."""
         return embedding_upkeep.embed_deferred(self) if self.index is not None else 0
 
-    def _settle_deferred(self) -> None:
-        """At open and close; what cannot be embedded now stays listed, with a notice: opening or
-        closing never fails for it (a full disk, a bug)."""
+    def settle_deferred(self) -> None:
+        """embed_deferred that never raises (at open, at close, after a reply is shown): what cannot
+        be embedded now stays listed, with a notice (a full disk, a bug)."""
         if self._upkeep:
             try:
                 self.embed_deferred()
@@ -378,7 +378,7 @@ class Memory:
     def close(self) -> None:
         if getattr(self, "index", None) is not None:
             try:
-                self._settle_deferred()  # a reply `memchat ask` printed before embedding it
+                self.settle_deferred()  # a reply `memchat ask` printed before embedding it
                 with self._lock.exclusive("closing"):
                     self.index.close()
             finally:

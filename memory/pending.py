@@ -11,7 +11,7 @@ import json
 
 from sqlalchemy import text
 
-from memory.record import get_meta, set_meta
+from memory.record import get_meta, in_list, set_meta
 
 FLAG = "embed_pending"
 _WAITING = "FROM turns t WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.turn_id = t.id AND e.model = :m)"
@@ -65,6 +65,6 @@ def lacking(conn, model_id: str, turn_ids: list[int]) -> list[tuple[int, str]]:
     """(turn id, text) of those of turn_ids still stored without a vector from `model_id`."""
     if not turn_ids:
         return []
-    rows = conn.execute(text(f"SELECT t.id, t.text {_WAITING} AND t.id IN ({','.join(map(str, map(int, turn_ids)))}) "
-                             "ORDER BY t.id"), {"m": model_id})
+    rows = conn.execute(text(f"SELECT t.id, t.text {_WAITING} AND t.id IN {in_list(turn_ids)} ORDER BY t.id"),
+                        {"m": model_id})
     return [(r[0], r[1]) for r in rows]

@@ -221,9 +221,9 @@ def in_list(ids) -> str:
     return f"({listed or 'NULL'})"
 
 
-def words_list(words, prefix: str = "w") -> tuple[str, dict]:
+def words_list(words) -> tuple[str, dict]:
     """A bound SQL list of strings, "(:w0,:w1)", and its parameters, for exec_driver_sql."""
-    params = {f"{prefix}{n}": w for n, w in enumerate(words)}
+    params = {f"w{n}": w for n, w in enumerate(words)}
     return "(" + (",".join(f":{name}" for name in params) or "NULL") + ")", params
 
 

@@ -144,11 +144,10 @@ def commit_vectors(engine: Engine, model_id: str, turn_ids: list[int], chunks: l
         if replace:
             conn.execute(delete(embeddings).where(embeddings.c.turn_id.in_(turn_ids)))
         else:
-            done = set(conn.execute(select(embeddings.c.turn_id).where(
-                embeddings.c.turn_id.in_(turn_ids), embeddings.c.model == model_id)).scalars())
-            # Forgotten since it was read, by another process (embedding happens without the lock).
-            alive = set(conn.execute(select(turns.c.id).where(turns.c.id.in_(turn_ids))).scalars())
-            keep = [j for j, (i, _) in enumerate(chunks) if turn_ids[i] in alive and turn_ids[i] not in done]
+            # Still stored and still without this model's vector: another process may have forgotten
+            # or embedded a turn since it was read (embedding happens without the lock).
+            lacking = {turn_id for turn_id, _ in pending.lacking(conn, model_id, turn_ids)}
+            keep = [j for j, (i, _) in enumerate(chunks) if turn_ids[i] in lacking]
             chunks, vectors = [chunks[j] for j in keep], vectors[keep]
         if chunks:
             _record_model(conn, model_id, vectors.shape[1])
