@@ -18,12 +18,10 @@ import re
 
 from sqlalchemy.engine import Connection
 
+from memory import fulltext
 from memory.fulltext import NEIGHBOUR_WEIGHT
-from memory.record import in_list, words_list
+from memory.record import FTS_TOKENIZER, in_list
 
-# Below this many turns holding a word, reading its whole doclist is cheaper than a lookup per
-# candidate (FTS5 looks each `rowid IN` id up in the doclist: ~50 us an id, and more in a small store).
-SCAN_DOCLIST_BELOW = 3_000
 # Lexical share = (coverage / best coverage) * best coverage ** LEXICAL_CONFIDENCE: 0 would trust a
 # lexical first place whatever it matched, 1 would scale by coverage alone. 0.5 is where the LoCoMo
 # dev split and the project's fixture both gained (docs/recall.md).
@@ -53,22 +51,15 @@ def lexical_factors(conn: Connection, words: list[str], stems: dict[str, str | N
     if not ids or not words:
         return {}
     turns = conn.exec_driver_sql("SELECT max(id) FROM turns").scalar() or 1  # near enough the count for an idf
-    terms, params = words_list(sorted({s for s in stems.values() if s}))
-    docs = dict(conn.exec_driver_sql(f"SELECT term, doc FROM turns_fts_vocab WHERE term IN {terms}", params).all())
-    holding = {w: min(docs.get(stems.get(w), 0), turns) for w in words}
+    holding = {w: min(n, turns) if stems.get(w) else 0 for w, n in fulltext.rows_holding(conn, words).items()}
     idf = {w: math.log((turns - n + 0.5) / (n + 0.5) + 1) for w, n in holding.items()}
     said = dict.fromkeys(ids, 0.0)
-    for word in words:
-        if not holding[word]:
-            continue  # said nowhere: part of the query's whole, of no candidate
-        # bm25 with the neighbours' columns at weight 0 is below 0 where the turn's own text says
-        # the word and 0 where only a neighbour's does: one statement tells both apart.
-        rowid = "+rowid" if holding[word] < SCAN_DOCLIST_BELOW else "rowid"
-        rows = conn.exec_driver_sql(
-            f"SELECT rowid, bm25(turns_fts, 1.0, 0.0, 0.0) < 0 FROM turns_fts WHERE turns_fts MATCH :match "
-            f"AND {rowid} IN {in_list(ids)}", {"match": f'"{word}"'}).all()
-        for turn_id, own in rows:
-            said[turn_id] += idf[word] * (1.0 if own else NEIGHBOUR_WEIGHT)
+    held = fulltext.terms_said(conn, ids, [stems[w] for w in words if holding[w]], FTS_TOKENIZER)
+    for turn_id, terms in held.items():
+        for word in words:
+            own = terms.get(stems[word]) if holding[word] else None
+            if own is not None:  # a word said nowhere is part of the query's whole, of no candidate
+                said[turn_id] += idf[word] * (1.0 if own else NEIGHBOUR_WEIGHT)
     whole = sum(idf.values()) or 1.0
     coverage = {turn_id: value / whole for turn_id, value in said.items()}
     best = max(coverage.values())

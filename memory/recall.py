@@ -16,11 +16,11 @@ from typing import Callable
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from memory import confidence
+from memory import confidence, fulltext
 from memory.dense_scores import exact_scores, mean_over_windows
 from memory.errors import BadInput
 from memory.fulltext import NEIGHBOUR_WEIGHT
-from memory.record import FTS_TOKENIZER, in_list, words_list
+from memory.record import FTS_TOKENIZER, in_list
 from memory.timewindow import TimeWindow, strip_phrase
 
 # A smaller constant than the customary 60 lets a signal's top ranks count for more. Measured on
@@ -121,18 +121,16 @@ def affordable_words(conn: Connection, words: list[str], budget: int | None = No
 
     bm25 scores every turn that matches any query word, so one very common word makes a query
     slow in a large store while adding almost nothing to the ranking (its IDF is near zero).
-    Document counts come from the index's own vocabulary, under the same stemming as the index.
+    Counts come from the index itself (fulltext.rows_holding), stemmed as it stems.
     """
     if not words:
         return words, 0
     budget = POSTINGS_BUDGET if budget is None else budget
-    stems = {w: _stem(conn, w) for w in words}
-    terms, params = words_list(sorted({s for s in stems.values() if s}))
-    counts = dict(conn.exec_driver_sql(f"SELECT term, doc FROM turns_fts_vocab WHERE term IN {terms}", params).all())
-    ranked = sorted(words, key=lambda w: counts.get(stems[w], 0))
+    counts = fulltext.rows_holding(conn, words)
+    ranked = sorted(words, key=lambda w: counts[w])
     chosen, spent = [], 0
     for word in ranked:
-        cost = counts.get(stems[word], 0)
+        cost = counts[word]
         if chosen and spent + cost > budget:
             break
         chosen.append(word)

@@ -196,6 +196,9 @@ def _set_pragmas(dbapi_connection, _record) -> None:
     # Freed pages are zeroed, so forgotten text does not linger in the file's free space.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Recall's scratch tables (memory/fulltext.py, memory/recall.py) hold a turn's text for a moment:
+    # in memory, never in a temp file.
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 

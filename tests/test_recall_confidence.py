@@ -113,3 +113,35 @@ def test_a_single_signal_ranks_as_it_is(memory):
         order = [t for t, _ in dense_candidates(conn, memory.index.guard, memory.embedder.encode_query(question), 5,
                                                 RecallFilter())]
     assert [h.turn.id for h in memory.recall(question, k=5, weights=DENSE)] == order
+
+
+def test_word_counts_are_exact_up_to_the_cap_and_estimated_past_it(memory, monkeypatch):
+    from memory import fulltext
+
+    # "meeting" in every second turn, "Quito" in three: 200 turns
+    memory.remember_many([NewTurn(text=f"Turn {i}: " + ("the meeting moved again." if i % 2 else "a quiet day."),
+                                  conversation_id=f"c{i // 10}") for i in range(200)])
+    memory.remember_many([NewTurn(text=f"Day {i}: we flew to Quito.", conversation_id="q") for i in range(3)])
+    with memory.engine.connect() as conn:
+        exact = fulltext.rows_holding(conn, ["meeting", "quito", "nowhere"])
+        monkeypatch.setattr(fulltext, "COUNTED_EXACTLY", 20)
+        estimated = fulltext.rows_holding(conn, ["meeting", "quito"])
+        truth = conn.exec_driver_sql("SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'meeting'").scalar()
+    assert exact == {"meeting": truth, "quito": 3, "nowhere": 0}
+    assert estimated["quito"] == 3  # under the cap: still exact
+    assert abs(estimated["meeting"] - truth) <= 0.15 * truth  # from the first 21 matches' reach into the ids
+
+
+def test_the_scratch_table_that_tells_own_words_from_a_neighbours_is_left_empty(memory):
+    from memory import fulltext
+    from memory.record import FTS_TOKENIZER
+
+    asked = memory.remember("Where did you go hiking last summer?", conversation_id="c")
+    answer = memory.remember("Mostly Portugal, we hiked along the coast.", conversation_id="c")
+    with memory.engine.connect() as conn:
+        stems = {w: _stem(conn, w) for w in ["portugal", "hiking", "coffee"]}
+        said = fulltext.terms_said(conn, [asked.id, answer.id], list(stems.values()), FTS_TOKENIZER)
+        left = conn.exec_driver_sql("SELECT count(*) FROM temp.said").scalar()
+    assert said[asked.id] == {stems["portugal"]: False, stems["hiking"]: True}  # "hiked" stems as "hiking" does
+    assert said[answer.id] == {stems["portugal"]: True, stems["hiking"]: True}
+    assert left == 0  # a turn's text does not stay in the connection
