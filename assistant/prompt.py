@@ -17,7 +17,6 @@ XML-tagged memories with dates in the system prompt made the model echo tags and
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 import time
 from datetime import datetime, timezone, tzinfo

@@ -64,8 +64,13 @@ def check_model(engine, model_id: str) -> None:
     """Refuse to open a memory embedded with another model than the configured one, saying how to fix it."""
     with engine.connect() as conn:
         stored = get_meta(conn, "embed_model")
-        others = conn.execute(select(embeddings.c.model, func.count()).where(embeddings.c.model != model_id)
-                              .group_by(embeddings.c.model)).all()
+        # The nearest other model name on either side, from the index on model: no scan of the vectors.
+        below, above = conn.exec_driver_sql(
+            "SELECT (SELECT max(model) FROM embeddings WHERE model < :m), "
+            "(SELECT min(model) FROM embeddings WHERE model > :m)", {"m": model_id}).one()
+        others = [] if below is None and above is None else conn.execute(
+            select(embeddings.c.model, func.count()).where(embeddings.c.model != model_id)
+            .group_by(embeddings.c.model)).all()
     if others or (stored and stored != model_id):
         found = ", ".join(f"{m} ({n} vectors)" for m, n in others) or stored
         raise ModelMismatch(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -297,6 +298,34 @@ def test_model_mismatch_then_reembed(data_dir, embedder, tmp_path):
         assert "passport" in memory.recall("where is my passport", k=1)[0].turn.text
     with pytest.raises(ModelMismatch):
         Memory(data_dir, embedder)
+
+
+def test_a_half_reembedded_store_refuses_either_model_and_counts_each(data_dir, embedder, tmp_path):
+    """A re-embed stopped part way leaves vectors of two models: opening with either is refused, and
+    the message counts the other's vectors (found through the index on embeddings.model)."""
+    import shutil
+
+    from memory import embedding_upkeep
+    from memory.embedding import Embedder, _packaged_model_dir
+
+    with Memory(data_dir, embedder) as memory:
+        memory.remember_many([NewTurn(text=t) for t in ("I keep my passport in the top drawer.",
+                                                        "My favourite band is playing in March.",
+                                                        "The plumber comes on Tuesday.")])
+    other_dir = tmp_path / "my-local-model"
+    shutil.copytree(_packaged_model_dir("all-MiniLM-L6-v2"), other_dir)
+    other = Embedder(str(other_dir))
+
+    def stop_after_the_first_batch(phase, done, total):
+        raise KeyboardInterrupt
+
+    with Memory(data_dir, other, check_model=False) as memory:
+        with pytest.raises(KeyboardInterrupt):
+            embedding_upkeep.reembed(memory, stop_after_the_first_batch, batch=1)
+    with pytest.raises(ModelMismatch, match=re.escape(f"{other_dir} (1 vectors)")):
+        Memory(data_dir, embedder)
+    with pytest.raises(ModelMismatch, match=re.escape(f"{embedder.model_id} (2 vectors)")):
+        Memory(data_dir, other)
 
 
 def test_ivf_index_matches_exact_search_and_supports_delete(tmp_path):
