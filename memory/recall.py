@@ -192,7 +192,9 @@ def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: Rec
     where, params = flt.sql()
     narrowing, _ = flt.sql(with_status=False)  # failed replies are few: no reason to leave the index
     if narrowing:
-        matching = conn.exec_driver_sql(f"SELECT count(*) FROM turns t WHERE {where}", params).scalar_one()
+        # Counted only as far as the limit: past it the count does not matter (a role alone matches half a store).
+        matching = conn.exec_driver_sql(f"SELECT count(*) FROM (SELECT 1 FROM turns t WHERE {where} LIMIT :f_limit)",
+                                        {**params, "f_limit": EXACT_FILTER_LIMIT + 1}).scalar_one()
         if matching <= EXACT_FILTER_LIMIT:
             return exact_scores(conn, qvec, n, where, params, flt.exclude_ids)
     oversample = n * (10 if narrowing else 2) + len(flt.exclude_ids)
