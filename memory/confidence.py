@@ -54,12 +54,11 @@ def lexical_factors(conn: Connection, words: list[str], stems: dict[str, str | N
     holding = {w: min(n, turns) if stems.get(w) else 0 for w, n in fulltext.rows_holding(conn, words).items()}
     idf = {w: math.log((turns - n + 0.5) / (n + 0.5) + 1) for w, n in holding.items()}
     said = dict.fromkeys(ids, 0.0)
-    held = fulltext.terms_said(conn, ids, [stems[w] for w in words if holding[w]], FTS_TOKENIZER)
-    for turn_id, terms in held.items():
-        for word in words:
-            own = terms.get(stems[word]) if holding[word] else None
-            if own is not None:  # a word said nowhere is part of the query's whole, of no candidate
-                said[turn_id] += idf[word] * (1.0 if own else NEIGHBOUR_WEIGHT)
+    # A word said nowhere is part of the query's whole, of no candidate.
+    held = fulltext.who_says(conn, ids, {w: (stems.get(w), holding[w]) for w in words}, FTS_TOKENIZER)
+    for turn_id, saying in held.items():
+        for word, own in saying.items():
+            said[turn_id] += idf[word] * (1.0 if own else NEIGHBOUR_WEIGHT)
     whole = sum(idf.values()) or 1.0
     coverage = {turn_id: value / whole for turn_id, value in said.items()}
     best = max(coverage.values())

@@ -85,28 +85,53 @@ def rows_holding(conn: Connection, words: list[str]) -> dict[str, int]:
     return counts
 
 
-def terms_said(conn: Connection, turn_ids: list[int], terms: list[str], tokenizer: str) -> dict[int, dict[str, bool]]:
-    """Which of `terms` (as the index spells them: stemmed) each turn's row holds, and whether its own
-    text says it (True) or only a neighbour's does (False).
+# A word in fewer rows than this is found among the candidates by reading its doclist; a commoner
+# one by tokenizing the candidates' rows afresh (who_says).
+READ_DOCLIST_BELOW = 3_000
 
-    The rows are tokenized afresh in a scratch table with the index's tokenizer: asking the index
-    costs a doclist lookup per turn and term, ~50 ms for a three-word question at a million memories."""
-    if not turn_ids or not terms:
-        return {}
+
+def who_says(conn: Connection, turn_ids: list[int], words: dict[str, tuple[str, int]],
+             tokenizer: str) -> dict[int, dict[str, bool]]:
+    """For each of `turn_ids`, which of `words` its row holds: True where its own text says the
+    word, False where only a neighbour's does. `words`: {word: (its stem as the index has it, how
+    many rows hold it)}.
+
+    A rare word's doclist is read whole, twice (any column, then the turn's own). Looking a common
+    word's candidates up in its doclist costs ~50 us a turn (and bm25, which could tell both
+    apart in one statement, counts all its matches for an idf: 0.5 s at a million memories), so
+    for those the candidates' rows are tokenized afresh in a scratch table, with the index's tokenizer."""
+    said: dict[int, dict[str, bool]] = {}
+    common = {}
+    for word, (stem, holding) in words.items():
+        if not holding:
+            continue
+        if holding >= READ_DOCLIST_BELOW:
+            common[stem] = word
+            continue
+        for match, own in ((f'"{word}"', False), (f'text : "{word}"', True)):
+            for (turn_id,) in conn.exec_driver_sql(f"SELECT rowid FROM turns_fts WHERE turns_fts MATCH :match "
+                                                   f"AND +rowid IN {in_list(turn_ids)}", {"match": match}):
+                said.setdefault(turn_id, {})[word] = own
+    if common and turn_ids:
+        for turn_id, stem, column in _tokenized(conn, turn_ids, list(common), tokenizer):
+            held = said.setdefault(turn_id, {})
+            held[common[stem]] = held.get(common[stem], False) or column == "text"
+    return said
+
+
+def _tokenized(conn: Connection, turn_ids: list[int], stems: list[str], tokenizer: str) -> list[tuple[int, str, str]]:
+    """(turn id, stem, column) for each occurrence of `stems` in these turns' rows, tokenized in a scratch table."""
     conn.exec_driver_sql("CREATE VIRTUAL TABLE IF NOT EXISTS temp.said USING fts5(text, before, after, "
                          f"tokenize={tokenizer!r})")
     conn.exec_driver_sql("CREATE VIRTUAL TABLE IF NOT EXISTS temp.said_terms USING fts5vocab(temp, said, 'instance')")
-    terms_sql, params = words_list(sorted(set(terms)))
-    conn.exec_driver_sql("DELETE FROM temp.said")  # what a failed call may have left
-    conn.exec_driver_sql("INSERT INTO temp.said(rowid, text, before, after) SELECT id, text, before, after "
-                         f"FROM turns_in_context WHERE id IN {in_list(turn_ids)}")
-    said: dict[int, dict[str, bool]] = {}
-    rows = conn.exec_driver_sql(f"SELECT doc, term, col FROM temp.said_terms WHERE term IN {terms_sql}", params).all()
-    conn.exec_driver_sql("DELETE FROM temp.said")
-    for turn_id, term, column in rows:
-        held = said.setdefault(turn_id, {})
-        held[term] = held.get(term, False) or column == "text"
-    return said
+    stems_sql, params = words_list(sorted(set(stems)))
+    try:
+        conn.exec_driver_sql("INSERT INTO temp.said(rowid, text, before, after) SELECT id, text, before, after "
+                             f"FROM turns_in_context WHERE id IN {in_list(turn_ids)}")
+        return conn.exec_driver_sql(f"SELECT doc, term, col FROM temp.said_terms WHERE term IN {stems_sql}",
+                                    params).all()
+    finally:
+        conn.exec_driver_sql("DELETE FROM temp.said")  # no turn's text stays in the connection
 
 
 def unindex_all(conn: Connection) -> None:

@@ -132,16 +132,20 @@ def test_word_counts_are_exact_up_to_the_cap_and_estimated_past_it(memory, monke
     assert abs(estimated["meeting"] - truth) <= 0.15 * truth  # from the first 21 matches' reach into the ids
 
 
-def test_the_scratch_table_that_tells_own_words_from_a_neighbours_is_left_empty(memory):
+@pytest.mark.parametrize("doclist_below", [3_000, 0], ids=["doclists", "scratch table"])
+def test_who_says_a_word_tells_own_words_from_a_neighbours_both_ways(memory, monkeypatch, doclist_below):
     from memory import fulltext
     from memory.record import FTS_TOKENIZER
 
+    monkeypatch.setattr(fulltext, "READ_DOCLIST_BELOW", doclist_below)  # 0: every word read the common way
     asked = memory.remember("Where did you go hiking last summer?", conversation_id="c")
     answer = memory.remember("Mostly Portugal, we hiked along the coast.", conversation_id="c")
+    words = ["portugal", "hiking", "coffee"]
     with memory.engine.connect() as conn:
-        stems = {w: _stem(conn, w) for w in ["portugal", "hiking", "coffee"]}
-        said = fulltext.terms_said(conn, [asked.id, answer.id], list(stems.values()), FTS_TOKENIZER)
-        left = conn.exec_driver_sql("SELECT count(*) FROM temp.said").scalar()
-    assert said[asked.id] == {stems["portugal"]: False, stems["hiking"]: True}  # "hiked" stems as "hiking" does
-    assert said[answer.id] == {stems["portugal"]: True, stems["hiking"]: True}
+        counts = fulltext.rows_holding(conn, words)
+        said = fulltext.who_says(conn, [asked.id, answer.id], {w: (_stem(conn, w), counts[w]) for w in words},
+                                 FTS_TOKENIZER)
+        left = conn.exec_driver_sql("SELECT count(*) FROM temp.said").scalar() if not doclist_below else 0
+    assert said[asked.id] == {"portugal": False, "hiking": True}  # "hiked" stems as "hiking" does
+    assert said[answer.id] == {"portugal": True, "hiking": True}
     assert left == 0  # a turn's text does not stay in the connection
