@@ -18,9 +18,9 @@ import re
 
 from sqlalchemy.engine import Connection
 
-from memory import fulltext
+from memory import query_words
 from memory.fulltext import NEIGHBOUR_WEIGHT
-from memory.record import FTS_TOKENIZER, in_list
+from memory.record import in_list
 
 # Lexical share = (coverage / best coverage) * best coverage ** LEXICAL_CONFIDENCE: 0 would trust a
 # lexical first place whatever it matched, 1 would scale by coverage alone. 0.5 is where the LoCoMo
@@ -51,11 +51,11 @@ def lexical_factors(conn: Connection, words: list[str], stems: dict[str, str | N
     if not ids or not words:
         return {}
     turns = conn.exec_driver_sql("SELECT max(id) FROM turns").scalar() or 1  # near enough the count for an idf
-    holding = {w: min(n, turns) if stems.get(w) else 0 for w, n in fulltext.rows_holding(conn, words).items()}
+    holding = {w: min(n, turns) if stems.get(w) else 0 for w, n in query_words.rows_holding(conn, words).items()}
     idf = {w: math.log((turns - n + 0.5) / (n + 0.5) + 1) for w, n in holding.items()}
     said = dict.fromkeys(ids, 0.0)
     # A word said nowhere is part of the query's whole, of no candidate.
-    held = fulltext.who_says(conn, ids, {w: (stems.get(w), holding[w]) for w in words}, FTS_TOKENIZER)
+    held = query_words.who_says(conn, ids, {w: (stems.get(w), holding[w]) for w in words})
     for turn_id, saying in held.items():
         for word, own in saying.items():
             said[turn_id] += idf[word] * (1.0 if own else NEIGHBOUR_WEIGHT)

@@ -17,8 +17,7 @@ def window_vectors(conn: Connection, turn_ids: list[int], model: str, several_on
     ids = in_list(turn_ids)
     several = f" AND turn_id IN (SELECT turn_id FROM embeddings WHERE turn_id IN {ids} AND chunk > 0)" if several_only else ""
     rows = conn.exec_driver_sql(
-        # "+model": never by the index on model, which every row matches (the turn ids are few).
-        f"SELECT turn_id, vector FROM embeddings WHERE +model = :model AND turn_id IN {ids}{several} ORDER BY turn_id, chunk",
+        f"SELECT turn_id, vector FROM embeddings WHERE model = :model AND turn_id IN {ids}{several} ORDER BY turn_id, chunk",
         {"model": model}).all()
     blobs: dict[int, list[bytes]] = {}
     for turn_id, blob in rows:

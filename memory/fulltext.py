@@ -22,8 +22,6 @@ from typing import Iterable
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from memory.record import in_list, words_list
-
 NEIGHBOUR_WEIGHT = 0.5  # bm25 weight of the previous/next turn's words; the turn's own count 1.0
 _BATCH = 500  # ids per IN (...) list
 
@@ -60,78 +58,6 @@ def unindex(conn: Connection, turn_ids: Iterable[int]) -> None:
     """Remove the rows of these turns; call before the turns or their neighbours change."""
     _each_batch(conn, turn_ids, "INSERT INTO turns_fts(turns_fts, rowid, text, before, after) "
                                 "SELECT 'delete', id, text, before, after FROM turns_in_context WHERE id IN :ids")
-
-
-# Up to this many rows a word's count is exact; past it, estimated (rows_holding).
-COUNTED_EXACTLY = 5_000
-
-
-def rows_holding(conn: Connection, words: list[str]) -> dict[str, int]:
-    """How many turns' rows hold each word (in any column, stemmed as the index is): exact up to
-    COUNTED_EXACTLY, estimated past it from how far into the ids that many matches reach.
-
-    Counting every match is what bm25's idf and fts5vocab's 'doc' do: ~5-15 ms a common word at a
-    million memories. Reading the first matches by rowid stops at the limit."""
-    # Two subqueries: SQLite answers min() or max() from the index only when it is alone (0.01 ms, not 100).
-    lowest, highest = conn.exec_driver_sql("SELECT (SELECT min(id) FROM turns), (SELECT max(id) FROM turns)").one()
-    counts = {}
-    for word in words:
-        found, last = conn.exec_driver_sql(
-            "SELECT count(*), max(rowid) FROM (SELECT rowid FROM turns_fts WHERE turns_fts MATCH :match "
-            "ORDER BY rowid LIMIT :cap)", {"match": f'"{word}"', "cap": COUNTED_EXACTLY + 1}).one()
-        if found > COUNTED_EXACTLY:  # as dense in the later ids as in the first ones
-            found = round(found * (highest - lowest + 1) / (last - lowest + 1))
-        counts[word] = found
-    return counts
-
-
-# A word in fewer rows than this is found among the candidates by reading its doclist; a commoner
-# one by tokenizing the candidates' rows afresh (who_says).
-READ_DOCLIST_BELOW = 3_000
-
-
-def who_says(conn: Connection, turn_ids: list[int], words: dict[str, tuple[str, int]],
-             tokenizer: str) -> dict[int, dict[str, bool]]:
-    """For each of `turn_ids`, which of `words` its row holds: True where its own text says the
-    word, False where only a neighbour's does. `words`: {word: (its stem as the index has it, how
-    many rows hold it)}.
-
-    A rare word's doclist is read whole, twice (any column, then the turn's own). Looking a common
-    word's candidates up in its doclist costs ~50 us a turn (and bm25, which could tell both
-    apart in one statement, counts all its matches for an idf: 0.5 s at a million memories), so
-    for those the candidates' rows are tokenized afresh in a scratch table, with the index's tokenizer."""
-    said: dict[int, dict[str, bool]] = {}
-    common = {}
-    for word, (stem, holding) in words.items():
-        if not holding:
-            continue
-        if holding >= READ_DOCLIST_BELOW:
-            common[stem] = word
-            continue
-        for match, own in ((f'"{word}"', False), (f'text : "{word}"', True)):
-            for (turn_id,) in conn.exec_driver_sql(f"SELECT rowid FROM turns_fts WHERE turns_fts MATCH :match "
-                                                   f"AND +rowid IN {in_list(turn_ids)}", {"match": match}):
-                said.setdefault(turn_id, {})[word] = own
-    if common and turn_ids:
-        for turn_id, stem, column in _tokenized(conn, turn_ids, list(common), tokenizer):
-            held = said.setdefault(turn_id, {})
-            held[common[stem]] = held.get(common[stem], False) or column == "text"
-    return said
-
-
-def _tokenized(conn: Connection, turn_ids: list[int], stems: list[str], tokenizer: str) -> list[tuple[int, str, str]]:
-    """(turn id, stem, column) for each occurrence of `stems` in these turns' rows, tokenized in a scratch table."""
-    conn.exec_driver_sql("CREATE VIRTUAL TABLE IF NOT EXISTS temp.said USING fts5(text, before, after, "
-                         f"tokenize={tokenizer!r})")
-    conn.exec_driver_sql("CREATE VIRTUAL TABLE IF NOT EXISTS temp.said_terms USING fts5vocab(temp, said, 'instance')")
-    stems_sql, params = words_list(sorted(set(stems)))
-    try:
-        conn.exec_driver_sql("INSERT INTO temp.said(rowid, text, before, after) SELECT id, text, before, after "
-                             f"FROM turns_in_context WHERE id IN {in_list(turn_ids)}")
-        return conn.exec_driver_sql(f"SELECT doc, term, col FROM temp.said_terms WHERE term IN {stems_sql}",
-                                    params).all()
-    finally:
-        conn.exec_driver_sql("DELETE FROM temp.said")  # no turn's text stays in the connection
 
 
 def unindex_all(conn: Connection) -> None:

@@ -22,8 +22,8 @@ Progress = Callable[[str, int, int], None]
 def sql_state(conn: Connection) -> IndexState:
     """What an index must reflect to be current."""
     generation = int(get_meta(conn, "index_generation", "0"))
-    # Two subqueries: alone, max(id) is one lookup and count(*) reads the smallest index; together
-    # SQLite reads every row (50 ms at a million memories).
+    # Two subqueries: alone, max(id) is one lookup and count(*) reads an index; together SQLite
+    # reads every row (50 ms at a million memories).
     max_id, count = conn.exec_driver_sql("SELECT (SELECT coalesce(max(id), 0) FROM embeddings), "
                                          "(SELECT count(*) FROM embeddings)").one()
     return IndexState(generation, int(max_id), int(count))

@@ -14,8 +14,7 @@ from sqlalchemy import text
 from memory.record import get_meta, in_list, set_meta
 
 FLAG = "embed_pending"
-# "+e.model": found by turn id, never by the index on model, which nearly every row matches.
-_WAITING = "FROM turns t WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.turn_id = t.id AND +e.model = :m)"
+_WAITING = "FROM turns t WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.turn_id = t.id AND e.model = :m)"
 
 
 def mark(conn) -> None:

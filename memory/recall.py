@@ -16,11 +16,11 @@ from typing import Callable
 import numpy as np
 from sqlalchemy.engine import Connection
 
-from memory import confidence, fulltext
+from memory import confidence, query_words
 from memory.dense_scores import exact_scores, mean_over_windows
 from memory.errors import BadInput
 from memory.fulltext import NEIGHBOUR_WEIGHT
-from memory.record import FTS_TOKENIZER, in_list
+from memory.record import in_list
 from memory.timewindow import TimeWindow, strip_phrase
 
 # A smaller constant than the customary 60 lets a signal's top ranks count for more. Measured on
@@ -121,12 +121,12 @@ def affordable_words(conn: Connection, words: list[str], budget: int | None = No
 
     bm25 scores every turn that matches any query word, so one very common word makes a query
     slow in a large store while adding almost nothing to the ranking (its IDF is near zero).
-    Counts come from the index itself (fulltext.rows_holding), stemmed as it stems.
+    Counts come from the index itself (query_words.rows_holding), stemmed as it stems.
     """
     if not words:
         return words, 0
     budget = POSTINGS_BUDGET if budget is None else budget
-    counts = fulltext.rows_holding(conn, words)
+    counts = query_words.rows_holding(conn, words)
     ranked = sorted(words, key=lambda w: counts[w])
     chosen, spent = [], 0
     for word in ranked:
@@ -139,15 +139,16 @@ def affordable_words(conn: Connection, words: list[str], budget: int | None = No
 
 
 def _stem(conn: Connection, word: str) -> str | None:
-    """The term FTS5 indexes for `word` (porter stem), via a scratch FTS5 table with the same tokenizer."""
+    """The term FTS5 indexes for `word` (porter stem), via a scratch FTS5 table with the same
+    tokenizer (record.SCRATCH_DDL; contentless, so 'delete-all' leaves nothing of the word)."""
     cached = _STEMS.get(word)
     if cached is not None:
         return cached
-    conn.exec_driver_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer USING fts5(w, tokenize={FTS_TOKENIZER!r})")
-    conn.exec_driver_sql("CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer_vocab USING fts5vocab(temp, stemmer, 'row')")
-    conn.exec_driver_sql("INSERT INTO temp.stemmer(rowid, w) VALUES (1, :w)", {"w": word})
-    stem = conn.exec_driver_sql("SELECT term FROM temp.stemmer_vocab LIMIT 1").scalar()
-    conn.exec_driver_sql("DELETE FROM temp.stemmer")
+    try:
+        conn.exec_driver_sql("INSERT INTO temp.stemmer(rowid, w) VALUES (1, :w)", {"w": word})
+        stem = conn.exec_driver_sql("SELECT term FROM temp.stemmer_vocab LIMIT 1").scalar()
+    finally:
+        conn.exec_driver_sql("INSERT INTO temp.stemmer(stemmer) VALUES ('delete-all')")
     if len(_STEMS) < 100_000:
         _STEMS[word] = stem
     return stem

@@ -88,6 +88,15 @@ PINS_DDL = ("CREATE TABLE pins (turn_id INTEGER PRIMARY KEY REFERENCES turns(id)
 pins = Table("pins", later, Column("turn_id", Integer, primary_key=True), Column("pinned_at", Float, nullable=False))
 
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+# Scratch full-text tables in each connection's temp schema, with the index's tokenizer: `stemmer`
+# stems a query word (memory/recall.py), `said` tokenizes recall's candidates (memory/query_words.py).
+# Contentless (content=''): emptied with 'delete-all', they keep no token of what passed through.
+SCRATCH_DDL = [
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer USING fts5(w, content='', tokenize='{FTS_TOKENIZER}')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer_vocab USING fts5vocab(temp, stemmer, 'row')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.said USING fts5(text, before, after, content='', tokenize='{FTS_TOKENIZER}')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.said_terms USING fts5vocab(temp, said, 'instance')",
+]
 FTS_DDL = [
     # External-content FTS5: the text lives once, in turns; the porter stemmer lets "hiking" match "hike".
     f"CREATE VIRTUAL TABLE turns_fts USING fts5(text, content='turns', content_rowid='id', tokenize='{FTS_TOKENIZER}')",
@@ -152,7 +161,9 @@ def _migration_6_pins(conn: Connection) -> None:
 def _migration_7_embedding_models(conn: Connection) -> None:
     # Every open checks that all vectors come from the configured model (memory/embedding_upkeep.py):
     # with this index two lookups, where a scan of the vectors took 0.5 s at a million memories.
-    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_embeddings_model ON embeddings(model)")
+    # (model, turn_id), not model alone, which every row matches: a lookup of some turns' vectors of
+    # one model reads both columns, in this release and in one still running the release before.
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_embeddings_model_turn ON embeddings(model, turn_id)")
 
 
 # Append new migrations at the end; never edit, rename or reorder one that has shipped.
@@ -203,9 +214,11 @@ def _set_pragmas(dbapi_connection, _record) -> None:
     # Freed pages are zeroed, so forgotten text does not linger in the file's free space.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
-    # Recall's scratch tables (memory/fulltext.py, memory/recall.py) hold a turn's text for a moment:
-    # in memory, never in a temp file.
+    # Recall's scratch tables hold a turn's text or a query's word for a moment: in memory, never in
+    # a temp file. Made here, once a connection, outside any transaction that would roll them back.
     cursor.execute("PRAGMA temp_store=MEMORY")
+    for ddl in SCRATCH_DDL:
+        cursor.execute(ddl)
     cursor.close()
 
 

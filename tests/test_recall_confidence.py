@@ -116,36 +116,59 @@ def test_a_single_signal_ranks_as_it_is(memory):
 
 
 def test_word_counts_are_exact_up_to_the_cap_and_estimated_past_it(memory, monkeypatch):
-    from memory import fulltext
+    from memory import query_words
 
     # "meeting" in every second turn, "Quito" in three: 200 turns
     memory.remember_many([NewTurn(text=f"Turn {i}: " + ("the meeting moved again." if i % 2 else "a quiet day."),
                                   conversation_id=f"c{i // 10}") for i in range(200)])
     memory.remember_many([NewTurn(text=f"Day {i}: we flew to Quito.", conversation_id="q") for i in range(3)])
     with memory.engine.connect() as conn:
-        exact = fulltext.rows_holding(conn, ["meeting", "quito", "nowhere"])
-        monkeypatch.setattr(fulltext, "COUNTED_EXACTLY", 20)
-        estimated = fulltext.rows_holding(conn, ["meeting", "quito"])
+        exact = query_words.rows_holding(conn, ["meeting", "quito", "nowhere"])
+        monkeypatch.setattr(query_words, "COUNTED_EXACTLY", 20)
+        conn.info.pop("word_counts")  # counts are kept with the connection until the store changes
+        estimated = query_words.rows_holding(conn, ["meeting", "quito"])
         truth = conn.exec_driver_sql("SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'meeting'").scalar()
     assert exact == {"meeting": truth, "quito": 3, "nowhere": 0}
     assert estimated["quito"] == 3  # under the cap: still exact
     assert abs(estimated["meeting"] - truth) <= 0.15 * truth  # from the first 21 matches' reach into the ids
 
 
-@pytest.mark.parametrize("doclist_below", [3_000, 0], ids=["doclists", "scratch table"])
-def test_who_says_a_word_tells_own_words_from_a_neighbours_both_ways(memory, monkeypatch, doclist_below):
-    from memory import fulltext
-    from memory.record import FTS_TOKENIZER
+def test_word_counts_kept_with_the_connection_follow_a_new_turn_and_a_forget(memory):
+    from memory import query_words
 
-    monkeypatch.setattr(fulltext, "READ_DOCLIST_BELOW", doclist_below)  # 0: every word read the common way
-    asked = memory.remember("Where did you go hiking last summer?", conversation_id="c")
-    answer = memory.remember("Mostly Portugal, we hiked along the coast.", conversation_id="c")
-    words = ["portugal", "hiking", "coffee"]
+    first = memory.remember("We flew to Quito.", conversation_id="q")
     with memory.engine.connect() as conn:
-        counts = fulltext.rows_holding(conn, words)
-        said = fulltext.who_says(conn, [asked.id, answer.id], {w: (_stem(conn, w), counts[w]) for w in words},
-                                 FTS_TOKENIZER)
-        left = conn.exec_driver_sql("SELECT count(*) FROM temp.said").scalar() if not doclist_below else 0
-    assert said[asked.id] == {"portugal": False, "hiking": True}  # "hiked" stems as "hiking" does
-    assert said[answer.id] == {"portugal": True, "hiking": True}
-    assert left == 0  # a turn's text does not stay in the connection
+        assert query_words.rows_holding(conn, ["quito"]) == {"quito": 1}
+    second = memory.remember("Quito again next year.", conversation_id="r")
+    with memory.engine.connect() as conn:
+        assert query_words.rows_holding(conn, ["quito"]) == {"quito": 2}
+    memory.forget([first.id, second.id])
+    memory.remember("Something else entirely.", conversation_id="s")
+    with memory.engine.connect() as conn:
+        assert query_words.rows_holding(conn, ["quito"]) == {"quito": 0}
+
+
+@pytest.mark.parametrize("doclist_below", [3_000, 1], ids=["doclists", "scratch table"])
+def test_who_says_a_word_tells_own_words_from_a_neighbours_both_ways(memory, monkeypatch, doclist_below):
+    from memory import query_words
+
+    monkeypatch.setattr(query_words, "READ_DOCLIST_BELOW", doclist_below)  # 1: every word read the common way
+    asked = memory.remember("Where did you go hiking last summer? Check the foo bar config.", conversation_id="c")
+    answer = memory.remember("Mostly Portugal, we hiked along the coast near Zyxqv; foo_bar is set.", conversation_id="c")
+    words = ["portugal", "hiking", "hikes", "foo_bar", "coffee"]
+    with memory.engine.connect() as conn:
+        counts = query_words.rows_holding(conn, words)
+        said = query_words.who_says(conn, [asked.id, answer.id], {w: (_stem(conn, w), counts[w]) for w in words})
+        blocks = conn.exec_driver_sql("SELECT block FROM temp.said_data").scalars().all()
+    # "hiked" and "hikes" stem as "hiking" does: each word is credited; "foo_bar" is the phrase "foo bar"
+    assert said[asked.id] == {"portugal": False, "hiking": True, "hikes": True, "foo_bar": True}
+    assert said[answer.id] == {"portugal": True, "hiking": True, "hikes": True, "foo_bar": True}
+    assert not any(b"zyxqv" in bytes(block or b"") for block in blocks)  # no token of a turn stays behind
+
+
+def test_a_word_with_a_double_quote_is_searched_as_a_word(memory):
+    from memory import query_words
+
+    memory.remember('She said "hello" twice.', conversation_id="c")
+    with memory.engine.connect() as conn:
+        assert query_words.rows_holding(conn, ['hel"lo', "hello"]) == {'hel"lo': 0, "hello": 1}
