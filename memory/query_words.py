@@ -30,12 +30,14 @@ def rows_holding(conn: Connection, words: list[str]) -> dict[str, int]:
     """How many turns' rows hold each word (in any column, stemmed as the index is): exact up to
     COUNTED_EXACTLY, estimated past it from how far through the ids that many matches reach.
 
-    Kept with the connection until a turn is added or forgotten: a chat recalls with the same
-    words again and again."""
+    Kept with the connection while the full-text index holds the same rows: a chat recalls with
+    the same words again and again. The key is the ids' bounds, the forget generation and FTS5's
+    totals record (its row and token counts: any row added, even under a freed id, changes it)."""
     # Separate subqueries: SQLite answers min() or max() from an index only when it stands alone.
     state = tuple(conn.exec_driver_sql(
         "SELECT (SELECT min(id) FROM turns), (SELECT max(id) FROM turns), "
-        "(SELECT value FROM meta WHERE key = 'index_generation')").one())
+        "(SELECT value FROM meta WHERE key = 'index_generation'), "
+        "(SELECT block FROM turns_fts_data WHERE id = 1)").one())
     cached = conn.info.get("word_counts")
     if cached is None or cached[0] != state:
         cached = conn.info["word_counts"] = (state, {})

@@ -112,7 +112,7 @@ def content_words(query: str) -> list[str]:
 
 def fts_query(words: list[str]) -> str | None:
     """An FTS5 MATCH expression: the words OR-ed, each quoted (no FTS syntax leaks)."""
-    return " OR ".join(f'"{w}"' for w in words) if words else None
+    return " OR ".join(query_words.phrase(w) for w in words) if words else None
 
 
 def affordable_words(conn: Connection, words: list[str], budget: int | None = None) -> tuple[list[str], int]:
@@ -141,9 +141,8 @@ def affordable_words(conn: Connection, words: list[str], budget: int | None = No
 def _stem(conn: Connection, word: str) -> str | None:
     """The term FTS5 indexes for `word` (porter stem), via a scratch FTS5 table with the same
     tokenizer (record.SCRATCH_DDL; contentless, so 'delete-all' leaves nothing of the word)."""
-    cached = _STEMS.get(word)
-    if cached is not None:
-        return cached
+    if word in _STEMS:  # None too: a word that makes no token. Of several tokens, the first in order: a flag, not a stem
+        return _STEMS[word]
     try:
         conn.exec_driver_sql("INSERT INTO temp.stemmer(rowid, w) VALUES (1, :w)", {"w": word})
         stem = conn.exec_driver_sql("SELECT term FROM temp.stemmer_vocab LIMIT 1").scalar()
@@ -163,7 +162,7 @@ def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) 
         # ~90 ms at a million memories): take the newest turns that say every word instead. FTS5
         # walks the doclists backwards by rowid and stops at the limit; no turn is scored. Only a
         # turn's own words count here: unscored, a neighbour's would rank as high as its own.
-        match = " AND ".join(f'text : "{w}"' for w in words)
+        match = " AND ".join("text : " + query_words.phrase(w) for w in words)
         score, order = "-turns_fts.rowid", "turns_fts.rowid DESC"  # the ORDER BY FTS5 serves as it reads
     else:
         match = fts_query(chosen)
@@ -378,5 +377,5 @@ def _saying(conn: Connection, ids: list[int], query: str) -> set[int]:
     if not ids or not words:
         return set()
     rows = conn.exec_driver_sql(f"SELECT rowid FROM turns_fts WHERE turns_fts MATCH :match AND rowid IN {in_list(ids)}",
-                                {"match": " OR ".join(f'text : "{w}"' for w in words)})
+                                {"match": " OR ".join("text : " + query_words.phrase(w) for w in words)})
     return {r[0] for r in rows}

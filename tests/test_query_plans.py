@@ -9,7 +9,7 @@ import re
 
 from sqlalchemy import event
 
-from memory import query_words
+from memory import query_words, recall
 from memory.recall import RecallFilter
 from memory.timewindow import TimeWindow
 from memory.turn import NewTurn
@@ -21,12 +21,12 @@ BY_MODEL_ALONE = re.compile(r"\(model=\?\)")
 
 
 def _plans(memory, work) -> list[tuple[str, str]]:
-    """(statement, plan line) for every SELECT `work` runs, each explained on its own connection
+    """(statement, plan line) for every SELECT (and INSERT ... SELECT) `work` runs, each explained on its own connection
     (recall's scratch tables live there) just before it runs."""
     plans: list[tuple[str, str]] = []
 
     def explain(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and not executemany:
+        if statement.lstrip().upper().startswith(("SELECT", "INSERT")) and "SELECT" in statement.upper() and not executemany:
             raw = conn.connection.driver_connection
             plans.extend((statement, row[-1]) for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters or ()))
 
@@ -55,7 +55,7 @@ def test_recall_and_a_turn_read_by_index_only(memory, monkeypatch):
 
     plans = _plans(memory, work)
     monkeypatch.setattr(query_words, "READ_DOCLIST_BELOW", 1)  # the common words' way too,
-    monkeypatch.setattr(query_words, "COUNTED_EXACTLY", 3)  # and estimated counts
+    monkeypatch.setattr(recall, "POSTINGS_BUDGET", 1)  # and the newest turns that say every word
     plans += _plans(memory, work)
     assert len({statement for statement, _ in plans}) > 10  # the listener saw the paths' statements
     scans = [(statement, line) for statement, line in plans if FULL_SCAN.search(line) or BY_MODEL_ALONE.search(line)]

@@ -133,19 +133,24 @@ def test_word_counts_are_exact_up_to_the_cap_and_estimated_past_it(memory, monke
     assert abs(estimated["meeting"] - truth) <= 0.15 * truth  # from the first 21 matches' reach into the ids
 
 
-def test_word_counts_kept_with_the_connection_follow_a_new_turn_and_a_forget(memory):
+def test_word_counts_kept_with_the_connection_follow_every_change_of_the_index(memory):
     from memory import query_words
 
+    def quito():
+        with memory.engine.connect() as conn:  # the pool hands back the same connection, and its counts
+            return query_words.rows_holding(conn, ["quito"])["quito"]
+
     first = memory.remember("We flew to Quito.", conversation_id="q")
-    with memory.engine.connect() as conn:
-        assert query_words.rows_holding(conn, ["quito"]) == {"quito": 1}
-    second = memory.remember("Quito again next year.", conversation_id="r")
-    with memory.engine.connect() as conn:
-        assert query_words.rows_holding(conn, ["quito"]) == {"quito": 2}
-    memory.forget([first.id, second.id])
-    memory.remember("Something else entirely.", conversation_id="s")
-    with memory.engine.connect() as conn:
-        assert query_words.rows_holding(conn, ["quito"]) == {"quito": 0}
+    middle = memory.remember("Quito again in May.", conversation_id="r")
+    memory.remember("Quito once more.", conversation_id="s")
+    assert quito() == 3
+    memory.forget([middle.id])  # the ids' bounds stay: the forget generation moves
+    assert quito() == 2
+    memory.remember_many([NewTurn(text="Quito again in May.", conversation_id="r", id=middle.id)])
+    assert memory.get(middle.id) is not None  # back under its freed id: bounds and generation stay
+    assert quito() == 3
+    memory.forget([first.id])
+    assert quito() == 2
 
 
 @pytest.mark.parametrize("doclist_below", [3_000, 1], ids=["doclists", "scratch table"])
