@@ -19,11 +19,27 @@ COUNTED_EXACTLY = 5_000
 # one by tokenizing the candidates' rows afresh (who_says).
 READ_DOCLIST_BELOW = 3_000
 ONE_TOKEN = re.compile(r"[^\W_]+")  # what the index's unicode61 tokenizer keeps as one token
+STEMS: dict[str, str | None] = {}  # word -> stem, for the process: the tokenizer never changes
 
 
 def phrase(word: str) -> str:
     """An FTS5 string for `word`: quoted, so no FTS syntax leaks."""
     return '"' + word.replace('"', '""') + '"'
+
+
+def stem(conn: Connection, word: str) -> str | None:
+    """The term FTS5 indexes for `word` (porter stem), via a scratch FTS5 table with the same
+    tokenizer (record.SCRATCH_DDL; contentless, so 'delete-all' leaves nothing of the word)."""
+    if word in STEMS:  # None too: a word that makes no token. Of several tokens, the first in order: a flag, not a stem
+        return STEMS[word]
+    try:
+        conn.exec_driver_sql("INSERT INTO temp.stemmer(rowid, w) VALUES (1, :w)", {"w": word})
+        term = conn.exec_driver_sql("SELECT term FROM temp.stemmer_vocab LIMIT 1").scalar()
+    finally:
+        conn.exec_driver_sql("INSERT INTO temp.stemmer(stemmer) VALUES ('delete-all')")
+    if len(STEMS) < 100_000:
+        STEMS[word] = term
+    return term
 
 
 def rows_holding(conn: Connection, words: list[str]) -> dict[str, int]:

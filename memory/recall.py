@@ -32,7 +32,6 @@ CANDIDATES = 50  # per signal, before fusion
 BM25 = f"bm25(turns_fts, 1.0, {NEIGHBOUR_WEIGHT}, {NEIGHBOUR_WEIGHT})"
 # Most postings (turn, word) pairs one lexical query may rank; see affordable_words.
 POSTINGS_BUDGET = 5_000  # 2 ms lexical p50 at 100k memories (20k postings: 9 ms); docs/benchmarks.md
-_STEMS: dict[str, str | None] = {}
 # Past this many matching turns a filtered dense search uses the index and filters afterwards;
 # below it, it scores the matching turns' stored vectors exactly (fast, and never misses).
 EXACT_FILTER_LIMIT = 50_000
@@ -136,21 +135,6 @@ def affordable_words(conn: Connection, words: list[str], budget: int | None = No
         chosen.append(word)
         spent += cost
     return chosen, spent
-
-
-def _stem(conn: Connection, word: str) -> str | None:
-    """The term FTS5 indexes for `word` (porter stem), via a scratch FTS5 table with the same
-    tokenizer (record.SCRATCH_DDL; contentless, so 'delete-all' leaves nothing of the word)."""
-    if word in _STEMS:  # None too: a word that makes no token. Of several tokens, the first in order: a flag, not a stem
-        return _STEMS[word]
-    try:
-        conn.exec_driver_sql("INSERT INTO temp.stemmer(rowid, w) VALUES (1, :w)", {"w": word})
-        stem = conn.exec_driver_sql("SELECT term FROM temp.stemmer_vocab LIMIT 1").scalar()
-    finally:
-        conn.exec_driver_sql("INSERT INTO temp.stemmer(stemmer) VALUES ('delete-all')")
-    if len(_STEMS) < 100_000:
-        _STEMS[word] = stem
-    return stem
 
 
 def lexical_candidates(conn: Connection, query: str, n: int, flt: RecallFilter) -> list[int]:
@@ -295,7 +279,7 @@ def signal_factors(conn: Connection, query: str, rankings: dict[str, list[int]],
     factors: dict[str, dict[int, float]] = {}
     if rankings.get("lexical"):
         words = content_words(query)
-        factors["lexical"] = confidence.lexical_factors(conn, words, {w: _stem(conn, w) for w in words},
+        factors["lexical"] = confidence.lexical_factors(conn, words, {w: query_words.stem(conn, w) for w in words},
                                                         rankings["lexical"])
     if rankings.get("dense"):
         factors["dense"] = confidence.dense_factors([(i, similarity[i]) for i in rankings["dense"]])

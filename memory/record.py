@@ -89,7 +89,7 @@ pins = Table("pins", later, Column("turn_id", Integer, primary_key=True), Column
 
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 # Scratch full-text tables in each connection's temp schema, with the index's tokenizer: `stemmer`
-# stems a query word (memory/recall.py), `said` tokenizes recall's candidates (memory/query_words.py).
+# stems a query word, `said` tokenizes recall's candidates (memory/query_words.py).
 # Contentless (content=''): emptied with 'delete-all', they keep no token of what passed through.
 SCRATCH_DDL = [
     f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.stemmer USING fts5(w, content='', tokenize='{FTS_TOKENIZER}')",
@@ -164,6 +164,9 @@ def _migration_7_embedding_models(conn: Connection) -> None:
     # (model, turn_id), not model alone, which every row matches: a lookup of some turns' vectors of
     # one model reads both columns, in this release and in one still running the release before.
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_embeddings_model_turn ON embeddings(model, turn_id)")
+    # Recall counts a word's rows from the index itself now (memory/query_words.py), which is bounded
+    # where the vocabulary table walks every posting: the table of migration 2 is no longer read.
+    conn.exec_driver_sql("DROP TABLE IF EXISTS turns_fts_vocab")
 
 
 # Append new migrations at the end; never edit, rename or reorder one that has shipped.

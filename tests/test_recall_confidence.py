@@ -6,7 +6,8 @@ import pytest
 
 from memory import confidence
 from memory.dense_scores import mean_over_windows
-from memory.recall import RecallFilter, RecallWeights, content_words, dense_candidates, _stem
+from memory.query_words import stem
+from memory.recall import RecallFilter, RecallWeights, content_words, dense_candidates
 from memory.turn import NewTurn
 
 DENSE = RecallWeights.only("dense")
@@ -78,7 +79,7 @@ def test_lexical_share_follows_how_much_of_the_query_a_turn_says(memory):
     question = "Which cello teacher is Ben visiting?"
     with memory.engine.connect() as conn:
         words = content_words(question)
-        shares = confidence.lexical_factors(conn, words, {w: _stem(conn, w) for w in words}, [rare.id, common.id])
+        shares = confidence.lexical_factors(conn, words, {w: stem(conn, w) for w in words}, [rare.id, common.id])
     assert shares[rare.id] > 2 * shares[common.id] > 0  # "Ben" is in every turn: it says little
     assert 0 < shares[rare.id] < 1  # even the best says part of the query ("visiting" is nowhere)
 
@@ -99,7 +100,7 @@ def test_a_neighbours_word_counts_at_the_neighbour_weight(memory):
     answer = memory.remember("Mostly Portugal, we drove along the coast.", conversation_id="c")
     with memory.engine.connect() as conn:
         words = ["portugal"]
-        shares = confidence.lexical_factors(conn, words, {w: _stem(conn, w) for w in words}, [asked.id, answer.id])
+        shares = confidence.lexical_factors(conn, words, {w: stem(conn, w) for w in words}, [asked.id, answer.id])
     assert shares[answer.id] > 0 and shares[asked.id] == pytest.approx(NEIGHBOUR_WEIGHT * shares[answer.id])
 
 
@@ -163,7 +164,7 @@ def test_who_says_a_word_tells_own_words_from_a_neighbours_both_ways(memory, mon
     words = ["portugal", "hiking", "hikes", "foo_bar", "coffee"]
     with memory.engine.connect() as conn:
         counts = query_words.rows_holding(conn, words)
-        said = query_words.who_says(conn, [asked.id, answer.id], {w: (_stem(conn, w), counts[w]) for w in words})
+        said = query_words.who_says(conn, [asked.id, answer.id], {w: (stem(conn, w), counts[w]) for w in words})
         blocks = conn.exec_driver_sql("SELECT block FROM temp.said_data").scalars().all()
     # "hiked" and "hikes" stem as "hiking" does: each word is credited; "foo_bar" is the phrase "foo bar"
     assert said[asked.id] == {"portugal": False, "hiking": True, "hikes": True, "foo_bar": True}
