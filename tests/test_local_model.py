@@ -3,7 +3,10 @@ torch thread), and the choice between them."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -11,7 +14,8 @@ import torch
 from assistant.backends import BackendError, GenerationOptions, StreamState
 from assistant.backends.cpu_decoding import QuantizedLinear, decode_attention
 from assistant.backends.local import choose_runtime
-from memory.runtime import torch_thread
+from memory.runtime import free_cores, torch_thread
+from memory.runtime.free_cores import allowed_cpus
 
 
 def answer(backend, question: str, tokens: int = 12) -> str:
@@ -44,6 +48,34 @@ def test_the_onnx_engine_answers_streams_and_stops(onnx_backend):
     assert state.usage["prompt_tokens"] == onnx_backend.prompt_tokens([{"role": "user", "content": "Count from one to fifty in words."}])
     built = onnx_backend.engine.built
     assert json.loads((built / "genai_config.json").read_text())["model"]["decoder"]["session_options"]["intra_op_num_threads"] >= 1
+
+
+@pytest.mark.skipif(len(allowed_cpus()) < 2 or free_cores.sample().busy is None,
+                    reason="needs two cores and /proc/stat")
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_each_engine_answers_on_the_cores_other_programs_leave_free(runtime, onnx_backend, torch_backend):
+    """With one core kept busy by another process, the next reply runs one thread fewer (two threads
+    on two cores decoded 0.5 tokens/s with torch); once it stops, the one after runs on all again."""
+    backend = onnx_backend if runtime == "onnx" else torch_backend
+
+    def threads() -> int:
+        return backend.engine.threads if runtime == "onnx" else torch_thread.run(torch.get_num_threads)
+
+    cores = len(allowed_cpus())
+    answer(backend, "Say hello.", tokens=2)  # what other programs used is counted from here
+    hog = subprocess.Popen([sys.executable, "-c", "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass"])
+    try:
+        time.sleep(1.0)
+        assert "Paris" in answer(backend, "What is the capital of France?")
+        assert threads() == cores - 1
+    finally:
+        hog.kill()
+        hog.wait()
+    time.sleep(1.5)
+    answer(backend, "Say hello.", tokens=2)
+    assert threads() == cores
+    if runtime == "onnx":
+        assert f"{cores} of {cores} threads" in backend.describe()
 
 
 def test_auto_takes_onnx_runtime_on_every_cpu_and_the_engine_can_be_chosen():

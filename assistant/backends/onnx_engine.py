@@ -7,7 +7,10 @@ model cache. Loading it later takes ~0.4 s and imports neither torch nor transfo
 tokens/s, where the torch path gave 0.8 s and 25 tokens/s (docs/benchmarks.md).
 
 ONNX Runtime counted one core on these 2-vCPU machines and ran its matrix products on one thread
-(first token 1.1 s); the built model's config names the CPUs this process may use instead.
+(first token 1.1 s). The model is loaded with one thread per core that other programs leave free
+instead (memory/runtime/free_cores.py), measured at load and again before each reply, and loaded
+again (~0.2 s) when that number changes: a thread on a core another program keeps busy slowed
+every step (decoding 67 tokens/s on two threads against 101 on one).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from typing import Iterator
 from assistant.backends import repetition
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
 from assistant.backends.turn_end import with_turn_ends
+from memory.runtime.free_cores import CoreShare, allowed_cpus
 
 PRECISION = "int4"
 
@@ -38,12 +42,16 @@ class OnnxEngine:
         self.built = built_path(directory)
         self._model = None
         self._tokenizer = None
+        self._share = CoreShare()
+        self.threads = 0  # the loaded model's; 0 before load
         # Memoized per engine (the prompt recounts the same recent turns every turn). A class-level
         # lru_cache held every engine, and so every model, alive after a switch.
         self.count_tokens = functools.lru_cache(maxsize=4096)(self._count_tokens)
 
     def describe(self) -> str:
-        return f"onnxruntime-genai {PRECISION}, {_threads()} threads"
+        threads = self.threads or self._share.cores
+        return (f"onnxruntime-genai {PRECISION}, {threads} of {self._share.cores} threads "
+                "(one per core other programs leave free)")
 
     def load(self) -> None:
         import onnxruntime_genai as og
@@ -52,8 +60,15 @@ class OnnxEngine:
             og.disable_telemetry_events()
         if not (self.built / "genai_config.json").exists():
             self._build()
-        self._model = og.Model(str(self.built))
-        self._tokenizer = og.Tokenizer(self._model)
+        self._load_model(self._share.threads(wait=True))
+
+    def _load_model(self, threads: int) -> None:
+        import onnxruntime_genai as og
+
+        config = og.Config(str(self.built))
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
+        model = og.Model(config)
+        self._model, self._tokenizer, self.threads = model, og.Tokenizer(model), threads
 
     def _build(self) -> None:
         from memory.runtime.private_files import ensure_private_dir
@@ -73,7 +88,7 @@ class OnnxEngine:
                                    "set MEMCHAT_LOCAL_RUNTIME=torch to use torch instead", "error")
             config_path = tmp / "genai_config.json"
             config = json.loads(config_path.read_text())
-            config["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = _threads()
+            config["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = len(allowed_cpus())
             config["model"]["eos_token_id"] = with_turn_ends(config["model"].get("eos_token_id"), self.directory)
             config_path.write_text(json.dumps(config, indent=2))
             os.replace(tmp, self.built)  # complete or absent
@@ -96,6 +111,8 @@ class OnnxEngine:
                cancel: threading.Event, state: StreamState) -> Iterator[str]:
         import onnxruntime_genai as og
 
+        if (threads := self._share.threads()) != self.threads:  # another program started or stopped
+            self._load_model(threads)
         ids = self._encode_chat(messages)
         search = {"max_length": len(ids) + options.max_new_tokens, "do_sample": not options.greedy}
         if not options.greedy:
@@ -135,10 +152,3 @@ class OnnxEngine:
         state.finish_reason = "cancelled" if cancel.is_set() else (
             "length" if completion >= options.max_new_tokens else "stop")
 
-
-def _threads() -> int:
-    """The CPUs this process may run on (ONNX Runtime's own guess counted one on 2-vCPU machines)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)

@@ -17,6 +17,7 @@ from typing import Iterator
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
 from assistant.backends.turn_end import with_turn_ends
 from memory.runtime import cpu, torch_thread
+from memory.runtime.free_cores import CoreShare
 
 WEIGHTS = ("auto", "int4", "int8", "dense", "bf16")  # MEMCHAT_LOCAL_WEIGHTS; bf16: the old name of dense
 DTYPES = ("auto", "float32", "bfloat16")  # MEMCHAT_LOCAL_DTYPE; auto: bfloat16 only where it is native
@@ -39,6 +40,9 @@ class TorchEngine:
         self.dtype = cpu.float_dtype(dtype)
         self._model = None
         self._tokenizer = None
+        # One thread per free core: with one of two cores kept busy, two threads decoded 0.5 tokens/s
+        # (each step waits for the thread that shares the busy core; docs/benchmarks.md).
+        self._share = CoreShare()
         # Memoized per engine (the prompt recounts the same recent turns every turn). A class-level
         # lru_cache held every engine, and so every model, alive after a switch.
         self.count_tokens = functools.lru_cache(maxsize=4096)(self._count_tokens)
@@ -56,6 +60,7 @@ class TorchEngine:
 
         from assistant.backends.cpu_decoding import quantize_for_decoding, use_decode_attention
 
+        torch.set_num_threads(self._share.threads(wait=True))
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
         directory = self.directory
@@ -126,6 +131,7 @@ class TorchEngine:
 
         def work() -> None:
             try:
+                torch.set_num_threads(self._share.threads())
                 if options.seed is not None:
                     torch.manual_seed(options.seed)
                 with torch.inference_mode():
