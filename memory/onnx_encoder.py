@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memory.runtime.free_cores import CoreShare
+
 
 def onnx_path(source: str, cache_dir: Path) -> Path:
     return Path(cache_dir) / f"embedder-{Path(source).name}-{_weights_tag(source)}.onnx"
@@ -25,11 +27,22 @@ class OnnxEncoder:
 
     def __init__(self, path: Path, tokenizer, pad_token: str, max_tokens: int):
         """tokenizer: a `tokenizers.Tokenizer`; a copy is set to truncate and pad like the model."""
-        import onnxruntime
         from tokenizers import Tokenizer
+
+        self.path = path
+        self._share = CoreShare()
+        self.threads = self._share.cores
+        self.session = self._session(self.threads)
+        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        self.tokenizer.enable_truncation(max_length=max_tokens)
+        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad_token) or 0, pad_token=pad_token)
+
+    def _session(self, threads: int):
+        import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
         # Worker threads spin briefly after a run (the default). Turning that off made a chat turn's
         # two encodes ~1.6x slower; nothing else runs in those few milliseconds worth protecting.
         options.log_severity_level = 3
@@ -37,25 +50,38 @@ class OnnxEncoder:
         # life of the process; the soak grew +20 % in steps at each import with it and 0 % without,
         # and one-text and batch speeds did not move (docs/benchmarks.md, "A long life").
         options.enable_cpu_mem_arena = False
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
-        self.tokenizer.enable_truncation(max_length=max_tokens)
-        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad_token) or 0, pad_token=pad_token)
+        return onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def _fit_threads(self, batches: bool) -> None:
+        """One thread per core other programs leave free (memory/runtime/free_cores.py), by a new
+        session (~0.12 s) when that changes. With one of two cores busy, batches of chat turns
+        embedded at 98-130/s on two threads and 157-159/s on one (idle: 251 and 154). One text
+        gains ~1 ms from it (8.2 → 7.2 ms), less than a new session costs a chat turn, so a single
+        encode only moves back up to all cores once they are free again."""
+        threads = self._share.threads()
+        if threads != self.threads and (batches or threads > self.threads):
+            self.session, self.threads = self._session(threads), threads
 
     def encode_many(self, texts: list[str], batch: int = 8) -> np.ndarray:
         """Many texts in small batches of similar length (little padding), in the given order.
         Batches of 8 embedded real chat turns fastest here (118/s; 96/s at 64)."""
+        self._fit_threads(batches=True)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), 0), dtype=np.float32)
         for start in range(0, len(order), batch):
             chosen = order[start : start + batch]
-            vectors = self.encode([texts[i] for i in chosen])
+            vectors = self._run([texts[i] for i in chosen])
             if out.shape[1] == 0:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
             out[chosen] = vectors
         return out
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        if self.threads < self._share.cores:  # an import under load left it on fewer
+            self._fit_threads(batches=False)
+        return self._run(texts)
+
+    def _run(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer.encode_batch(texts)
         feed = {"input_ids": np.array([e.ids for e in batch], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64)}

@@ -3,8 +3,6 @@ torch thread), and the choice between them."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 
@@ -14,8 +12,10 @@ import torch
 from assistant.backends import BackendError, GenerationOptions, StreamState
 from assistant.backends.cpu_decoding import QuantizedLinear, decode_attention
 from assistant.backends.local import choose_runtime
+from assistant.chat_bench import _busy
 from memory.runtime import free_cores, torch_thread
-from memory.runtime.free_cores import allowed_cpus
+from memory.runtime.free_cores import CoreShare
+from tests.test_free_cores import with_one_busy
 
 
 def answer(backend, question: str, tokens: int = 12) -> str:
@@ -50,7 +50,7 @@ def test_the_onnx_engine_answers_streams_and_stops(onnx_backend):
     assert json.loads((built / "genai_config.json").read_text())["model"]["decoder"]["session_options"]["intra_op_num_threads"] >= 1
 
 
-@pytest.mark.skipif(len(allowed_cpus()) < 2 or free_cores.sample().busy is None,
+@pytest.mark.skipif(with_one_busy(CoreShare()) == CoreShare().cores or free_cores.sample().busy is None,
                     reason="needs two cores and /proc/stat")
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_each_engine_answers_on_the_cores_other_programs_leave_free(runtime, onnx_backend, torch_backend):
@@ -61,16 +61,12 @@ def test_each_engine_answers_on_the_cores_other_programs_leave_free(runtime, onn
     def threads() -> int:
         return backend.engine.threads if runtime == "onnx" else torch_thread.run(torch.get_num_threads)
 
-    cores = len(allowed_cpus())
+    cores, fewer = CoreShare().cores, with_one_busy(CoreShare())
     answer(backend, "Say hello.", tokens=2)  # what other programs used is counted from here
-    hog = subprocess.Popen([sys.executable, "-c", "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass"])
-    try:
-        time.sleep(1.0)
+    with _busy(1):
+        time.sleep(0.5)
         assert "Paris" in answer(backend, "What is the capital of France?")
-        assert threads() == cores - 1
-    finally:
-        hog.kill()
-        hog.wait()
+        assert threads() == fewer
     time.sleep(1.5)
     answer(backend, "Say hello.", tokens=2)
     assert threads() == cores

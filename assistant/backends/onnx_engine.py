@@ -27,7 +27,7 @@ from typing import Iterator
 from assistant.backends import repetition
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
 from assistant.backends.turn_end import with_turn_ends
-from memory.runtime.free_cores import CoreShare, allowed_cpus
+from memory.runtime.free_cores import CoreShare, allowed_cpus, physical_cores
 
 PRECISION = "int4"
 
@@ -88,7 +88,7 @@ class OnnxEngine:
                                    "set MEMCHAT_LOCAL_RUNTIME=torch to use torch instead", "error")
             config_path = tmp / "genai_config.json"
             config = json.loads(config_path.read_text())
-            config["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = len(allowed_cpus())
+            config["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = physical_cores(allowed_cpus())
             config["model"]["eos_token_id"] = with_turn_ends(config["model"].get("eos_token_id"), self.directory)
             config_path.write_text(json.dumps(config, indent=2))
             os.replace(tmp, self.built)  # complete or absent

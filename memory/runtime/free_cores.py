@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 MIN_WINDOW_S = 0.1  # shorter than this, a 100 Hz tick count says too little to act on
 
@@ -25,6 +26,18 @@ def allowed_cpus() -> set[int]:
         return set(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return set(range(os.cpu_count() or 1))
+
+
+def physical_cores(cpus: set[int]) -> int:
+    """Cores among `cpus`, two hyperthreads of one core counted once (torch and ONNX Runtime run
+    one thread per core by default: a second thread on a core's sibling competes for its units)."""
+    siblings = set()
+    for n in cpus:
+        try:
+            siblings.add(Path(f"/sys/devices/system/cpu/cpu{n}/topology/thread_siblings_list").read_text().strip())
+        except OSError:  # not Linux, or no topology: count each CPU
+            return len(cpus)
+    return max(1, len(siblings))
 
 
 @dataclass(frozen=True)
@@ -64,12 +77,13 @@ def others_busy(before: CpuSample, after: CpuSample) -> float | None:
 
 
 class CoreShare:
-    """The thread count for the next piece of work: one per core that other processes left free
-    since the last call, at least one. A call within MIN_WINDOW_S of the last keeps its answer."""
+    """The thread count for the next piece of work: one per CPU that other processes left free
+    since the last call, at most one per physical core (`cores`), at least one. A call within
+    MIN_WINDOW_S of the last keeps its answer."""
 
     def __init__(self) -> None:
         self.cpus = allowed_cpus()
-        self.cores = len(self.cpus)
+        self.cores = physical_cores(self.cpus)
         self._last = sample(self.cpus)
         self._threads = self.cores
 
@@ -83,6 +97,6 @@ class CoreShare:
             return self._threads
         busy = others_busy(self._last, now)
         self._last = now
-        if busy is not None:
-            self._threads = max(1, min(self.cores, int(self.cores - busy + 0.5)))
+        if busy is not None:  # counted in CPUs: on a core's siblings, a busy one leaves the other
+            self._threads = max(1, min(self.cores, int(len(self.cpus) - busy + 0.5)))
         return self._threads
