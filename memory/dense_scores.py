@@ -9,16 +9,13 @@ from sqlalchemy.engine import Connection
 from memory.record import in_list
 
 
-def window_vectors(conn: Connection, turn_ids: list[int], model: str, several_only: bool = False) -> dict[int, np.ndarray]:
-    """Each turn's window vectors under `model`, one row a window in order, by id; with
-    `several_only`, only the turns that have more than one (a long turn)."""
+def window_vectors(conn: Connection, turn_ids: list[int], model: str) -> dict[int, np.ndarray]:
+    """Each turn's window vectors under `model`, one row a window in order, by id."""
     if not turn_ids:
         return {}
-    ids = in_list(turn_ids)
-    several = f" AND turn_id IN (SELECT turn_id FROM embeddings WHERE turn_id IN {ids} AND chunk > 0)" if several_only else ""
     rows = conn.exec_driver_sql(
-        f"SELECT turn_id, vector FROM embeddings WHERE model = :model AND turn_id IN {ids}{several} ORDER BY turn_id, chunk",
-        {"model": model}).all()
+        f"SELECT turn_id, vector FROM embeddings WHERE model = :model AND turn_id IN {in_list(turn_ids)} "
+        "ORDER BY turn_id, chunk", {"model": model}).all()
     blobs: dict[int, list[bytes]] = {}
     for turn_id, blob in rows:
         blobs.setdefault(turn_id, []).append(blob)
@@ -27,14 +24,15 @@ def window_vectors(conn: Connection, turn_ids: list[int], model: str, several_on
 
 
 def mean_over_windows(conn: Connection, qvec: np.ndarray, turn_ids: list[int], model: str) -> dict[int, float]:
-    """The mean cosine over all windows of those turns that have several (a long turn), by id.
+    """The mean cosine over all windows of each of those turns (long turns: a short one's single
+    window is its score already), by id.
 
     A long reply's best window matches almost any question on its topic; the mean says how much
     of the turn is about the question. On person-assistant conversations, where most replies run
     past MiniLM's 256-token window, dense recall@10 rose from 0.71 to 0.75 on the first version of
     the assistant set (docs/recall.md, issue 23); LoCoMo's turns are short, so nothing there moves."""
     return {turn_id: float(np.mean(windows @ qvec))
-            for turn_id, windows in window_vectors(conn, turn_ids, model, several_only=True).items()}
+            for turn_id, windows in window_vectors(conn, turn_ids, model).items()}
 
 
 EXACT_BATCH = 2_048  # vectors scored at a time: ~3 MB at 384 dims, however many turns match

@@ -31,14 +31,25 @@ def test_which_questions_ask_about_the_person(question, about_the_person):
     assert confidence.asks_about_the_person(question) is about_the_person
 
 
-def test_a_long_turn_scores_the_mean_of_its_windows(memory, embedder):
+@pytest.mark.parametrize("where", ["first window", "last window"])
+def test_a_long_turn_scores_the_mean_of_its_windows(memory, embedder, where):
+    """Whichever window the index finds it by: the first (which stops short of the text) or a later one."""
     on_topic = "The spare house key is hidden under the blue flowerpot by the door."
-    long_text = on_topic + " " + " ".join(f"Paragraph {i} is about compost, mulch and tomato seedlings." for i in range(60))
+    filler = " ".join(f"Paragraph {i} is about compost, mulch and tomato seedlings." for i in range(60))
+    long_text = f"{on_topic} {filler}" if where == "first window" else f"{filler} {on_topic}"
     turn = memory.remember(long_text)
     windows = embedder.split(long_text)
     assert len(windows) > 2
     question = "where is the spare key hidden"
     qvec = embedder.encode_query(question)
+    # Twelve turns at right angles to the question (cosine 0), a little closer than the compost
+    # windows (-0.03 to -0.01) and below the long turn's mean (0.01-0.03): in the "first window"
+    # case the index finds the long turn by that window alone, and it must still score the mean.
+    rng = np.random.default_rng(7)
+    others = rng.normal(size=(12, len(qvec))).astype(np.float32)
+    others -= np.outer(others @ qvec, qvec)
+    memory.remember_many([NewTurn(text=f"unrelated note {i}") for i in range(12)],
+                         vectors=others / np.linalg.norm(others, axis=1, keepdims=True))
     with memory.engine.connect() as conn:
         scored = dict(dense_candidates(conn, memory.index.guard, qvec, 5, RecallFilter()))
         vectors = [np.frombuffer(b, dtype=np.float32) for (b,) in conn.exec_driver_sql(
