@@ -27,7 +27,7 @@ from memory import corpus
 from memory.bench import bench_records, corpus_vectors
 from memory.embedding import Embedder
 from memory.memory import Memory
-from memory.runtime import cpu
+from memory.runtime import cpu, free_cores
 
 
 def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, embedder: Embedder, progress,
@@ -66,7 +66,7 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
                    for runtime in (chosen, *(r for r in ("onnx", "torch") if r != chosen))}
         loaded = {}
         if busy_cores:
-            with _busy(busy_cores):
+            with keep_cores_busy(busy_cores):
                 loaded = {runtime: _local_model_speed(model_cache, "auto" if runtime == chosen else runtime, model)
                           for runtime in engines}
             for runtime, figures in loaded.items():
@@ -89,14 +89,16 @@ _SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pa
 
 
 @contextlib.contextmanager
-def _busy(cores: int):
+def keep_cores_busy(cores: int):
     """`cores` processes spinning on the CPU (each takes one core), stopped on the way out. Their
     own session: a Ctrl+C at the terminal stops the bench, which stops them."""
     hogs = []
     try:
         for _ in range(cores):
             hogs.append(subprocess.Popen([sys.executable, "-c", _SPIN], start_new_session=True))
-        time.sleep(0.5)  # scheduled before the measurement starts
+        # Running for a whole window of the engines' CPU sampler before the measurement starts, as
+        # a person's other work has by the time they ask (memory/runtime/free_cores.py).
+        time.sleep(free_cores.RECENT_S + free_cores.SAMPLE_EVERY_S)
         yield hogs
     finally:
         for hog in hogs:

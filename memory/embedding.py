@@ -84,7 +84,7 @@ class Embedder:
         self._tokenizer = None
         # The chat loop embeds a message to store it and again to recall with it: remember a few.
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._share = CoreShare()  # batches on torch run one thread per free core
+        self._share: CoreShare | None = None  # batches on torch: made on the torch thread
 
     # -- loading -------------------------------------------------------------------------------
     def _source(self) -> str:
@@ -180,13 +180,22 @@ class Embedder:
             quick = self.quick_engine()
             if quick is not None:
                 return quick.encode(texts) if len(texts) <= QUICK_TEXTS else quick.encode_many(texts)
-        vectors = torch_thread.run(_on_threads, self._share.threads(), self.model.encode, texts,
-                                   batch_size=batch_size or self.batch_size, normalize_embeddings=True,
-                                   convert_to_numpy=True, show_progress_bar=False)
+        vectors = torch_thread.run(self._encode_batches, self.model, texts, batch_size or self.batch_size)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         # bf16 models normalize in low precision; renormalize so scores stay within [-1, 1].
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
         return vectors
+
+    def _encode_batches(self, model, texts: list[str], batch_size: int) -> np.ndarray:
+        """On the torch thread, one thread per CPU other programs leave free: with one of two cores
+        busy, two threads embedded 99 chat turns/s and one 317 (idle: 370-558 against 255-321)."""
+        import torch
+
+        if self._share is None:
+            self._share = CoreShare(most=torch_thread.default_threads())
+        torch.set_num_threads(self._share.threads(wait=True))  # waits only before the sampler has a window
+        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                            show_progress_bar=False)
 
     @property
     def engine(self) -> str:
@@ -251,11 +260,3 @@ class Embedder:
                 break
         return spans
 
-
-def _on_threads(threads: int, fn, *args, **kwargs):
-    """fn on the torch thread with one thread per core other programs leave free: with one of two
-    cores busy, two threads embedded 99 chat turns/s and one 317 (idle: 370-558 against 255-321)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    return fn(*args, **kwargs)

@@ -31,7 +31,7 @@ class OnnxEncoder:
 
         self.path = path
         self._share = CoreShare()
-        self.threads = self._share.cores
+        self.threads = self._share.most
         self.session = self._session(self.threads)
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self.tokenizer.enable_truncation(max_length=max_tokens)
@@ -42,7 +42,7 @@ class OnnxEncoder:
 
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 0 if threads >= self._share.most else threads  # 0: its own default
         # Worker threads spin briefly after a run (the default). Turning that off made a chat turn's
         # two encodes ~1.6x slower; nothing else runs in those few milliseconds worth protecting.
         options.log_severity_level = 3
@@ -53,12 +53,12 @@ class OnnxEncoder:
         return onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     def _fit_threads(self, batches: bool) -> None:
-        """One thread per core other programs leave free (memory/runtime/free_cores.py), by a new
+        """One thread per CPU other programs leave free (memory/runtime/free_cores.py), by a new
         session (~0.12 s) when that changes. With one of two cores busy, batches of chat turns
         embedded at 98-130/s on two threads and 157-159/s on one (idle: 251 and 154). One text
         gains ~1 ms from it (8.2 → 7.2 ms), less than a new session costs a chat turn, so a single
         encode only moves back up to all cores once they are free again."""
-        threads = self._share.threads()
+        threads = self._share.threads(wait=batches)  # a batch waits only before the sampler has a window
         if threads != self.threads and (batches or threads > self.threads):
             self.session, self.threads = self._session(threads), threads
 
@@ -77,7 +77,7 @@ class OnnxEncoder:
         return out
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        if self.threads < self._share.cores:  # an import under load left it on fewer
+        if self.threads < self._share.most:  # an import under load left it on fewer
             self._fit_threads(batches=False)
         return self._run(texts)
 

@@ -96,9 +96,9 @@ def test_busy_cores_keep_that_many_cores_busy_and_stop_on_the_way_out():
     """`memchat bench --chat --busy-cores N` measures the engines beside N spinning processes."""
     import time
 
-    from assistant.chat_bench import _busy
+    from assistant.chat_bench import keep_cores_busy
 
-    with _busy(2) as hogs:
+    with keep_cores_busy(2) as hogs:
         assert len(hogs) == 2 and all(hog.poll() is None for hog in hogs)  # running, not exited
         started = [_cpu_seconds(hog.pid) for hog in hogs]
         time.sleep(1.0)

@@ -7,10 +7,10 @@ model cache. Loading it later takes ~0.4 s and imports neither torch nor transfo
 tokens/s, where the torch path gave 0.8 s and 25 tokens/s (docs/benchmarks.md).
 
 ONNX Runtime counted one core on these 2-vCPU machines and ran its matrix products on one thread
-(first token 1.1 s). The model is loaded with one thread per core that other programs leave free
-instead (memory/runtime/free_cores.py), measured at load and again before each reply, and loaded
-again (~0.2 s) when that number changes: a thread on a core another program keeps busy slowed
-every step (decoding 67 tokens/s on two threads against 101 on one).
+(first token 1.1 s). The model is loaded with one thread per CPU that other programs leave free
+instead (memory/runtime/free_cores.py: their use over the last second, looked at when loading
+and before each reply), and loaded again (~0.2 s) when that number changes: a thread on a core
+another program keeps busy slowed every step (decoding 67 tokens/s on two threads against 101 on one).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Iterator
 from assistant.backends import repetition
 from assistant.backends.base import BackendError, GenerationOptions, StreamState
 from assistant.backends.turn_end import with_turn_ends
-from memory.runtime.free_cores import CoreShare, allowed_cpus, physical_cores
+from memory.runtime.free_cores import CoreShare
 
 PRECISION = "int4"
 
@@ -49,9 +49,9 @@ class OnnxEngine:
         self.count_tokens = functools.lru_cache(maxsize=4096)(self._count_tokens)
 
     def describe(self) -> str:
-        threads = self.threads or self._share.cores
-        return (f"onnxruntime-genai {PRECISION}, {threads} of {self._share.cores} threads "
-                "(one per core other programs leave free)")
+        threads = self.threads or self._share.most
+        return (f"onnxruntime-genai {PRECISION}, {threads} of {self._share.most} threads "
+                "(one per CPU other programs leave free)")
 
     def load(self) -> None:
         import onnxruntime_genai as og
@@ -88,7 +88,6 @@ class OnnxEngine:
                                    "set MEMCHAT_LOCAL_RUNTIME=torch to use torch instead", "error")
             config_path = tmp / "genai_config.json"
             config = json.loads(config_path.read_text())
-            config["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = physical_cores(allowed_cpus())
             config["model"]["eos_token_id"] = with_turn_ends(config["model"].get("eos_token_id"), self.directory)
             config_path.write_text(json.dumps(config, indent=2))
             os.replace(tmp, self.built)  # complete or absent
@@ -111,8 +110,11 @@ class OnnxEngine:
                cancel: threading.Event, state: StreamState) -> Iterator[str]:
         import onnxruntime_genai as og
 
-        if (threads := self._share.threads()) != self.threads:  # another program started or stopped
-            self._load_model(threads)
+        try:
+            if (threads := self._share.threads()) != self.threads:  # another program started or stopped
+                self._load_model(threads)
+        except RuntimeError as exc:  # what ONNX Runtime's errors arrive as
+            raise BackendError(f"local model failed: {exc}") from None
         ids = self._encode_chat(messages)
         search = {"max_length": len(ids) + options.max_new_tokens, "do_sample": not options.greedy}
         if not options.greedy:

@@ -40,9 +40,9 @@ class TorchEngine:
         self.dtype = cpu.float_dtype(dtype)
         self._model = None
         self._tokenizer = None
-        # One thread per free core: with one of two cores kept busy, two threads decoded 0.5 tokens/s
-        # (each step waits for the thread that shares the busy core; docs/benchmarks.md).
-        self._share = CoreShare()
+        # One thread per free CPU, set at load: with one of two cores kept busy, two threads decoded
+        # 0.5 tokens/s (each step waits for the thread that shares the busy core; docs/benchmarks.md).
+        self._share: CoreShare | None = None
         # Memoized per engine (the prompt recounts the same recent turns every turn). A class-level
         # lru_cache held every engine, and so every model, alive after a switch.
         self.count_tokens = functools.lru_cache(maxsize=4096)(self._count_tokens)
@@ -60,6 +60,7 @@ class TorchEngine:
 
         from assistant.backends.cpu_decoding import quantize_for_decoding, use_decode_attention
 
+        self._share = CoreShare(most=torch_thread.default_threads())
         torch.set_num_threads(self._share.threads(wait=True))
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()

@@ -23,6 +23,21 @@ _thread: threading.Thread | None = None
 _start_lock = threading.Lock()
 
 
+_default_threads: int | None = None
+
+
+def default_threads() -> int:
+    """torch's own thread count (one per physical core), as it was before memchat first changed
+    it; memchat runs fewer where other programs keep cores busy (memory/runtime/free_cores.py).
+    Call on the torch thread."""
+    global _default_threads
+    if _default_threads is None:
+        import torch
+
+        _default_threads = torch.get_num_threads()
+    return _default_threads
+
+
 def on_torch_thread() -> bool:
     return threading.current_thread() is _thread
 
