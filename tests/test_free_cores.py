@@ -17,7 +17,7 @@ two_cpus = pytest.mark.skipif(len(free_cores.allowed_cpus()) < 2, reason="one CP
 
 def test_the_count_follows_the_free_cpus_and_ignores_small_moves():
     share = CoreShare(most=4)
-    assert share.threads() == 4  # nothing measured yet: every CPU
+    assert share.decide(4.0) == 4  # it starts at `most`
     assert share.decide(3.6) == 4  # less than HYSTERESIS away: kept
     assert share.decide(3.0) == 3
     assert share.decide(3.5) == 3
