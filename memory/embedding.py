@@ -259,4 +259,3 @@ class Embedder:
             if last == len(offsets) - 1:
                 break
         return spans
-
