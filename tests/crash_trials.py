@@ -31,10 +31,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memory.memory import IMPORT_BATCH
+
 REPO = Path(__file__).resolve().parent.parent
 MEMCHAT = [sys.executable, "-m", "assistant.cli"]
 OPERATIONS = ("import", "ask", "forget", "reembed", "migrate")
-IMPORT_TURNS = 600  # three batches of 256 (memory.remember_many) and a short one
+IMPORT_TURNS = 2 * IMPORT_BATCH + 300  # two whole batches (memory.remember_many) and a short one
 # Longest plausible run of each command on 2 cores; random kills fall in [0.3 s, this].
 WINDOW_S = {"import": 14.0, "ask": 8.0, "forget": 6.0, "reembed": 30.0, "migrate": 10.0}
 
@@ -198,7 +200,7 @@ class CrashTrials:
             problems.append(f"forgotten conversations came back: {back}")
         if operation == "import" and killed:
             kept = len(set(self.importing) & texts)
-            if kept % 256 and kept != IMPORT_TURNS:
+            if kept % IMPORT_BATCH and kept != IMPORT_TURNS:
                 problems.append(f"a killed import left {kept} of its turns: not whole batches")
         self.store = store
         problems += self._opens()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from memory.memory import IMPORT_BATCH
 from tests.crash_trials import IMPORT_TURNS, CrashTrials
 from tests.standins import StandIn, Step
 
@@ -24,7 +25,7 @@ def test_kill_9_in_the_middle_of_each_operation_loses_nothing_reported(tmp_path,
         # Killed while the work is visibly under way: a batch committed, a question stored, a turn
         # re-embedded; forget and migrate are quick, so they are killed at a random moment.
         outcomes.append(trials.run("import", kill_when=lambda: _count(
-            trials, "SELECT count(*) FROM turns WHERE conversation_id = ?", f"imp-{trials.trial}") >= 256))
+            trials, "SELECT count(*) FROM turns WHERE conversation_id = ?", f"imp-{trials.trial}") >= IMPORT_BATCH))
         outcomes.append(trials.run("ask", kill_when=lambda: _count(
             trials, "SELECT count(*) FROM turns WHERE text = ?", trials.asking) >= 1))
         other = trials.models[1 - trials.model]
