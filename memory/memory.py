@@ -39,10 +39,7 @@ from memory.vector_index import VectorIndex
 from memory.writing import commit_batch, embed_batch
 
 PENDING_PER_WRITE = 256  # turns stored while the provider was down, embedded after each new write
-# Turns embedded and committed together by an import. The embedder sorts a batch's texts by length
-# before padding them into its own small batches, so a larger one pads less: 2,000 chat turns on
-# torch bf16 imported at 483-510 turns/s in batches of 256, 630-660 in 1,024 (docs/benchmarks.md).
-IMPORT_BATCH = 1024
+IMPORT_BATCH = 1024  # turns an import embeds and commits at once: the embedder pads less (docs/benchmarks.md)
 # progress(phase, done, total): the CLI draws a bar from it; memory/ draws nothing itself.
 Progress = Callable[[str, int, int], None]
 
