@@ -15,6 +15,7 @@ from pathlib import Path
 from assistant.config import Settings, model_choice_file, read_model_choice
 from assistant.model_catalogue import CATALOGUE, PACKAGED, custom, find
 from assistant.model_store import ModelStoreError, installed, installed_model, pull, remove
+from memory.runtime.free_cores import allowed_cpus
 
 
 class UnknownModel(ModelStoreError):
@@ -186,11 +187,7 @@ def _machine() -> tuple[float, float, int]:
                 available = int(line.split()[1]) * 1024 / 1e9
     except OSError:  # not Linux
         pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return total, available, cores
+    return total, available, len(allowed_cpus())
 
 
 # Parameters a CPU decodes at a conversational pace, by its cores: on 2 cores of an AVX2 EPYC a

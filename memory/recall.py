@@ -204,8 +204,8 @@ def dense_candidates(conn: Connection, store, qvec: np.ndarray, n: int, flt: Rec
         turn_id = owner.get(vid, (None,))[0]
         if turn_id is not None and turn_id not in flt.exclude_ids and turn_id not in best:
             best[turn_id] = score
-    if long_turns & best.keys():  # the index holds one model's vectors: any hit names it
-        best.update(mean_over_windows(conn, qvec, [t for t in best if t in long_turns], next(iter(owner.values()))[1]))
+    if long_hits := [t for t in best if t in long_turns]:  # the index holds one model's vectors: any hit names it
+        best.update(mean_over_windows(conn, qvec, long_hits, next(iter(owner.values()))[1]))
     return sorted(best.items(), key=lambda item: -item[1])[:n]
 
 
