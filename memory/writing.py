@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from memory import fulltext, pending
 from memory.pins import add_pins, check_pinnable
@@ -58,10 +59,11 @@ def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_e
         record.created_at = round(now if record.created_at is None else float(record.created_at), 6)
         prepared.append((record, content_key(record.conversation_id, record.role, record.created_at, record.text,
                                              record.occurrence)))
-    with engine.connect() as conn:
-        existing = _stored_keys(conn, [k for _, k in prepared])
-    if existing and not skip_existing:
-        raise BadInput("this exact turn is already stored")
+    existing: set[str] = set()
+    if skip_existing:  # an import, which may repeat what is stored: skipped before it is embedded
+        with engine.connect() as conn:
+            existing = _stored_keys(conn, [k for _, k in prepared])
+    # else a new turn (the chat's, timed to the microsecond): the commit's unique key refuses a repeat
     seen: set[str] = set()
     fresh, given = [], []
     for n, (record, key) in enumerate(prepared):
@@ -92,13 +94,11 @@ def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
     """Store an embedded batch in one transaction; returns (stored turns, vector ids, vectors).
 
     The caller holds the data dir's exclusive lock (ids are taken here) and adds the returned
-    vectors to the index after this commit. A record another process stored since embed_batch
-    looked is skipped (or refused, unless skip_existing).
+    vectors to the index after this commit. A record already stored (another process may have
+    stored it since embed_batch looked) is skipped, or refused unless skip_existing.
     """
     with engine.begin() as conn:
-        taken = _stored_keys(conn, [k for _, k in batch.fresh])
-        if taken and not skip_existing:
-            raise BadInput("this exact turn is already stored")
+        taken = _stored_keys(conn, [k for _, k in batch.fresh]) if skip_existing else set()
         if taken:
             batch = _without(batch, taken)
             if not batch.fresh:
@@ -121,12 +121,17 @@ def commit_batch(engine: Engine, model_id: str, batch: EmbeddedBatch,
             new_ids.setdefault(t.conversation_id, []).append(t.id)
         beside = fulltext.neighbours_of_new(conn, new_ids)
         fulltext.unindex(conn, beside)  # while the view still shows their old neighbours
-        conn.execute(insert(turns), [
-            dict(id=t.id, conversation_id=t.conversation_id, role=t.role, text=t.text, created_at=t.created_at,
-                 status=t.status, backend=t.backend, model=t.model, tokens=t.tokens,
-                 meta=json.dumps(t.meta, ensure_ascii=False), content_key=key)
-            for t, (_, key) in zip(stored, fresh)
-        ])
+        try:
+            conn.execute(insert(turns), [
+                dict(id=t.id, conversation_id=t.conversation_id, role=t.role, text=t.text, created_at=t.created_at,
+                     status=t.status, backend=t.backend, model=t.model, tokens=t.tokens,
+                     meta=json.dumps(t.meta, ensure_ascii=False), content_key=key)
+                for t, (_, key) in zip(stored, fresh)
+            ])
+        except IntegrityError as exc:  # the whole transaction rolls back: nothing of the turn is kept
+            if "content_key" in str(exc.orig):
+                raise BadInput("this exact turn is already stored") from None
+            raise
         fulltext.index(conn, [t.id for t in stored] + beside)
         add_pins(conn, [(t.id, t.pinned_at) for t in stored if t.pinned_at is not None])  # with their turns
         vector_ids = _insert_embeddings(conn, model_id, [t.id for t in stored], batch.chunks, vectors)

@@ -124,6 +124,22 @@ def test_bad_text_is_rejected_and_nothing_stored(memory):
     assert memory.stats()["turns"] == 0 and memory.stats()["indexed"] == 0
 
 
+def test_the_same_turn_told_twice_is_refused_and_nothing_of_it_kept_twice(memory, data_dir):
+    """remember() refuses a turn already stored (same conversation, role, text and time: its content
+    key) by the table's unique key, not a lookup first; the refused transaction leaves nothing."""
+    first = memory.remember("The spare key is under the blue flowerpot.", "user", "home", created_at=1_700_000_000.25)
+    with pytest.raises(BadInput, match="already stored"):
+        memory.remember("The spare key is under the blue flowerpot.", "user", "home", created_at=1_700_000_000.25)
+    stats = memory.stats()
+    assert stats["turns"] == 1 and stats["indexed"] == 1
+    with sqlite3.connect(data_dir / "memchat.db") as db:
+        assert db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'flowerpot'").fetchone()[0] == 1
+    assert [h.turn.id for h in memory.recall("flowerpot", k=5, weights=LEXICAL)] == [first.id]
+    again = memory.remember("The spare key is under the blue flowerpot.", "user", "home")  # another time: a new turn
+    assert again.id != first.id and memory.stats()["turns"] == 2
+
+
 def test_forget_turns_and_conversation(memory):
     a = memory.remember("alpha fact about kayaks", conversation_id="c1")
     memory.remember("beta fact about kayaks", conversation_id="c1")
