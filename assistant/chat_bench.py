@@ -3,7 +3,8 @@
 Overhead = store the user turn + recall + build the prompt + store the reply (committed; its
 embedding comes after the turn returns and is reported apart, as after_return), measured by
 ChatService's own timings on a store of `size` generated memories (with cached embeddings), using
-the real local backend asked for a single token so generation barely counts. Then the local model
+the real local backend asked for a single token so generation barely counts (the turn's first
+token, its memory-augmented prompt's prefill, is reported beside it). Then the local model
 on each engine (the one this CPU chooses first): load time from its cache in this process, time
 to first token for a 300-token prompt, decoding tokens/s after the first token, tokens/s overall.
 """
@@ -59,6 +60,8 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
                     for lap in ("store_user_ms", "recall_ms", "prompt_ms", "store_reply_ms"):
                         laps.setdefault(lap, []).append(reply.timings[lap])
                     laps.setdefault("after_return_ms", []).append(after)
+                    # The prompt's prefill and one token: what the memory work leaves behind it slows.
+                    laps.setdefault("turn_first_token_ms", []).append(reply.timings["first_token_ms"])
                 progress("chat turns", n + 1, len(questions))
         chosen = backend.runtime
         # Both engines, the chosen one first: each CPU's figures for the path it does not take too.

@@ -43,8 +43,9 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = 0 if threads >= self._share.most else threads  # 0: its own default
-        # Worker threads spin briefly after a run (the default). Turning that off made a chat turn's
-        # two encodes ~1.6x slower; nothing else runs in those few milliseconds worth protecting.
+        # Worker threads spin after a run (the default; ~25 ms of a core). In a chat turn after a
+        # person's pause, turning that off, bounding it to 1 ms or stopping it at the run's end made
+        # the message's encode 1.6-2.7x slower, and the reply's first token did not move beyond noise.
         options.log_severity_level = 3
         # No memory arena: it keeps the largest batch shape it has ever run (an import's) for the
         # life of the process; the soak grew +20 % in steps at each import with it and 0 % without,
