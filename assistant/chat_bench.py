@@ -32,10 +32,12 @@ from memory.runtime import cpu, free_cores
 
 
 def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, embedder: Embedder, progress,
-                   model: str | None = None, busy_cores: int = 0) -> dict:
+                   model: str | None = None, busy_cores: int = 0, pause: float = 0.0) -> dict:
     """`model`: the local model to measure (a pulled name or a GGUF path; None: the packaged SmolLM2).
     `busy_cores`: also measure each engine while that many processes keep a core busy each (a
-    person's laptop is rarely idle), with each figure's slowdown against the idle run."""
+    person's laptop is rarely idle), with each figure's slowdown against the idle run.
+    `pause`: seconds before each turn. Back to back (0), a turn's first encode shares the cores with
+    the threads the last reply's engine leaves spinning, which a person's next message never meets."""
     texts = corpus.turns(size)
     vectors = corpus_vectors(embedder, texts, cache_dir, progress)
     work = Path(tempfile.mkdtemp(prefix="memchat-chat-bench-"))
@@ -50,6 +52,7 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
             conversation = None
             overhead, laps = [], {}
             for n, question in enumerate(questions):
+                time.sleep(pause)
                 reply = service.ask(question, conversation)
                 started = time.perf_counter()
                 memory.embed_deferred()  # the reply's vector, after the turn returned (as the faces do)
@@ -78,7 +81,7 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
                 figures["decode_slowdown"] = round(idle["decode_tokens_per_s"] / figures["decode_tokens_per_s"], 2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"machine": cpu.describe(), "model": backend.model, "size": size, "turns": len(overhead),
+    return {"machine": cpu.describe(), "model": backend.model, "size": size, "turns": len(overhead), "pause_s": pause,
             "overhead_p50_ms": round(statistics.median(overhead), 2),
             "overhead_p95_ms": round(float(np.percentile(overhead, 95)), 2),
             **{f"{lap[:-3]}_p50_ms": round(statistics.median(values), 2) for lap, values in laps.items()},

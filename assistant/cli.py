@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--busy-cores", type=number(0, 64), default=0, metavar="N",
                    help="--chat: also measure each engine while N other processes keep a core busy each, and "
                         "report the slowdown (default 0: idle only)")
+    p.add_argument("--pause", type=number(0, 60, float), default=0.0, metavar="SECONDS",
+                   help="--chat: wait this long before each turn, as a person reading the reply (default 0: back to back)")
     p.add_argument("--model", help="--chat: the local model to measure, a name from `memchat model list` or a GGUF "
                                    "path (default: the local model in use)")
     p.add_argument("--soak", type=number(1, 10_000_000), metavar="TURNS",

@@ -20,7 +20,8 @@ def run_bench(args, settings: Settings) -> int:
         size = max(args.sizes)
         with ProgressBar(enabled=not args.json) as bar:
             result = run_chat_bench(size, args.queries, settings.data_dir / "bench-cache", settings.models_dir,
-                                    settings.embedder(), bar, model=settings.model, busy_cores=args.busy_cores)
+                                    settings.embedder(), bar, model=settings.model, busy_cores=args.busy_cores,
+                                    pause=args.pause)
         if args.json:
             print_json(result)
         else:
