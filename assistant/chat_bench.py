@@ -63,8 +63,9 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
                     for lap in ("store_user_ms", "recall_ms", "prompt_ms", "store_reply_ms"):
                         laps.setdefault(lap, []).append(reply.timings[lap])
                     laps.setdefault("after_return_ms", []).append(after)
-                    # The prompt's prefill and one token: what the memory work leaves behind it slows.
-                    laps.setdefault("turn_first_token_ms", []).append(reply.timings["first_token_ms"])
+                    # The prompt's prefill and one token (none when the one token was the end or empty).
+                    if "first_token_ms" in reply.timings:
+                        laps.setdefault("turn_first_token_ms", []).append(reply.timings["first_token_ms"])
                 progress("chat turns", n + 1, len(questions))
         chosen = backend.runtime
         # Both engines, the chosen one first: each CPU's figures for the path it does not take too.

@@ -17,6 +17,8 @@ import numpy as np
 
 from memory.runtime.free_cores import CoreShare
 
+SPIN_AFTER_RUN_US = 1000  # how long an idle worker thread spins for more work before it sleeps
+
 
 def onnx_path(source: str, cache_dir: Path) -> Path:
     return Path(cache_dir) / f"embedder-{Path(source).name}-{_weights_tag(source)}.onnx"
@@ -43,9 +45,12 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = 0 if threads >= self._share.most else threads  # 0: its own default
-        # Worker threads spin after a run (the default; ~25 ms of a core). In a chat turn after a
-        # person's pause, turning that off, bounding it to 1 ms or stopping it at the run's end made
-        # the message's encode 1.6-2.7x slower, and the reply's first token did not move beyond noise.
+        # Idle worker threads spin 1 ms for more work, then sleep. By default they spun for 26 ms of a
+        # core after every run, and the chat model's prefill, which starts a few ms after the
+        # message's encode, shared the cores with them: with the bound a person waited 6-15 ms less
+        # for a reply's first token, though the encode itself, waking its sleeping thread, took
+        # ~5 ms longer (docs/benchmarks.md). ONNX Runtime >= 1.26 reads the key; older ones ignore it.
+        options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_AFTER_RUN_US))
         options.log_severity_level = 3
         # No memory arena: it keeps the largest batch shape it has ever run (an import's) for the
         # life of the process; the soak grew +20 % in steps at each import with it and 0 % without,

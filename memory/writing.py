@@ -42,10 +42,11 @@ class EmbeddedBatch:
 
 def embed_batch(engine: Engine, embedder: Embedder, batch: list[NewTurn], skip_existing: bool,
                 vectors: np.ndarray | None = None, embed: bool = True, later: bool = False) -> EmbeddedBatch | None:
-    """Validate a batch, drop records already stored (or refuse them, unless skip_existing) and
-    embed the rest (`embed=False`, or a provider that cannot be reached: no vectors yet, the
-    turns wait in memory/pending.py; `later`: the caller embeds them just after the commit).
-    Needs no lock: it is the slow part, and commit_batch checks again."""
+    """Validate a batch, drop records already stored (an import's, `skip_existing`: checked again
+    in commit_batch; a new turn's repeat is refused there by the unique key) and embed the rest
+    (`embed=False`, or a provider that cannot be reached: no vectors yet, the turns wait in
+    memory/pending.py; `later`: the caller embeds them just after the commit). Needs no lock: it
+    is the slow part."""
     now = time.time()
     prepared = []
     for record in batch:

@@ -128,10 +128,15 @@ def test_the_same_turn_told_twice_is_refused_and_nothing_of_it_kept_twice(memory
     """remember() refuses a turn already stored (same conversation, role, text and time: its content
     key) by the table's unique key, not a lookup first; the refused transaction leaves nothing."""
     first = memory.remember("The spare key is under the blue flowerpot.", "user", "home", created_at=1_700_000_000.25)
-    with pytest.raises(BadInput, match="already stored"):
-        memory.remember("The spare key is under the blue flowerpot.", "user", "home", created_at=1_700_000_000.25)
+    before = memory.stats()
+    for later in (False, True):  # embedded now, or committed now and embedded after (a chat reply)
+        with pytest.raises(BadInput, match="already stored"):
+            memory.remember("The spare key is under the blue flowerpot.", "user", "home", embed_later=later,
+                            created_at=1_700_000_000.25)
     stats = memory.stats()
-    assert stats["turns"] == 1 and stats["indexed"] == 1
+    counts = [k for k in stats if not k.endswith("_bytes")]  # turns, conversations, vectors, indexed, pending...
+    assert {k: stats[k] for k in counts} == {k: before[k] for k in counts} and stats["indexed"] == 1
+    assert memory.embed_deferred() == 0  # nothing was left waiting for a vector
     with sqlite3.connect(data_dir / "memchat.db") as db:
         assert db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 1
         assert db.execute("SELECT count(*) FROM turns_fts WHERE turns_fts MATCH 'flowerpot'").fetchone()[0] == 1
