@@ -47,7 +47,7 @@ class OnnxEncoder:
         options.intra_op_num_threads = 0 if threads >= self._share.most else threads  # 0: its own default
         # Idle worker threads spin 1 ms for more work, then sleep. By default they spun for 26 ms of a
         # core after every run, and the chat model's prefill, which starts a few ms after the
-        # message's encode, shared the cores with them: with the bound a person waited 6-15 ms less
+        # message's encode, shared the cores with them: with the bound a person waited 2-25 ms less
         # for a reply's first token, though the encode itself, waking its sleeping thread, took
         # ~5 ms longer (docs/benchmarks.md). ONNX Runtime >= 1.26 reads the key; older ones ignore it.
         options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_AFTER_RUN_US))
