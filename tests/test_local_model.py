@@ -13,6 +13,7 @@ from assistant.backends.cpu_decoding import QuantizedLinear, decode_attention
 from assistant.backends.local import choose_runtime
 from assistant.chat_bench import keep_cores_busy
 from memory.runtime import free_cores, torch_thread
+from tests.test_free_cores import linux_only, two_cpus
 
 
 def answer(backend, question: str, tokens: int = 12) -> str:
@@ -46,8 +47,8 @@ def test_the_onnx_engine_answers_streams_and_stops(onnx_backend):
     assert onnx_backend.engine.threads >= 1
 
 
-@pytest.mark.skipif(len(free_cores.allowed_cpus()) < 2 or free_cores.sample().busy is None,
-                    reason="needs two CPUs and /proc/stat")
+@linux_only
+@two_cpus
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_each_engine_answers_on_the_cpus_other_programs_leave_free(runtime, onnx_backend, torch_backend):
     """With one CPU kept busy by another process, the next reply runs one thread fewer (two threads
