@@ -2,7 +2,9 @@
 
 One ChatService serves `memchat ask` and the TUI alike. The user's turn is committed before the
 backend is called, so a backend failure loses nothing; a failed or stopped reply is recorded with
-that status, never as a normal answer.
+that status, never as a normal answer. Both turns are committed before their vectors: the face
+embeds them once the person has the reply (Memory.settle_deferred), and a crash in between leaves
+them listed for the next open to embed.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import itertools
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Callable
@@ -103,6 +106,7 @@ class ChatService:
         self.pin_tokens = pin_tokens
         self.options = options or GenerationOptions()
         self.weights = RecallWeights(recency=recency_weight)
+        self._encoding: ThreadPoolExecutor | None = None  # one worker, made on the first stored message
 
     def ask(self, text: str, conversation_id: str | None = None, *, mode: str = "persistent",
             session: SessionMemory | None = None, use_memory: bool = True, store: bool = True,
@@ -121,9 +125,15 @@ class ChatService:
             log, conversation_id = None, None
         else:
             log = self.memory if store and mode == "persistent" else session
+        # A stored message's vector is encoded on a worker while its turn is committed (recall needs
+        # it next), and stored with the reply's after the turn returns: the commit and the encode,
+        # the two slowest parts of storing it, no longer wait for each other.
+        ahead = self._encoder().submit(self.memory.provider.query_encoder(self.memory.embedder), text) \
+            if log is self.memory else None
         recent = self._history(conversation_id, session)
         title = title_from(text)  # names the conversation if this turn is the first the store holds
-        user_turn = log.remember(text, "user", conversation_id, conversation_title=title) if log else None
+        user_turn = log.remember(text, "user", conversation_id, conversation_title=title,
+                                 **({"embed_later": True} if ahead else {})) if log else None
         conversation_id = user_turn.conversation_id if user_turn else conversation_id
         clock.lap("store_user_ms")
 
@@ -133,6 +143,8 @@ class ChatService:
         superseded: dict[int, int] = {}
         window, messages, report, error, proposal = None, None, None, None, None
         try:  # the message is stored: from here on, whatever fails is recorded as a failed reply to it
+            if ahead is not None:
+                ahead.result()  # cached by the embedder for the recall below; raises what recall would
             # The time the message names, parsed once here and passed down (recall prefers it; the
             # prompt dates its notes for it).
             window = parse_window(text, now, self.tz)
@@ -186,8 +198,8 @@ class ChatService:
             if status == "ok":
                 status, error = "failed", "the model returned no text"
             stored_text = "(stopped before any text)" if status == "stopped" else f"(no reply: {error})"
-        # Committed now; embedded once the person has the reply (Memory.embed_deferred, called by the
-        # face after showing it, and at close), off the turn's critical path.
+        # Committed now; embedded with the message once the person has the reply (Memory.embed_deferred,
+        # called by the face after showing it, and at close), off the turn's critical path.
         later = {"embed_later": True} if log is self.memory else {}
         reply_turn = log.remember(
             stored_text, "assistant", conversation_id, **later, status=status, backend=self.backend.name,
@@ -215,6 +227,11 @@ class ChatService:
                      error=error, warnings=warnings, mode=mode, stored=log is self.memory, cut=cut,
                      superseded=superseded, window=window, window_label=window and window.label(self.tz),
                      pins=[h for h in pins if report and h.turn.id in report.pin_ids], proposal=proposal)
+
+    def _encoder(self) -> ThreadPoolExecutor:
+        if self._encoding is None:
+            self._encoding = ThreadPoolExecutor(1, thread_name_prefix="memchat-encode")
+        return self._encoding
 
     def _history(self, conversation_id: str | None, session: SessionMemory) -> list:
         """The conversation's latest turns: those stored, then those kept in this process only."""

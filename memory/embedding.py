@@ -233,6 +233,11 @@ class Embedder:
             self.remember_vector(text, cached)
         return cached
 
+    def known_vector(self, text: str) -> np.ndarray | None:
+        """A text's vector if it was just encoded (a chat message, encoded for recall before its turn
+        was embedded): a local model embeds a query and a stored turn alike."""
+        return self._recent.get(text)
+
     def remember_vector(self, text: str, vector: np.ndarray) -> None:
         self._recent[text] = vector
         self._recent.move_to_end(text)

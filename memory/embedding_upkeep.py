@@ -135,11 +135,12 @@ def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH
     return done
 
 
-def embed_deferred(memory) -> int:
-    """Embed the turns committed a moment before their vectors (a chat reply, after its turn
-    returned; or what a crash left listed, or another process's just-committed reply, which it
-    would embed itself a moment later: a turn is embedded once either way); returns how many. If
-    the provider cannot be reached or refuses, they wait as turns stored during an outage do."""
+def embed_deferred(memory, catch_up: int = 0) -> int:
+    """Embed the turns committed a moment before their vectors (a chat turn, after it returned; or
+    what a crash left listed, or another process's just-committed turn, which it would embed itself
+    a moment later: a turn is embedded once either way); returns how many. If the provider cannot
+    be reached or refuses, they wait as turns stored during an outage do. Once it has answered, up
+    to `catch_up` of those are embedded too (a chat's writes are all deferred: this is its catch-up)."""
     model = memory.embedder.model_id
     with memory.engine.connect() as conn:
         listed = pending.deferred(conn)
@@ -161,6 +162,8 @@ def embed_deferred(memory) -> int:
             if chunks is None:
                 pending.mark(conn)
             pending.settle(conn, listed)
+    if chunks and catch_up:
+        embed_pending(memory, lambda *_: None, limit=catch_up)
     return len(rows) if chunks is not None else 0
 
 

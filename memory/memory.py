@@ -141,7 +141,7 @@ class Memory:
     def remember(self, text_: str, role: str = "user", conversation_id: str | None = None,
                  embed_later: bool = False, **fields) -> Turn:
         """Store one turn durably (SQL commit, then the index) and return it. `embed_later`: commit it
-        now, embed it when the caller calls embed_deferred (a chat reply, after its turn returned)."""
+        now, embed it when the caller calls embed_deferred (a chat turn's messages, after it returned)."""
         turn = NewTurn(text=text_, role=role, conversation_id=conversation_id, **fields)
         return self._store_batch([turn], skip_existing=False, later=embed_later)[0]
 
@@ -199,8 +199,8 @@ class Memory:
         return embedding_upkeep.embed_pending(self, progress, limit)
 
     def embed_deferred(self) -> int:
-        """Embed the turns stored with embed_later (and any a crash left so); returns how many."""
-        return embedding_upkeep.embed_deferred(self) if self.index is not None else 0
+        """Embed the turns stored with embed_later (or left so by a crash), then some an outage left."""
+        return embedding_upkeep.embed_deferred(self, PENDING_PER_WRITE) if self.index is not None else 0
 
     def settle_deferred(self) -> None:
         """embed_deferred that never raises (at open, at close, after a reply is shown): what cannot

@@ -120,6 +120,10 @@ class RemoteEmbedder:
                 self._recent.popitem(last=False)
         return cached
 
+    def known_vector(self, text: str) -> None:
+        # A query's vector is not a stored turn's here (see remember_vector): the turn is embedded anew.
+        return None
+
     def remember_vector(self, text: str, vector: np.ndarray) -> None:
         # A stored turn's vector is not kept for queries: a provider with task types embeds it as a
         # document, which is not the vector the same text gets as a query.

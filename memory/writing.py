@@ -174,9 +174,22 @@ def _without(batch: EmbeddedBatch, taken: set[str]) -> EmbeddedBatch:
 
 
 def embed_chunks(embedder: Embedder, texts: list[str]) -> tuple[list[tuple[int, Span]], np.ndarray]:
-    """Each text split into windows that fit the model, and one vector per window."""
+    """Each text split into windows that fit the model, and one vector per window (one the embedder
+    has just encoded, a chat message's for its recall, is not encoded again)."""
     chunks = [(i, span) for i, body in enumerate(texts) for span in embedder.split(body)]
-    return chunks, embedder.encode([texts[i][s.start : s.end] for i, s in chunks])
+    pieces = [texts[i][s.start : s.end] for i, s in chunks]
+    known = [embedder.known_vector(piece) for piece in pieces]
+    todo = [n for n, vector in enumerate(known) if vector is None]
+    if len(todo) == len(pieces):
+        return chunks, embedder.encode(pieces)
+    dim = next(v for v in known if v is not None).shape[0]  # not embedder.dim, which may load torch
+    vectors = np.zeros((len(pieces), dim), dtype=np.float32)
+    for n, vector in enumerate(known):
+        if vector is not None:
+            vectors[n] = vector
+    if todo:
+        vectors[todo] = embedder.encode([pieces[n] for n in todo])
+    return chunks, vectors
 
 
 def _insert_embeddings(conn, model_id: str, turn_ids: list[int], chunks: list[tuple[int, Span]],

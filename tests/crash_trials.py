@@ -181,7 +181,9 @@ class CrashTrials:
             except sqlite3.DatabaseError as exc:
                 problems.append(f"FTS5 integrity-check: {exc}")
             texts = {r[0] for r in conn.execute("SELECT text FROM turns")}
-            bare = conn.execute("SELECT count(*) FROM turns WHERE id NOT IN (SELECT turn_id FROM embeddings)").fetchone()[0]
+            bare = {r[0] for r in conn.execute("SELECT id FROM turns WHERE id NOT IN (SELECT turn_id FROM embeddings)")}
+            listed = json.loads((conn.execute("SELECT value FROM meta WHERE key = 'embed_deferred'").fetchone()
+                                 or ["[]"])[0])
             store = (conn.execute("SELECT value FROM meta WHERE key = 'vector_store'").fetchone() or ["faiss"])[0]
         if operation == "forget" and killed:  # all of the conversation or none of it
             left = self._texts(self.forgetting)
@@ -189,8 +191,8 @@ class CrashTrials:
                 problems.append(f"a killed forget left {len(left)} of {len(self.forgetting_texts)} turns")
             if not left:  # it got as far as the commit: forgotten, as if it had reported so
                 self.present -= self.forgetting_texts
-        if bare:
-            problems.append(f"{bare} turns without a vector")
+        if unlisted := bare - set(listed):  # a turn committed before its vector is listed for the next open
+            problems.append(f"{len(unlisted)} turns without a vector, not listed to be embedded")
         if lost := self.present - texts:
             problems.append(f"{len(lost)} turns reported stored are gone, e.g. {sorted(lost)[0]!r}")
         with self._db() as conn:
@@ -204,6 +206,10 @@ class CrashTrials:
                 problems.append(f"a killed import left {kept} of its turns: not whole batches")
         self.store = store
         problems += self._opens()
+        with self._db() as conn:  # the open embedded what waited
+            left = conn.execute("SELECT count(*) FROM turns WHERE id NOT IN (SELECT turn_id FROM embeddings)")
+            if left := left.fetchone()[0]:
+                problems.append(f"{left} turns without a vector after the next open")
         return problems
 
     def _opens(self) -> list[str]:
