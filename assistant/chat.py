@@ -12,7 +12,7 @@ import itertools
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Callable
@@ -39,6 +39,9 @@ from memory.turn_log import TurnLog
 CUT_AT_LIMIT = ("length", "max_tokens")
 RECENT_WINDOW = 20  # turns of the current conversation sent as chat history (and not recalled)
 OVERFETCH = 4  # recall this many times k, then keep the person's statements
+# One worker for the process, which encodes a chat message while its turn is committed; its thread
+# starts on the first message.
+_ENCODING = ThreadPoolExecutor(1, thread_name_prefix="memchat-encode")
 
 
 @dataclass
@@ -106,7 +109,6 @@ class ChatService:
         self.pin_tokens = pin_tokens
         self.options = options or GenerationOptions()
         self.weights = RecallWeights(recency=recency_weight)
-        self._encoding: ThreadPoolExecutor | None = None  # one worker, made on the first stored message
 
     def ask(self, text: str, conversation_id: str | None = None, *, mode: str = "persistent",
             session: SessionMemory | None = None, use_memory: bool = True, store: bool = True,
@@ -127,13 +129,20 @@ class ChatService:
             log = self.memory if store and mode == "persistent" else session
         # A stored message's vector is encoded on a worker while its turn is committed (recall needs
         # it next), and stored with the reply's after the turn returns: the commit and the encode,
-        # the two slowest parts of storing it, no longer wait for each other.
-        ahead = self._encoder().submit(self.memory.provider.query_encoder(self.memory.embedder), text) \
-            if log is self.memory else None
-        recent = self._history(conversation_id, session)
-        title = title_from(text)  # names the conversation if this turn is the first the store holds
-        user_turn = log.remember(text, "user", conversation_id, conversation_title=title,
-                                 **({"embed_later": True} if ahead else {})) if log else None
+        # the two slowest parts of storing it, no longer wait for each other. Only where a query's
+        # vector is also the stored one (the local model): a remote provider embeds the turn as a
+        # document, and a refused key then stores nothing, as any write it refuses.
+        ahead = _ENCODING.submit(self.memory.provider.query_encoder(self.memory.embedder), text) \
+            if log is self.memory and self.memory.embedder.shares_query_vectors else None
+        try:
+            recent = self._history(conversation_id, session)
+            title = title_from(text)  # names the conversation if this turn is the first the store holds
+            user_turn = log.remember(text, "user", conversation_id, conversation_title=title,
+                                     **({"embed_later": True} if ahead else {})) if log else None
+        except BaseException:
+            if ahead is not None:  # never left encoding beside whatever the caller does next
+                wait([ahead])
+            raise
         conversation_id = user_turn.conversation_id if user_turn else conversation_id
         clock.lap("store_user_ms")
 
@@ -198,8 +207,8 @@ class ChatService:
             if status == "ok":
                 status, error = "failed", "the model returned no text"
             stored_text = "(stopped before any text)" if status == "stopped" else f"(no reply: {error})"
-        # Committed now; embedded with the message once the person has the reply (Memory.embed_deferred,
-        # called by the face after showing it, and at close), off the turn's critical path.
+        # Committed now; embedded (with the message, where its vector waited too) once the person has
+        # the reply (Memory.embed_deferred, called by the face after showing it, and at close).
         later = {"embed_later": True} if log is self.memory else {}
         reply_turn = log.remember(
             stored_text, "assistant", conversation_id, **later, status=status, backend=self.backend.name,
@@ -227,11 +236,6 @@ class ChatService:
                      error=error, warnings=warnings, mode=mode, stored=log is self.memory, cut=cut,
                      superseded=superseded, window=window, window_label=window and window.label(self.tz),
                      pins=[h for h in pins if report and h.turn.id in report.pin_ids], proposal=proposal)
-
-    def _encoder(self) -> ThreadPoolExecutor:
-        if self._encoding is None:
-            self._encoding = ThreadPoolExecutor(1, thread_name_prefix="memchat-encode")
-        return self._encoding
 
     def _history(self, conversation_id: str | None, session: SessionMemory) -> list:
         """The conversation's latest turns: those stored, then those kept in this process only."""

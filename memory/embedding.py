@@ -64,6 +64,8 @@ class Span:
 class Embedder:
     """Lazily loaded sentence-transformers model with a stable identity (`model_id`, `dim`)."""
 
+    shares_query_vectors = True  # a query and a stored turn get the same vector (see known_vector)
+
     def __init__(self, model: str = DEFAULT_MODEL, dtype: str = "auto", batch_size: int = 64,
                  cache_dir: Path | None = None):
         """cache_dir: where the ONNX copy for quick single-text encoding is kept; None: torch only."""

@@ -209,7 +209,7 @@ class Memory:
             try:
                 self.embed_deferred()
             except Exception as exc:
-                self.notices.append(f"a stored reply is not embedded yet ({type(exc).__name__}); it is found "
+                self.notices.append(f"a stored turn is not embedded yet ({type(exc).__name__}); it is found "
                                     "by its words until a later open embeds it")
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
@@ -379,7 +379,7 @@ class Memory:
     def close(self) -> None:
         if getattr(self, "index", None) is not None:
             try:
-                self.settle_deferred()  # a reply `memchat ask` printed before embedding it
+                self.settle_deferred()  # the turn `memchat ask` printed before embedding it
                 with self._lock.exclusive("closing"):
                     self.index.close()
             finally:

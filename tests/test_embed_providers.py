@@ -197,3 +197,22 @@ def test_a_reply_waiting_for_its_vector_survives_an_outage_at_close_and_is_caugh
             assert memory.stats()["pending_embeddings"] == 1 and reply.id not in memory.vectors([reply.id])
             memory.remember("The boiler service is booked for March.")  # the provider answers: caught up
             assert memory.stats()["pending_embeddings"] == 0 and reply.id in memory.vectors([reply.id])
+
+
+def test_a_chat_message_is_embedded_as_a_document_in_its_commit_and_a_refused_key_stores_nothing(kind, service, data_dir):
+    """Only the local model's query vector is a stored turn's too (the message's encode then runs
+    beside its commit, tests/test_deferred_embedding.py); a provider embeds the message as before."""
+    from assistant.chat import ChatService
+    from assistant.soak import LoopbackBackend
+
+    with Memory(data_dir, embedder_for(kind, service.url)) as memory:
+        memory.remember(FACTS[0])
+        reply = ChatService(memory, LoopbackBackend()).ask("Where did my sister Anna move to?")
+        assert reply.status == "ok" and reply.user_turn_id in memory.vectors([reply.user_turn_id])
+        assert reply.reply_turn_id not in memory.vectors([reply.reply_turn_id])  # the reply's comes after
+        if kind == "gemini":  # the message as a document when stored, then as a query for recall
+            assert service.task_types()[1:3] == ["RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY"]
+    with Memory(data_dir, embedder_for(kind, service.url, key="wrong-key-42")) as memory:
+        with pytest.raises(EmbeddingRefused):
+            ChatService(memory, LoopbackBackend()).ask("And what does she work as?")
+        assert memory.stats()["turns"] == 3  # the refused message was not stored, nor a failed reply
