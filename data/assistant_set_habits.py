@@ -1,9 +1,9 @@
-"""Standing instructions and preferences of the assistant-set people, by sample id (dev first, then test).
+"""Standing instructions and preferences of the assistant-set people, by sample id (dev, then test, then held-out).
 
 An instruction is said once and later needed by a question that does not resemble it ("From now
 on, always give me distances in kilometres." / "How far is it from Lyon to Geneva by car?"):
 (instruction, question, answer). A preference is said once and later either asked about or
-needed: (statement, [(question, answer)]). The dev and test people share none of these.
+needed: (statement, [(question, answer)]). The dev, test and held-out people share none of these.
 """
 
 INSTRUCTIONS = {
@@ -132,12 +132,90 @@ INSTRUCTIONS = {
         ("Walk me through anything electrical as if I've never held a multimeter.", "How do I wire a light switch?",
          "beginner level, step by step"),
     ],
+    "assistant-heldout-1": [
+        ("For anything code-related, show me Kotlin rather than Java.",
+         "How do I read a JSON file into a list of objects?", "in Kotlin"),
+        ("Could you always give wind speeds in knots?", "What's a safe wind limit for a beginner paddling on the sea?", "in knots"),
+        ("Going forward, no emojis please.", "Write a short release note for the new widget.", "no emojis"),
+        ("Quick note: when you list steps for me, seven at most.",
+         "How do I set up a new Android project with Gradle?", "seven steps or fewer"),
+    ],
+    "assistant-heldout-2": [
+        ("Whenever I ask about a statistics method, walk me through a worked example with real numbers.",
+         "What is a mixed-effects model?", "with a worked numerical example"),
+        ("Please stop using so many headings in your replies, they chop everything up.", "How should I organise my reference manager?",
+         "few or no headings"),
+        ("For context, my R code follows the tidyverse style, pipes and all.",
+         "How do I get the mean bat passes per site from my data frame?",
+         "tidyverse with pipes"),
+        ("Also, put any formulas in LaTeX so I can paste them straight into my thesis.",
+         "How do I calculate a Shannon diversity index?",
+         "the formula in LaTeX"),
+    ],
+    "assistant-heldout-3": [
+        ("Metric units only, please.", "How deep should I plant a bare-root tree?", "in centimetres"),
+        ("Organic methods only for the garden, I won't have chemical sprays near the ducks.",
+         "How do I get rid of aphids on the young trees?", "organic methods, no chemical sprays"),
+        ("My eyes aren't what they were, so short lines and no tables when you write to me, if you would.",
+         "Compare the apple varieties I could plant.", "short lines, no table"),
+        ("Whenever I ask about a plant, tell me its Latin name as well.",
+         "What's a good hedge to plant along the lane?", "with Latin names"),
+    ],
+    "assistant-heldout-4": [
+        ("Write any recipe you give me in Spanish, Ignacio reads them too.", "How do I make a beurre blanc?", "in Spanish"),
+        ("I'd like every recipe scaled for sixteen.", "How do I make a ceviche?", "for sixteen"),
+        ("Please stop suggesting truffle oil, I think it's a crime.", "How could I make the mushroom course feel more luxurious?",
+         "without truffle oil"),
+        ("Any prices, give them to me in Chilean pesos.", "What does a decent chef's knife cost?", "in Chilean pesos"),
+    ],
+    "assistant-heldout-5": [
+        ("French grades for me, that's the system I know.", "How hard is the classic route on the Old Man of Hoy?", "a French grade"),
+        ("Quick note: I'd rather you never told me to 'listen to my body', it means nothing to me.",
+         "How do I know if I'm overtraining?", "concrete signs, not 'listen to your body'"),
+        ("If you write me a training plan, lay it out day by day.", "How do I get better at crimpy routes?", "a day-by-day plan"),
+        ("Also, under 150 words per answer unless I ask for more.", "What causes a flash pump?", "under 150 words"),
+    ],
+    "assistant-heldout-6": [
+        ("Whenever you draft something for customers, keep it friendly and under a hundred words.",
+         "Write a message telling a customer his wheel build will be late.", "friendly, under 100 words"),
+        ("Round money to whole pounds, pennies just clutter things.",
+         "If I buy tubes at 3.40 and sell them at 7.95, what do I make on fifty?",
+         "in whole pounds"),
+        ("I've tried social media ads and hated it, so don't suggest them.", "How can I bring in more customers in the quiet months?",
+         "no social media ads"),
+        ("For spreadsheets I'm on LibreOffice, not Excel, so give me formulas that work there.",
+         "How do I total my parts spending per supplier?", "LibreOffice formulas"),
+    ],
+    "assistant-heldout-7": [
+        ("When you give me feedback on my writing, start with what works before what doesn't.",
+         "Can you look at my opening paragraph?",
+         "strengths first, then problems"),
+        ("Please don't rewrite my sentences for me, just point at the problem.", "Why does this paragraph feel clunky?",
+         "points at the problem without rewriting"),
+        ("For anything about the book, assume readers aged nine to twelve.",
+         "How scary can a ghost scene be?", "pitched at ages nine to twelve"),
+        ("I'd like you to write to me in short paragraphs, two or three sentences each.",
+         "How do literary agents decide what to take on?",
+         "short paragraphs"),
+    ],
+    "assistant-heldout-8": [
+        ("Python examples should use async and await, the whole bot is async.",
+         "How do I fetch a web page and count its links?", "async code"),
+        ("Could you mention the licence every time you recommend a library?",
+         "What library should I use to draw charts of game stats?",
+         "with the licence"),
+        ("I can't stand long explanations before the code. Code first, talk after.", "How do I schedule a recurring job in Python?",
+         "code first"),
+        ("Club announcements go out in Irish and English, in that order.", "Draft a notice about the new sign-up rules.",
+         "in Irish, then English"),
+    ],
 }
 
 PREFERENCES = {
     "assistant-dev-1": [
         ("I prefer dark roast coffee, the more bitter the better.",
-         [("What kind of coffee do I like?", "dark roast"), ("Which beans should I buy for my new espresso machine?", "a dark roast")]),
+         [("What kind of coffee do I like?",
+          "dark roast"), ("Which beans should I buy for my new espresso machine?", "a dark roast")]),
         ("I can't stand horror films.", [("Pick a film for a movie night with my friends.", "anything but horror")]),
         ("I use Vim for everything, VS Code never clicked for me.", [("Which editor do I use?", "Vim")]),
         ("I really dislike crowds.", [("Should I go to the big King's Day street party?", "probably not, she dislikes crowds")]),
@@ -190,7 +268,8 @@ PREFERENCES = {
         ("I love Japanese food more than anything.", [("Where should we go out to eat for my birthday?", "a Japanese restaurant")]),
         ("I prefer small independent hotels over chains.", [("Where should I stay in Lisbon?", "a small independent hotel")]),
         ("I love jazz, Coltrane especially.", [("Recommend an album to put on while I cook.", "jazz, e.g. Coltrane")]),
-        ("I'm left-handed, which makes some tools awkward.", [("Which computer mouse should I buy?", "a left-handed or symmetric one")]),
+        ("I'm left-handed, which makes some tools awkward.",
+         [("Which computer mouse should I buy?", "a left-handed or symmetric one")]),
     ],
     "assistant-test-1": [
         ("I prefer Linux, I run Fedora on all my machines.", [("What operating system do I use?", "Fedora Linux")]),
@@ -247,5 +326,68 @@ PREFERENCES = {
         ("I love cycling and hate driving in cities.", [("How should I get to the office across town?", "by bike")]),
         ("I love heavy metal, Mastodon is my favourite band.", [("What music do I like?", "heavy metal, Mastodon")]),
         ("Crosswords are my thing, I do one every day.", [("What hobby do I do daily?", "crosswords")]),
+    ],
+    "assistant-heldout-1": [
+        ("Just so you know, I'm gluten-intolerant.", [("What should I pack for lunch on a long paddle?", "something gluten-free")]),
+        ("I'd take a wild camp over a hotel any day.", [("Where should I stay on a kayaking trip to Skye?", "wild camping")]),
+        ("Cities wear me out, I only really relax somewhere remote.",
+         [("Pick a destination for my next trip away.", "somewhere remote")]),
+        ("Idlewild are my band, I've seen them live nine times.",
+         [("Which band do I love most?", "Idlewild"), ("Recommend a gig for me to go to.", "Idlewild or similar Scottish indie")]),
+    ],
+    "assistant-heldout-2": [
+        ("For context, I'm Muslim, so no pork and no alcohol for me.", [("What should I order at the lab's team dinner at the pub?",
+                                                                         "no pork, no alcohol")]),
+        ("Cold weather makes me miserable, I never got used to British winters.",
+         [("Should I do my field placement in Iceland or in Portugal?", "Portugal")]),
+        ("Afrobeats is what I work to, Burna Boy mostly.",
+         [("What should I put on while I write up?", "Afrobeats, e.g. Burna Boy"), ("Who is my favourite musician?", "Burna Boy")]),
+        ("I'm hopeless in the mornings, nothing useful happens before eleven.",
+         [("When should I book the meeting with my supervisors?", "after eleven")]),
+    ],
+    "assistant-heldout-3": [
+        ("I'm diabetic, so I have to watch sugar closely.", [("What could I make with a glut of apples?", "something low in sugar")]),
+        ("Gareth and I adore choral music, he sings bass in the town choir.",
+         [("What should we do for our anniversary?", "a choir concert")]),
+        ("Motorways frighten me, I take the back roads everywhere.",
+         [("How should I drive to my sister's in Cardiff?", "back roads")]),
+        ("Also, I'm devoted to Agatha Christie.", [("Recommend a book for my reading group.", "an Agatha Christie novel")]),
+    ],
+    "assistant-heldout-4": [
+        ("I can't stand coriander, it tastes of soap to me.", [("What herb should go on the fish course?", "not coriander")]),
+        ("Natural wines are my weakness.", [("Which bottle should I open with the sea bass?", "a natural wine")]),
+        ("Football bores me senseless.", [("Should I go to the Colo-Colo match with my cousin?", "probably not, football bores him")]),
+        ("Bowie, always Bowie, I'm a fan to the bone.",
+         [("What music should I play during the dinners?", "Bowie"), ("Which artist do I love most?", "David Bowie")]),
+    ],
+    "assistant-heldout-5": [
+        ("I'm vegetarian, but I do eat fish.", [("What can I cook after a hard session at the wall?", "vegetarian or fish")]),
+        ("Crowded gyms drive me mad.", [("When's the best time for me to go climbing at the wall?", "off-peak, when it's quiet")]),
+        ("Sea swimming is my favourite thing, even in January.", [("What should I do on a rest day?", "a sea swim")]),
+        ("Horror novels are my guilty pleasure, Stephen King especially.",
+         [("Recommend something to read on the ferry to the Aran Islands.", "a horror novel, e.g. Stephen King")]),
+    ],
+    "assistant-heldout-6": [
+        ("I'm teetotal.", [("What should we serve at the workshop's birthday party?", "non-alcoholic drinks")]),
+        ("Steel frames are my love, carbon leaves me cold.",
+         [("What frame should I build up for my own touring bike?", "a steel frame")]),
+        ("Hibs till I die.", [("Which team's scarf should I buy for my nephew?", "Hibs (Hibernian)")]),
+        ("I grew up on my mum's Moroccan cooking and I still miss it.",
+         [("Where should I take my family out to eat?", "a Moroccan restaurant")]),
+    ],
+    "assistant-heldout-7": [
+        ("I don't eat meat, I'm pescatarian.", [("What should I cook for my writing group?", "a pescatarian dish")]),
+        ("I hate being on camera.", [("How should I do the call with the agent?", "by phone, not video")]),
+        ("I'm obsessed with Tove Jansson's books.",
+         [("Which author should I read for inspiration?", "Tove Jansson"), ("Who is my favourite writer?", "Tove Jansson")]),
+        ("Oddly, grey rainy places suit me better than sunny ones.",
+         [("Should I go on a writing retreat in Connemara or in Crete?", "Connemara")]),
+    ],
+    "assistant-heldout-8": [
+        ("Dairy doesn't agree with me at all.", [("What should I bring to the club's board game social?", "dairy-free snacks")]),
+        ("Heavy strategy games are my favourite, the longer the better.",
+         [("What should I buy with my voucher from the game shop?", "a heavy strategy game")]),
+        ("I avoid anything from Google where I can.", [("Which email provider should I move the club to?", "not Gmail")]),
+        ("Munster rugby is my religion.", [("What should I watch at the pub with the club?", "a Munster rugby match")]),
     ],
 }

@@ -1,4 +1,4 @@
-"""Writes assistant-set-dev.json and assistant-set-test.json: a person talking to an assistant, in LoCoMo's format.
+"""Writes assistant-set-{dev,test,heldout}.json: a person talking to an assistant, in LoCoMo's format.
 
 LoCoMo is two friends trading short turns. memchat's usual conversation is another shape: a person
 with one project over months (a bakery's Flask site, a thesis, a marathon, a flat renovation),
@@ -7,8 +7,8 @@ tables, 1,200-3,000 characters, many past MiniLM's 256-token window) that echo t
 repeat the project's name and talk about generic things (debugging, deployment, recipes, trips).
 Such replies match almost any question lexically, which is what this set is for measuring.
 
-Each part has 8 people (data/assistant_set_dev_pool.py, data/assistant_set_test_pool.py, and their
-instructions and preferences in data/assistant_set_habits.py), 6-9 sessions each over months.
+Each part has 8 people (data/assistant_set_{dev,test,heldout}_pool.py, and their instructions and
+preferences in data/assistant_set_habits.py), 6-9 sessions each over months.
 A session opens with the person's topic; the rest of it, in seeded random order, is the statements
 planted for that session, follow-ups, thanks, a side errand and distractors. A planted statement is
 a person turn of its own: said alone (the reply is a short acknowledgement), or with a follow-up
@@ -29,7 +29,8 @@ Distractors: the person's noise turns on nearby topics, side errands, and long r
 questions' generic words (a long reply about databases when the question asks which database).
 No question names a time window ("tonight", "in May") that memchat's recall would filter by.
 The dev part is for choosing weights; the test part, with other people, projects and seeds, is
-reported and never tuned on. Deterministic: string seeds, no set or hash order.
+reported and never tuned on. The held-out part, written after the standing-memory rule and the recall
+weights were fixed, checks both on text neither was shaped by. Deterministic: string seeds, no set or hash order.
 Run: .venv/bin/python data/make_assistant_set.py [--out DIR]   (default: next to this file)
 """
 from __future__ import annotations
@@ -48,11 +49,13 @@ if str(HERE) not in sys.path:
 
 import assistant_set_dev_pool as dev_pool  # noqa: E402
 import assistant_set_habits as habits  # noqa: E402
+import assistant_set_heldout_pool as heldout_pool  # noqa: E402
 import assistant_set_replies as replies  # noqa: E402
 import assistant_set_test_pool as test_pool  # noqa: E402
 import assistant_set_vocab as vocab  # noqa: E402
 
-PARTS = {"dev": (dev_pool.PEOPLE, "memchat-assistant-dev-7"), "test": (test_pool.PEOPLE, "memchat-assistant-test-31")}
+PARTS = {"dev": (dev_pool.PEOPLE, "memchat-assistant-dev-7"), "test": (test_pool.PEOPLE, "memchat-assistant-test-31"),
+         "heldout": (heldout_pool.PEOPLE, "memchat-assistant-heldout-53")}
 CATEGORY = {"fact": 4, "preference": 4, "instruction": 3, "changed": 4, "multi-session": 1, "temporal": 2}
 LONG_MIN, LONG_MAX = 1_200, 3_000
 # First words a lead-in ("By the way, ") may lower-case; other statements keep their first word as is.
@@ -326,6 +329,6 @@ def write(out: Path) -> list[Path]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--out", type=Path, default=HERE, help="folder to write the two files to (default: data/)")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder to write the three files to (default: data/)")
     for written in write(parser.parse_args().out):
         print(f"wrote {written} ({written.stat().st_size:,} bytes)")

@@ -1,7 +1,7 @@
 """The assistant-shaped evaluation set (data/make_assistant_set.py): reproducible, well-formed, in its shape.
 
 The committed JSON must be what the generator writes now, every evidence id must point at the
-person's own turn holding the planted statement, dev and test must share nothing planted, and the
+person's own turn holding the planted statement, the parts (dev, test, held-out) share nothing planted, and the
 files must go through memchat's real LoCoMo importer.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ from memory.timewindow import parse_window
 from tests.conftest import REPO
 
 DATA = REPO / "data"
-PARTS = ("dev", "test")
+PARTS = ("dev", "test", "heldout")
 KINDS = {"fact": 4, "preference": 4, "instruction": 3, "changed": 4, "multi-session": 1, "temporal": 2}
 MODULES = ["make_assistant_set.py", "assistant_set_vocab.py", "assistant_set_replies.py", "assistant_set_habits.py",
-           "assistant_set_dev_pool.py", "assistant_set_test_pool.py"]
+           "assistant_set_dev_pool.py", "assistant_set_test_pool.py", "assistant_set_heldout_pool.py"]
 
 
 def _pools():
@@ -32,10 +32,11 @@ def _pools():
     try:
         import assistant_set_dev_pool as dev
         import assistant_set_habits as habits
+        import assistant_set_heldout_pool as heldout
         import assistant_set_test_pool as test
     finally:
         sys.path.remove(str(DATA))
-    return {"dev": dev.PEOPLE, "test": test.PEOPLE}, habits
+    return {"dev": dev.PEOPLE, "test": test.PEOPLE, "heldout": heldout.PEOPLE}, habits
 
 
 def _planted(spec: dict, habits) -> dict[str, list[str]]:
@@ -107,16 +108,17 @@ def test_every_kind_in_each_part_with_enough_questions(parts):
         assert len(samples) == 8 and all(20 <= len(s["qa"]) <= 35 for s in samples), part
 
 
-def test_dev_and_test_share_no_conversation_or_statement(parts):
+@pytest.mark.parametrize("one, other", [("dev", "test"), ("dev", "heldout"), ("test", "heldout")])
+def test_the_parts_share_no_conversation_or_statement(parts, one, other):
     pools, habits = _pools()
     ids = {part: {s["sample_id"] for s in samples} for part, samples in parts.items()}
-    assert not ids["dev"] & ids["test"]
+    assert not ids[one] & ids[other]
     said = {part: set().union(*(_statements(spec, habits) for spec in pools[part])) for part in PARTS}
-    assert not said["dev"] & said["test"]
-    test_text = "\n".join(t["text"] for s in parts["test"] for t in _turns(s).values() if t["speaker"] != "Assistant")
-    assert not [s for s in said["dev"] if s in test_text]
-    assert not {p["person"] for p in pools["dev"]} & {p["person"] for p in pools["test"]}
-    assert not {p["project"] for p in pools["dev"]} & {p["project"] for p in pools["test"]}
+    assert not said[one] & said[other]
+    other_text = "\n".join(t["text"] for s in parts[other] for t in _turns(s).values() if t["speaker"] != "Assistant")
+    assert not [s for s in said[one] if s in other_text]
+    assert not {p["person"] for p in pools[one]} & {p["person"] for p in pools[other]}
+    assert not {p["project"] for p in pools[one]} & {p["project"] for p in pools[other]}
 
 
 def test_files_load_through_the_locomo_importer(parts):
