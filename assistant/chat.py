@@ -2,13 +2,15 @@
 
 One ChatService serves `memchat ask` and the TUI alike. The user's turn is committed before the
 backend is called, so a backend failure loses nothing; a failed or stopped reply is recorded with
-that status, never as a normal answer. Both turns are committed before their vectors: the face
-embeds them once the person has the reply (Memory.settle_deferred), and a crash in between leaves
-them listed for the next open to embed.
+that status, never as a normal answer. The reply is committed before its vector, and so is the
+message where the local model, already loaded, encodes it beside the commit: the face embeds them
+once the person has the reply (Memory.settle_deferred), and a crash in between leaves them listed
+for the next open to embed.
 """
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import threading
 import time
@@ -39,9 +41,17 @@ from memory.turn_log import TurnLog
 CUT_AT_LIMIT = ("length", "max_tokens")
 RECENT_WINDOW = 20  # turns of the current conversation sent as chat history (and not recalled)
 OVERFETCH = 4  # recall this many times k, then keep the person's statements
-# One worker for the process, which encodes a chat message while its turn is committed; its thread
-# starts on the first message.
-_ENCODING = ThreadPoolExecutor(1, thread_name_prefix="memchat-encode")
+
+
+def _new_encoder() -> None:
+    """One worker for the process, which encodes a chat message while its turn is committed; its
+    thread starts on the first message. Made anew in a forked child, which inherits no thread."""
+    global _ENCODING
+    _ENCODING = ThreadPoolExecutor(1, thread_name_prefix="memchat-encode")
+
+
+_new_encoder()
+os.register_at_fork(after_in_child=_new_encoder)
 
 
 @dataclass
@@ -130,17 +140,19 @@ class ChatService:
         # A stored message's vector is encoded on a worker while its turn is committed (recall needs
         # it next), and stored with the reply's after the turn returns: the commit and the encode,
         # the two slowest parts of storing it, no longer wait for each other. Only where a query's
-        # vector is also the stored one (the local model): a remote provider embeds the turn as a
-        # document, and a refused key then stores nothing, as any write it refuses.
-        ahead = _ENCODING.submit(self.memory.provider.query_encoder(self.memory.embedder), text) \
-            if log is self.memory and self.memory.embedder.shares_query_vectors else None
+        # vector is also the stored one (the local model) and the model is loaded: a provider embeds
+        # the turn as a document, and a refused key, or a local model that is missing, then stores
+        # nothing, as any write that cannot be embedded.
+        embedder = self.memory.embedder
+        ahead = _ENCODING.submit(self.memory.provider.query_encoder(embedder), text) \
+            if log is self.memory and embedder.shares_query_vectors and embedder.loaded else None
         try:
             recent = self._history(conversation_id, session)
             title = title_from(text)  # names the conversation if this turn is the first the store holds
             user_turn = log.remember(text, "user", conversation_id, conversation_title=title,
                                      **({"embed_later": True} if ahead else {})) if log else None
         except BaseException:
-            if ahead is not None:  # never left encoding beside whatever the caller does next
+            if ahead is not None:  # a failed commit never leaves it encoding beside what comes next
                 wait([ahead])
             raise
         conversation_id = user_turn.conversation_id if user_turn else conversation_id

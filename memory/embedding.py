@@ -223,6 +223,11 @@ class Embedder:
                         self._quick_failed = f"no ONNX copy: {exc.__class__.__name__}: {exc}"[:200]
         return self._quick
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a single text encodes now, without loading or exporting the model first."""
+        return self._quick is not None or self._model is not None
+
     def warm_up(self) -> None:
         """Load the model and its ONNX copy now (off the UI thread), not on the first message."""
         self.encode(["warm up"])

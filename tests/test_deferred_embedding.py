@@ -8,9 +8,13 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from assistant.chat import ChatService
 from assistant.soak import LoopbackBackend
 from memory import pending
+from memory.embedding import Embedder
+from memory.errors import EmbeddingModelMissing
 from memory.memory import Memory
 from memory.profiles import DB_NAME
 from memory.writing import commit_vectors, embed_chunks
@@ -23,6 +27,7 @@ def _listed(memory) -> list[int]:
 
 
 def test_both_turns_are_stored_when_the_turn_returns_and_embedded_after(memory, monkeypatch):
+    memory.embedder.warm_up()  # as the TUI does: the message's encode goes beside its commit once loaded
     encoded: list[str] = []
     encode = memory.embedder.encode
     monkeypatch.setattr(memory.embedder, "encode", lambda texts, **kw: encoded.extend(texts) or encode(texts, **kw))
@@ -45,6 +50,15 @@ def test_both_turns_are_stored_when_the_turn_returns_and_embedded_after(memory, 
     for turn_id in both:
         found = {hit.turn.id: hit for hit in memory.recall(memory.get(turn_id).text, k=2)}
         assert "dense" in found[turn_id].signals  # found by its vector, not only by its words
+
+
+def test_a_local_model_that_is_missing_stores_nothing(data_dir):
+    """Not loaded, the model is loaded in the message's commit as before: if it cannot be, the
+    message is not stored (nor a failed reply to it), as for any write that cannot be embedded."""
+    with Memory(data_dir, Embedder("memchat-tests/no-such-model")) as memory:
+        with pytest.raises(EmbeddingModelMissing):
+            ChatService(memory, LoopbackBackend()).ask("Is anything stored when the model is missing?")
+        assert memory.stats()["turns"] == 0 and _listed(memory) == []
 
 
 def test_close_embeds_what_waits(data_dir, embedder):
