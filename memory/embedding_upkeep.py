@@ -107,6 +107,11 @@ def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH
     """Embed up to `limit` turns stored while the provider was down; returns how many. Embedding
     happens before the lock is taken; if the provider is still down, they keep waiting."""
     embed_deferred(memory)
+    return _catch_up(memory, progress, limit, batch)
+
+
+def _catch_up(memory, progress, limit: int | None, batch: int = CATCH_UP_BATCH) -> int:
+    """embed_pending's work once what is listed as deferred is embedded."""
     model = memory.embedder.model_id
     with memory.engine.connect() as conn:
         if not pending.may_wait(conn):
@@ -163,7 +168,7 @@ def embed_deferred(memory, catch_up: int = 0) -> int:
                 pending.mark(conn)
             pending.settle(conn, listed)
     if chunks and catch_up:
-        embed_pending(memory, lambda *_: None, limit=catch_up)
+        _catch_up(memory, lambda *_: None, catch_up)
     return len(rows) if chunks is not None else 0
 
 

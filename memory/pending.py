@@ -43,7 +43,8 @@ def oldest(conn, model_id: str, n: int) -> list[tuple[int, str]]:
 
 # A chat turn's message and reply are committed before the turn returns and embedded just after
 # (the person waits for neither): their ids are listed here in the same transaction, so a crash in
-# between leaves turns the next open or write embeds. A list of ids, not a scan: the common case costs one key lookup.
+# between leaves turns the next open or write embeds. A list of ids, not a scan: the common case
+# costs one key lookup.
 DEFERRED = "embed_deferred"
 
 

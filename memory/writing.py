@@ -179,17 +179,11 @@ def embed_chunks(embedder: Embedder, texts: list[str]) -> tuple[list[tuple[int, 
     chunks = [(i, span) for i, body in enumerate(texts) for span in embedder.split(body)]
     pieces = [texts[i][s.start : s.end] for i, s in chunks]
     known = [embedder.known_vector(piece) for piece in pieces]
-    todo = [n for n, vector in enumerate(known) if vector is None]
-    if len(todo) == len(pieces):
+    missing = [piece for piece, vector in zip(pieces, known) if vector is None]
+    if len(missing) == len(pieces):
         return chunks, embedder.encode(pieces)
-    dim = next(v for v in known if v is not None).shape[0]  # not embedder.dim, which may load torch
-    vectors = np.zeros((len(pieces), dim), dtype=np.float32)
-    for n, vector in enumerate(known):
-        if vector is not None:
-            vectors[n] = vector
-    if todo:
-        vectors[todo] = embedder.encode([pieces[n] for n in todo])
-    return chunks, vectors
+    fresh = iter(embedder.encode(missing) if missing else ())
+    return chunks, np.stack([next(fresh) if vector is None else vector for vector in known]).astype(np.float32)
 
 
 def _insert_embeddings(conn, model_id: str, turn_ids: list[int], chunks: list[tuple[int, Span]],
