@@ -163,7 +163,7 @@ def run_answer_eval(cases: list[Case], embedder, backend, service_options: dict,
                 started = time.perf_counter()
                 reply = service.ask(case.question)
                 seconds = time.perf_counter() - started
-                memory.embed_deferred()  # the turn's vectors, after it returned (as the faces do)
+                memory.embed_deferred()  # the reply's vector, after the turn returned (as the faces do)
                 given = set(reply.prompt.memory_ids + reply.prompt.pin_ids) if reply.prompt else set()
                 rows.append({"id": case.id, "style": case.style, "kind": case.kind, "question": case.question,
                              "answer": reply.answer, "expect": case.expect, "stated": judged(case, reply.answer, now, tz),

@@ -2,19 +2,14 @@
 
 One ChatService serves `memchat ask` and the TUI alike. The user's turn is committed before the
 backend is called, so a backend failure loses nothing; a failed or stopped reply is recorded with
-that status, never as a normal answer. The reply is committed before its vector, and so is the
-message where the local model, already loaded, encodes it beside the commit: the face embeds them
-once the person has the reply (Memory.settle_deferred), and a crash in between leaves them listed
-for the next open to embed.
+that status, never as a normal answer.
 """
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Callable
@@ -41,17 +36,6 @@ from memory.turn_log import TurnLog
 CUT_AT_LIMIT = ("length", "max_tokens")
 RECENT_WINDOW = 20  # turns of the current conversation sent as chat history (and not recalled)
 OVERFETCH = 4  # recall this many times k, then keep the person's statements
-
-
-def _new_encoder() -> None:
-    """One worker for the process, which encodes a chat message while its turn is committed; its
-    thread starts on the first message. Made anew in a forked child, which inherits no thread."""
-    global _ENCODING
-    _ENCODING = ThreadPoolExecutor(1, thread_name_prefix="memchat-encode")
-
-
-_new_encoder()
-os.register_at_fork(after_in_child=_new_encoder)
 
 
 @dataclass
@@ -137,24 +121,9 @@ class ChatService:
             log, conversation_id = None, None
         else:
             log = self.memory if store and mode == "persistent" else session
-        # A stored message's vector is encoded on a worker while its turn is committed (recall needs
-        # it next), and stored with the reply's after the turn returns: the commit and the encode,
-        # the two slowest parts of storing it, no longer wait for each other. Only where a query's
-        # vector is also the stored one (the local model) and the model is loaded: a provider embeds
-        # the turn as a document, and a refused key, or a local model that is missing, then stores
-        # nothing, as any write that cannot be embedded.
-        embedder = self.memory.embedder
-        ahead = _ENCODING.submit(self.memory.provider.query_encoder(embedder), text) \
-            if log is self.memory and embedder.shares_query_vectors and embedder.loaded else None
-        try:
-            recent = self._history(conversation_id, session)
-            title = title_from(text)  # names the conversation if this turn is the first the store holds
-            user_turn = log.remember(text, "user", conversation_id, conversation_title=title,
-                                     **({"embed_later": True} if ahead else {})) if log else None
-        except BaseException:
-            if ahead is not None:  # a failed commit never leaves it encoding beside what comes next
-                wait([ahead])
-            raise
+        recent = self._history(conversation_id, session)
+        title = title_from(text)  # names the conversation if this turn is the first the store holds
+        user_turn = log.remember(text, "user", conversation_id, conversation_title=title) if log else None
         conversation_id = user_turn.conversation_id if user_turn else conversation_id
         clock.lap("store_user_ms")
 
@@ -164,8 +133,6 @@ class ChatService:
         superseded: dict[int, int] = {}
         window, messages, report, error, proposal = None, None, None, None, None
         try:  # the message is stored: from here on, whatever fails is recorded as a failed reply to it
-            if ahead is not None:
-                ahead.result()  # cached by the embedder for the recall below; raises what recall would
             # The time the message names, parsed once here and passed down (recall prefers it; the
             # prompt dates its notes for it).
             window = parse_window(text, now, self.tz)
@@ -219,8 +186,8 @@ class ChatService:
             if status == "ok":
                 status, error = "failed", "the model returned no text"
             stored_text = "(stopped before any text)" if status == "stopped" else f"(no reply: {error})"
-        # Committed now; embedded (with the message, where its vector waited too) once the person has
-        # the reply (Memory.embed_deferred, called by the face after showing it, and at close).
+        # Committed now; embedded once the person has the reply (Memory.embed_deferred, called by the
+        # face after showing it, and at close), off the turn's critical path.
         later = {"embed_later": True} if log is self.memory else {}
         reply_turn = log.remember(
             stored_text, "assistant", conversation_id, **later, status=status, backend=self.backend.name,

@@ -55,7 +55,7 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
                 time.sleep(pause)
                 reply = service.ask(question, conversation)
                 started = time.perf_counter()
-                memory.embed_deferred()  # the turn's vectors, after it returned (as the faces do)
+                memory.embed_deferred()  # the reply's vector, after the turn returned (as the faces do)
                 after = (time.perf_counter() - started) * 1000
                 conversation = reply.conversation_id if n % 10 else None  # a new conversation now and then
                 if n >= 5:  # the first turns warm caches up

@@ -81,9 +81,8 @@ class Conversation:
         return reply
 
     def settle(self) -> None:
-        """After the reply is shown: embed what the turn committed without its vector (the reply, and
-        the message where its vector was encoded beside its commit); a failure is a notice, and the
-        turn waits to be embedded later."""
+        """After the reply is shown: embed what the turn committed without its vector (the reply);
+        a failure is a notice, and the turn waits to be embedded later."""
         self.service.memory.settle_deferred()
 
     def store_unsent(self, memory) -> int:

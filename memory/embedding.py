@@ -64,8 +64,6 @@ class Span:
 class Embedder:
     """Lazily loaded sentence-transformers model with a stable identity (`model_id`, `dim`)."""
 
-    shares_query_vectors = True  # a query and a stored turn get the same vector (see known_vector)
-
     def __init__(self, model: str = DEFAULT_MODEL, dtype: str = "auto", batch_size: int = 64,
                  cache_dir: Path | None = None):
         """cache_dir: where the ONNX copy for quick single-text encoding is kept; None: torch only."""
@@ -223,11 +221,6 @@ class Embedder:
                         self._quick_failed = f"no ONNX copy: {exc.__class__.__name__}: {exc}"[:200]
         return self._quick
 
-    @property
-    def loaded(self) -> bool:
-        """Whether a single text encodes now, without loading or exporting the model first."""
-        return self._quick is not None or self._model is not None
-
     def warm_up(self) -> None:
         """Load the model and its ONNX copy now (off the UI thread), not on the first message."""
         self.encode(["warm up"])
@@ -239,11 +232,6 @@ class Embedder:
             cached = self.encode([text], batch_size=1)[0]
             self.remember_vector(text, cached)
         return cached
-
-    def known_vector(self, text: str) -> np.ndarray | None:
-        """A text's vector if it was just encoded (a chat message, encoded for recall before its turn
-        was embedded): a local model embeds a query and a stored turn alike."""
-        return self._recent.get(text)
 
     def remember_vector(self, text: str, vector: np.ndarray) -> None:
         self._recent[text] = vector

@@ -107,11 +107,6 @@ def embed_pending(memory, progress, limit: int | None = None, batch: int = CATCH
     """Embed up to `limit` turns stored while the provider was down; returns how many. Embedding
     happens before the lock is taken; if the provider is still down, they keep waiting."""
     embed_deferred(memory)
-    return _catch_up(memory, progress, limit, batch)
-
-
-def _catch_up(memory, progress, limit: int | None, batch: int = CATCH_UP_BATCH) -> int:
-    """embed_pending's work once what is listed as deferred is embedded."""
     model = memory.embedder.model_id
     with memory.engine.connect() as conn:
         if not pending.may_wait(conn):
@@ -140,12 +135,11 @@ def _catch_up(memory, progress, limit: int | None, batch: int = CATCH_UP_BATCH) 
     return done
 
 
-def embed_deferred(memory, catch_up: int = 0) -> int:
-    """Embed the turns committed a moment before their vectors (a chat turn, after it returned; or
-    what a crash left listed, or another process's just-committed turn, which it would embed itself
-    a moment later: a turn is embedded once either way); returns how many. If the provider cannot
-    be reached or refuses, they wait as turns stored during an outage do. Once it has answered, up
-    to `catch_up` of those are embedded too (a chat's writes are all deferred: this is its catch-up)."""
+def embed_deferred(memory) -> int:
+    """Embed the turns committed a moment before their vectors (a chat reply, after its turn
+    returned; or what a crash left listed, or another process's just-committed reply, which it
+    would embed itself a moment later: a turn is embedded once either way); returns how many. If
+    the provider cannot be reached or refuses, they wait as turns stored during an outage do."""
     model = memory.embedder.model_id
     with memory.engine.connect() as conn:
         listed = pending.deferred(conn)
@@ -167,8 +161,6 @@ def embed_deferred(memory, catch_up: int = 0) -> int:
             if chunks is None:
                 pending.mark(conn)
             pending.settle(conn, listed)
-    if chunks and catch_up:
-        _catch_up(memory, lambda *_: None, catch_up)
     return len(rows) if chunks is not None else 0
 
 

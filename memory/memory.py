@@ -141,7 +141,7 @@ class Memory:
     def remember(self, text_: str, role: str = "user", conversation_id: str | None = None,
                  embed_later: bool = False, **fields) -> Turn:
         """Store one turn durably (SQL commit, then the index) and return it. `embed_later`: commit it
-        now, embed it when the caller calls embed_deferred (a chat turn's messages, after it returned)."""
+        now, embed it when the caller calls embed_deferred (a chat reply, after its turn returned)."""
         turn = NewTurn(text=text_, role=role, conversation_id=conversation_id, **fields)
         return self._store_batch([turn], skip_existing=False, later=embed_later)[0]
 
@@ -199,8 +199,8 @@ class Memory:
         return embedding_upkeep.embed_pending(self, progress, limit)
 
     def embed_deferred(self) -> int:
-        """Embed the turns stored with embed_later (or left so by a crash), then some an outage left."""
-        return embedding_upkeep.embed_deferred(self, PENDING_PER_WRITE) if self.index is not None else 0
+        """Embed the turns stored with embed_later (and any a crash left so); returns how many."""
+        return embedding_upkeep.embed_deferred(self) if self.index is not None else 0
 
     def settle_deferred(self) -> None:
         """embed_deferred that never raises (at open, at close, after a reply is shown): what cannot
@@ -209,7 +209,7 @@ class Memory:
             try:
                 self.embed_deferred()
             except Exception as exc:
-                self.notices.append(f"a stored turn is not embedded yet ({type(exc).__name__}); it is found "
+                self.notices.append(f"a stored reply is not embedded yet ({type(exc).__name__}); it is found "
                                     "by its words until a later open embeds it")
 
     def rename_conversation(self, conversation_id: str, title: str) -> None:
@@ -379,7 +379,7 @@ class Memory:
     def close(self) -> None:
         if getattr(self, "index", None) is not None:
             try:
-                self.settle_deferred()  # the turn `memchat ask` printed before embedding it
+                self.settle_deferred()  # a reply `memchat ask` printed before embedding it
                 with self._lock.exclusive("closing"):
                     self.index.close()
             finally:

@@ -41,10 +41,9 @@ def oldest(conn, model_id: str, n: int) -> list[tuple[int, str]]:
                                                 {"m": model_id, "n": n})]
 
 
-# A chat turn's message and reply are committed before the turn returns and embedded just after
-# (the person waits for neither): their ids are listed here in the same transaction, so a crash in
-# between leaves turns the next open or write embeds. A list of ids, not a scan: the common case
-# costs one key lookup.
+# A chat reply is committed before its turn returns and embedded just after (the person waits for
+# neither): its id is listed here in the same transaction, so a crash in between leaves a turn the
+# next open or write embeds. A list of ids, not a scan: the common case costs one key lookup.
 DEFERRED = "embed_deferred"
 
 

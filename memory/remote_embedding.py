@@ -36,9 +36,6 @@ class RemoteEmbedder:
     max_batch_chars = 10**9  # characters per request, where the provider limits tokens per request
     window_chars = 2000  # characters per embedded window (below the model's token limit at ~4 chars a token)
     dtype = "float32"
-    # A chat message is embedded as a document before recall embeds it as a query: where they are
-    # the same vector (no task types) reuse would save a call, but a refused key must store nothing.
-    shares_query_vectors = False
     cache_dir = None
 
     def __init__(self, model: str | None = None, key: str | None = None, timeout_s: float = 60.0):
@@ -122,10 +119,6 @@ class RemoteEmbedder:
             while len(self._recent) > RECENT_VECTORS:
                 self._recent.popitem(last=False)
         return cached
-
-    def known_vector(self, text: str) -> None:
-        # A query's vector is not a stored turn's here (see remember_vector): the turn is embedded anew.
-        return None
 
     def remember_vector(self, text: str, vector: np.ndarray) -> None:
         # A stored turn's vector is not kept for queries: a provider with task types embeds it as a

@@ -174,16 +174,9 @@ def _without(batch: EmbeddedBatch, taken: set[str]) -> EmbeddedBatch:
 
 
 def embed_chunks(embedder: Embedder, texts: list[str]) -> tuple[list[tuple[int, Span]], np.ndarray]:
-    """Each text split into windows that fit the model, and one vector per window (one the embedder
-    has just encoded, a chat message's for its recall, is not encoded again)."""
+    """Each text split into windows that fit the model, and one vector per window."""
     chunks = [(i, span) for i, body in enumerate(texts) for span in embedder.split(body)]
-    pieces = [texts[i][s.start : s.end] for i, s in chunks]
-    known = [embedder.known_vector(piece) for piece in pieces]
-    missing = [piece for piece, vector in zip(pieces, known) if vector is None]
-    if len(missing) == len(pieces):
-        return chunks, embedder.encode(pieces)
-    fresh = iter(embedder.encode(missing) if missing else ())
-    return chunks, np.stack([next(fresh) if vector is None else vector for vector in known]).astype(np.float32)
+    return chunks, embedder.encode([texts[i][s.start : s.end] for i, s in chunks])
 
 
 def _insert_embeddings(conn, model_id: str, turn_ids: list[int], chunks: list[tuple[int, Span]],

@@ -1,20 +1,15 @@
-"""A chat turn's message and reply are committed before the turn returns and embedded just after
-(#26): what the person waits for holds one embedding, made while the message is committed, and
-nothing is lost in between: a crash leaves turns the next open embeds, a forget in between leaves
-nothing listed."""
+"""A chat reply is committed before its turn returns and embedded just after (#26): what the
+person waits for holds one embedding, not two, and nothing is lost in between: a crash leaves a
+turn the next open embeds, a forget in between leaves nothing listed."""
 from __future__ import annotations
 
 import sqlite3
 import subprocess
 import sys
 
-import pytest
-
 from assistant.chat import ChatService
 from assistant.soak import LoopbackBackend
 from memory import pending
-from memory.embedding import Embedder
-from memory.errors import EmbeddingModelMissing
 from memory.memory import Memory
 from memory.profiles import DB_NAME
 from memory.writing import commit_vectors, embed_chunks
@@ -26,39 +21,21 @@ def _listed(memory) -> list[int]:
         return pending.deferred(conn)
 
 
-def test_both_turns_are_stored_when_the_turn_returns_and_embedded_after(memory, monkeypatch):
-    memory.embedder.warm_up()  # as the TUI does: the message's encode goes beside its commit once loaded
-    encoded: list[str] = []
-    encode = memory.embedder.encode
-    monkeypatch.setattr(memory.embedder, "encode", lambda texts, **kw: encoded.extend(texts) or encode(texts, **kw))
+def test_the_reply_is_stored_when_the_turn_returns_and_embedded_after(memory):
     service = ChatService(memory, LoopbackBackend())
-    message = "My sister Ines moved to Porto in March."
-    reply = service.ask(message)
-    assert memory.get(reply.user_turn_id).text == message  # both committed before the turn returned
-    assert memory.get(reply.reply_turn_id).text.startswith("Noted:")
-    both = [reply.user_turn_id, reply.reply_turn_id]
-    assert memory.vectors(both) == {}  # their vectors come after
-    assert _listed(memory) == both and memory.stats()["pending_embeddings"] == 2
-    assert encoded == [message]  # encoded once, for recall
+    reply = service.ask("My sister Ines moved to Porto in March.")
+    assert memory.get(reply.reply_turn_id).text.startswith("Noted:")  # committed before the turn returned
+    assert reply.reply_turn_id not in memory.vectors([reply.reply_turn_id])  # its vector comes after
+    assert reply.user_turn_id in memory.vectors([reply.user_turn_id])  # the message's does not wait
+    assert _listed(memory) == [reply.reply_turn_id] and memory.stats()["pending_embeddings"] == 1
 
-    assert memory.embed_deferred() == 2
-    assert set(memory.vectors(both)) == set(both)
-    assert encoded.count(message) == 1  # the vector recall used is the one stored, not encoded again
+    assert memory.embed_deferred() == 1
+    assert reply.reply_turn_id in memory.vectors([reply.reply_turn_id])
     stats = memory.stats()
     assert _listed(memory) == [] and stats["pending_embeddings"] == 0 and stats["indexed"] == stats["vectors"] == 2
     assert memory.embed_deferred() == 0  # nothing twice
-    for turn_id in both:
-        found = {hit.turn.id: hit for hit in memory.recall(memory.get(turn_id).text, k=2)}
-        assert "dense" in found[turn_id].signals  # found by its vector, not only by its words
-
-
-def test_a_local_model_that_is_missing_stores_nothing(data_dir):
-    """Not loaded, the model is loaded in the message's commit as before: if it cannot be, the
-    message is not stored (nor a failed reply to it), as for any write that cannot be embedded."""
-    with Memory(data_dir, Embedder("memchat-tests/no-such-model")) as memory:
-        with pytest.raises(EmbeddingModelMissing):
-            ChatService(memory, LoopbackBackend()).ask("Is anything stored when the model is missing?")
-        assert memory.stats()["turns"] == 0 and _listed(memory) == []
+    found = {hit.turn.id: hit for hit in memory.recall(memory.get(reply.reply_turn_id).text, k=2)}
+    assert "dense" in found[reply.reply_turn_id].signals  # found by its vector, not only by its words
 
 
 def test_close_embeds_what_waits(data_dir, embedder):

@@ -238,7 +238,7 @@ class MemchatApp(App):
                                            on_chunk=lambda chunk: self.post_message(self.ReplyChunk(chunk)))
         self.post_message(self.ReplyDone(reply))
         with self.store_lock:
-            self.conversation.settle()  # the turn's vectors, once the reply is on its way to the screen
+            self.conversation.settle()  # the reply's vector, once the reply is on its way to the screen
             if self.close_owed:  # the app was unmounted while this held the lock: the store is ours to close
                 self.memory.close()
 
