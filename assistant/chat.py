@@ -20,7 +20,8 @@ from assistant.failures import one_line
 from assistant.localtime import person_tz
 from assistant.notes import asks_about_now, asks_about_time
 from assistant.prompt import PromptReport, build_prompt, pin_room
-from assistant.standing import pins_for_prompt, reads_as_standing
+from assistant.standing import pins_for_prompt
+from assistant.standing_proposal import proposes
 from memory.changes import supersessions
 from memory.errors import BadInput
 from memory.forgetting import title_from
@@ -142,8 +143,6 @@ class ChatService:
                 room = pin_room(text, self.token_budget, self.pin_tokens, self.backend.count_tokens, now, self.tz)
                 pins, pinned = pins_for_prompt(self.memory, text, room, self.backend.count_tokens,
                                                *((now, self.tz) if dated else (None, None)))
-            if log is self.memory and reads_as_standing(text) and text not in {t.text for t in self.memory.pins()}:
-                proposal = user_turn.id  # proposed, never pinned without the person's word
             if mode != "off" and self.k > 0:
                 seen = frozenset([*(t.id for t in recent), *([user_turn.id] if user_turn else []), *pinned])
                 # The store (unless this reply recalls nothing from it), then this conversation's turns
@@ -196,6 +195,9 @@ class ChatService:
                   **({"error": error} if error else {}), **({"finish_reason": "length"} if cut else {})},
         ) if log else None
         clock.lap("store_reply_ms")
+        if log is self.memory:  # after the reply: a message of several sentences may cost an encode or two
+            proposal = self._proposal(text, user_turn.id)
+            clock.lap("propose_ms")
 
         timings = clock.laps
         timings["overhead_ms"] = round(sum(v for k, v in timings.items() if k != "generate_ms"), 2)
@@ -215,6 +217,16 @@ class ChatService:
                      error=error, warnings=warnings, mode=mode, stored=log is self.memory, cut=cut,
                      superseded=superseded, window=window, window_label=window and window.label(self.tz),
                      pins=[h for h in pins if report and h.turn.id in report.pin_ids], proposal=proposal)
+
+    def _proposal(self, text: str, turn_id: int) -> int | None:
+        """The message's turn id if memchat should ask to keep it for every chat (proposed, never
+        pinned without the person's word); None if not, or already pinned, or if reading it failed."""
+        memory = self.memory
+        try:
+            lasting = proposes(text, memory.embedder, memory.provider.query_encoder(memory.embedder))
+            return turn_id if lasting and text not in {t.text for t in memory.pins()} else None
+        except Exception:  # a provider that fails mid-way: no proposal, the turn is stored all the same
+            return None
 
     def _history(self, conversation_id: str | None, session: SessionMemory) -> list:
         """The conversation's latest turns: those stored, then those kept in this process only."""

@@ -4,7 +4,7 @@ Recall@k counts the top k hits; a reply is given fewer (the chat's k notes, memc
 left out, chat.recall_notes) and, with standing memories, the pinned turns as well. For each
 question this builds the prompt the chat would build (assistant/prompt.py, within the token
 budgets) and counts the share of its evidence turns among the notes and standing memories in it.
-With `pin`, every statement of the person's that memchat would propose (assistant/standing.py) is
+With `pin`, every statement of the person's that memchat would propose (assistant/standing_proposal.py) is
 kept, as a person who accepts each proposal would: the measure of what pins add, by question kind.
 Tokens are counted with the embedder's tokenizer, close to a chat model's for English.
 """
@@ -18,7 +18,8 @@ import numpy as np
 
 from assistant.chat import recall_notes
 from assistant.prompt import build_prompt, pin_room
-from assistant.standing import pins_for_prompt, reads_as_standing
+from assistant.standing import pins_for_prompt
+from assistant.standing_proposal import proposes
 from memory.evaluate import question_kind
 from memory.io import locomo_turns
 from memory.memory import Memory
@@ -44,7 +45,7 @@ def prompt_reach(samples: list[dict], embedder, k: int, token_budget: int, pin_t
                 evidence = {d for q in sample.get("qa", []) for d in q.get("evidence", [])}
                 if pin:
                     for turn in turn_of.values():
-                        if turn.role == "user" and reads_as_standing(turn.text):
+                        if turn.role == "user" and proposes(turn.text, embedder):
                             memory.pin(turn.id)
                             pinned_total += 1
                             proposed_right += turn.meta.get("dia_id") in evidence
