@@ -11,13 +11,14 @@ import copy
 import hashlib
 import importlib.metadata
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from memory.runtime.free_cores import CoreShare
 
-SPIN_AFTER_RUN_US = 1000  # how long an idle worker thread spins for more work before it sleeps
+BATCH = 8  # texts per run in encode_many: batches of 8 real chat turns embedded fastest here (118/s; 96/s at 64)
 
 
 def onnx_path(source: str, cache_dir: Path) -> Path:
@@ -25,7 +26,13 @@ def onnx_path(source: str, cache_dir: Path) -> Path:
 
 
 class OnnxEncoder:
-    """A sentence-transformers model (transformer + mean pooling + normalize) run by ONNX Runtime."""
+    """A sentence-transformers model (transformer + mean pooling + normalize) run by ONNX Runtime.
+
+    Every run is single-threaded; a batch's runs go in parallel, one thread per CPU other programs
+    leave free. Inside a chat turn a one-text encode on two intra-op threads took 8.5-11 ms at the
+    median, on one 5.5-5.8 ms (back to back outside a turn, 3.0-3.3 and 4.5-4.9 ms): in a turn the
+    second thread has to be woken and handed each operator's half, which cost more than the half
+    saves for a text of a dozen tokens (docs/benchmarks.md)."""
 
     def __init__(self, path: Path, tokenizer, pad_token: str, max_tokens: int):
         """tokenizer: a `tokenizers.Tokenizer`; a copy is set to truncate and pad like the model."""
@@ -33,24 +40,22 @@ class OnnxEncoder:
 
         self.path = path
         self._share = CoreShare()
-        self.threads = self._share.most
-        self.session = self._session(self.threads)
+        self.threads = self._share.most  # runs in parallel for the last batch
+        self.session = self._session()
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self.tokenizer.enable_truncation(max_length=max_tokens)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad_token) or 0, pad_token=pad_token)
 
-    def _session(self, threads: int):
+    def _session(self):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = 0 if threads >= self._share.most else threads  # 0: its own default
-        # Idle worker threads spin 1 ms for more work, then sleep. By default they spun for 26 ms of a
-        # core after every run, and the chat model's prefill, which starts a few ms after the
-        # message's encode, shared the cores with them: with the bound a person waited 2-25 ms less
-        # for a reply's first token, though the encode itself, waking its sleeping thread, took
-        # ~5 ms longer (docs/benchmarks.md). ONNX Runtime >= 1.26 reads the key; older ones ignore it.
-        options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_AFTER_RUN_US))
+        # One thread, the caller's: no worker pool, so nothing spins on a core after a run either
+        # (ONNX Runtime's idle workers spun 26 ms after every run by default, beside the chat
+        # model's prefill that starts a few ms later).
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         options.log_severity_level = 3
         # No memory arena: it keeps the largest batch shape it has ever run (an import's) for the
         # life of the process; the soak grew +20 % in steps at each import with it and 0 % without,
@@ -58,33 +63,24 @@ class OnnxEncoder:
         options.enable_cpu_mem_arena = False
         return onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
-    def _fit_threads(self, batches: bool) -> None:
-        """One thread per CPU other programs leave free (memory/runtime/free_cores.py), by a new
-        session (~0.12 s) when that changes. With one of two cores busy, batches of chat turns
-        embedded at 98-130/s on two threads and 157-159/s on one (idle: 251 and 154). One text
-        gains ~1 ms from it (8.2 → 7.2 ms), less than a new session costs a chat turn, so a single
-        encode only moves back up to all cores once they are free again."""
-        threads = self._share.threads(wait=batches)  # a batch waits only before the sampler has a window
-        if threads != self.threads and (batches or threads > self.threads):
-            self.session, self.threads = self._session(threads), threads
-
-    def encode_many(self, texts: list[str], batch: int = 8) -> np.ndarray:
-        """Many texts in small batches of similar length (little padding), in the given order.
-        Batches of 8 embedded real chat turns fastest here (118/s; 96/s at 64)."""
-        self._fit_threads(batches=True)
+    def encode_many(self, texts: list[str], batch: int = BATCH) -> np.ndarray:
+        """Many texts in small batches of similar length (little padding), in the given order, the
+        batches spread over one thread per CPU other programs leave free (with one of two cores
+        busy, batches of chat turns embedded at 98-130/s on two threads and 157-159/s on one)."""
+        self.threads = self._share.threads(wait=True)  # waits only before the sampler has a window
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.empty((len(texts), 0), dtype=np.float32)
-        for start in range(0, len(order), batch):
-            chosen = order[start : start + batch]
-            vectors = self._run([texts[i] for i in chosen])
-            if out.shape[1] == 0:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        batches = [order[start : start + batch] for start in range(0, len(order), batch)]
+        if self.threads > 1 and len(batches) > 1:
+            with ThreadPoolExecutor(self.threads, thread_name_prefix="memchat-embed") as pool:
+                results = list(pool.map(lambda chosen: self._run([texts[i] for i in chosen]), batches))
+        else:
+            results = [self._run([texts[i] for i in chosen]) for chosen in batches]
+        out = np.empty((len(texts), results[0].shape[1] if results else 0), dtype=np.float32)
+        for chosen, vectors in zip(batches, results):
             out[chosen] = vectors
         return out
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        if self.threads < self._share.most:  # an import under load left it on fewer
-            self._fit_threads(batches=False)
         return self._run(texts)
 
     def _run(self, texts: list[str]) -> np.ndarray:

@@ -104,7 +104,8 @@ def test_the_embedders_batches_run_on_the_cpus_other_programs_leave_free(dtype, 
 @two_cpus
 def test_an_encode_leaves_no_thread_spinning_on_a_core_after_it(embedder):
     """ONNX Runtime's idle workers spun for 26 ms of a core after every run by default, beside the
-    chat model's prefill that starts a few ms later; bounded, they sleep within a millisecond."""
+    chat model's prefill that starts a few ms later; each run is now on the caller's thread alone,
+    so none is left to spin (memory/onnx_encoder.py)."""
     quick = embedder.quick_engine()
     quick.encode(["a first text, so the session and its threads exist"])
     time.sleep(0.3)  # whatever ran before in this process has gone quiet
