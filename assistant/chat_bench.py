@@ -1,7 +1,9 @@
 """`memchat bench --chat`: the cost of one chat turn apart from generation, and the local model's speed.
 
 Overhead = store the user turn + recall + build the prompt + store the reply (committed; its
-embedding comes after the turn returns and is reported apart, as after_return), measured by
+embedding comes after the turn returns and is reported apart, as after_return) + the standing-memory
+proposal (nothing to read in the bench's questions: a statement of several sentences costs an
+encode per further sentence, docs/answers.md), measured by
 ChatService's own timings on a store of `size` generated memories (with cached embeddings), using
 the real local backend asked for a single token so generation barely counts (the turn's first
 token, its memory-augmented prompt's prefill, is reported beside it). Then the local model
@@ -60,7 +62,7 @@ def run_chat_bench(size: int, turns: int, cache_dir: Path, model_cache: Path, em
                 conversation = reply.conversation_id if n % 10 else None  # a new conversation now and then
                 if n >= 5:  # the first turns warm caches up
                     overhead.append(reply.timings["overhead_ms"])
-                    for lap in ("store_user_ms", "recall_ms", "prompt_ms", "store_reply_ms"):
+                    for lap in ("store_user_ms", "recall_ms", "prompt_ms", "store_reply_ms", "propose_ms"):
                         laps.setdefault(lap, []).append(reply.timings[lap])
                     laps.setdefault("after_return_ms", []).append(after)
                     # The prompt's prefill and one token (none when the one token was the end or empty).

@@ -28,7 +28,8 @@ import numpy as np
 from assistant.standing import _AT_HAND, _ONE_OFF, MAX_PROPOSAL_CHARS, reads_as_standing
 
 READER_FILE = Path(__file__).with_name("standing_reader.json")
-# A sentence ends at . ! or ? before a capital or a quote; "e.g. this" stays one sentence.
+# A sentence ends at . ! or ? before a capital letter, a quote or a bracket (as measured: all-lowercase
+# text stays one sentence, and "e.g. Vim" splits after "e.g.").
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 
 
@@ -54,8 +55,10 @@ class StandingReader:
     @classmethod
     def from_file(cls, path: Path = READER_FILE) -> "StandingReader":
         found = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(found["model"], np.asarray(found["weights"], dtype=np.float32), float(found["bias"]),
-                   float(found["threshold"]))
+        weights = np.asarray(found["weights"], dtype=np.float32)
+        if weights.ndim != 1 or not len(weights) or not np.isfinite(weights).all():
+            raise ValueError(f"{path}: weights must be a list of numbers")
+        return cls(str(found["model"]), weights, float(found["bias"]), float(found["threshold"]))
 
     def applies(self, embedder) -> bool:
         return getattr(embedder, "model_id", None) == self.model and getattr(embedder, "dim", None) == len(self.weights)
@@ -76,7 +79,7 @@ class StandingReader:
 def packaged_reader() -> StandingReader | None:
     try:
         return StandingReader.from_file()
-    except (OSError, ValueError, KeyError):  # a broken install: the rule still proposes
+    except (OSError, ValueError, KeyError, TypeError):  # a broken install: the rule still proposes
         return None
 
 

@@ -113,7 +113,7 @@ def fit(vectors: np.ndarray, labels: np.ndarray, regularisation: float) -> tuple
 class Vectors:
     def __init__(self, embedder, texts: set[str]):
         ordered = sorted(texts)
-        self.of = dict(zip(ordered, embedder.encode(ordered)))
+        self.of = dict(zip(ordered, embedder.encode(ordered)))  # float32: ONNX Runtime's batches
 
     def __call__(self, text: str) -> np.ndarray:
         return self.of[text]
@@ -141,9 +141,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=READER_FILE)
     args = parser.parse_args()
 
+    import tempfile
+
     from memory.embedding import Embedder
 
-    embedder = Embedder()
+    # float32 through the ONNX copy, on every CPU: the vectors a chat message gets (encode_query)
+    embedder = Embedder(dtype="float32", cache_dir=Path(tempfile.mkdtemp(prefix="memchat-reader-")))
     found = sources(args.locomo)
     texts = {s for src in found.values() for s in src["positive"]}
     texts |= {s for src in found.values() for m in src["negative"] + src.get("lasting", []) for s in candidate_sentences(m)}

@@ -18,7 +18,7 @@ import numpy as np
 
 from memory.runtime.free_cores import CoreShare
 
-BATCH = 8  # texts per run in encode_many: batches of 8 real chat turns embedded fastest here (118/s; 96/s at 64)
+BATCH = 8  # texts per run in encode_many: 8 real chat turns a batch embedded fastest (measured on two intra-op threads)
 
 
 def onnx_path(source: str, cache_dir: Path) -> Path:
@@ -30,12 +30,14 @@ class OnnxEncoder:
 
     Every run is single-threaded; a batch's runs go in parallel, one thread per CPU other programs
     leave free. Inside a chat turn a one-text encode on two intra-op threads took 8.5-11 ms at the
-    median, on one 5.5-5.8 ms (back to back outside a turn, 3.0-3.3 and 4.5-4.9 ms): in a turn the
+    median, on one 5.2-5.8 ms (back to back outside a turn, 3.0-3.3 and 4.5-4.9 ms): in a turn the
     second thread has to be woken and handed each operator's half, which cost more than the half
-    saves for a text of a dozen tokens (docs/benchmarks.md)."""
+    saves for a text of a dozen tokens. A long text is the other way round (128 tokens: 36 ms on one
+    thread, 22 on two), a cost taken for the short messages a chat mostly gets (docs/benchmarks.md)."""
 
     def __init__(self, path: Path, tokenizer, pad_token: str, max_tokens: int):
-        """tokenizer: a `tokenizers.Tokenizer`; a copy is set to truncate and pad like the model."""
+        """tokenizer: a `tokenizers.Tokenizer`; a copy is set to truncate and pad like the model,
+        here only: encode_many's threads share it, which the library allows while nothing changes it."""
         from tokenizers import Tokenizer
 
         self.path = path
@@ -67,9 +69,10 @@ class OnnxEncoder:
         """Many texts in small batches of similar length (little padding), in the given order, the
         batches spread over one thread per CPU other programs leave free (with one of two cores
         busy, batches of chat turns embedded at 98-130/s on two threads and 157-159/s on one)."""
-        self.threads = self._share.threads(wait=True)  # waits only before the sampler has a window
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         batches = [order[start : start + batch] for start in range(0, len(order), batch)]
+        if len(batches) > 1:  # the count waits only before the sampler has a window
+            self.threads = self._share.threads(wait=True)
         if self.threads > 1 and len(batches) > 1:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="memchat-embed") as pool:
                 results = list(pool.map(lambda chosen: self._run([texts[i] for i in chosen]), batches))

@@ -210,7 +210,7 @@ def test_no_proposal_for_an_ordinary_message_a_private_one_or_an_incognito_one(m
     with StandIn("gemini") as server:
         service = ChatService(memory, GeminiBackend("gemini-stand-in", KEY, server.url, 10.0))
         assert service.ask("What's the weather like in Lisbon?").proposal is None
-        assert service.ask("I always forget my keys.").proposal is None
+        assert service.ask("I went hiking with my kids last weekend.").proposal is None
         assert service.ask("Keep answers short.", store=False).proposal is None  # nothing stored to pin
         assert service.ask("Keep answers short.", mode="session").proposal is None
         first = service.ask("Keep answers short.")

@@ -1,10 +1,11 @@
 """The standing-memory proposal with its learned reading (assistant/standing_proposal.py): what it
 adds to the rule on text neither was made on, what it must not propose, and the chat loop asking.
 
-The floors are a little under what was measured once on the held-out parts after the reader was
+The floors are a little short of what was measured once on the held-out parts after the reader was
 chosen by cross-validation on the others (docs/answers.md): planted instructions and preferences
-of the assistant set's held-out people 34 of 64 (the rule alone 25), their other messages 4 of 326
-proposed, the labelled held-out statements 19 of 20 with 2 false, LoCoMo 23 of 1,451 (the rule 22)."""
+of the assistant set's held-out people 37 of 64 (the rule alone 25), their other messages 7 of 326
+proposed (the rule 1), the labelled held-out statements 19 of 20 with 3 false, and the two thirds
+of LoCoMo's dev split it was not trained on 16 of 968 (the rule 15)."""
 from __future__ import annotations
 
 import json
@@ -15,14 +16,14 @@ import pytest
 from assistant.backends.gemini import GeminiBackend
 from assistant.chat import ChatService
 from assistant.standing import reads_as_standing
-from assistant.standing_proposal import READER_FILE, candidate_sentences, packaged_reader, proposes
+from assistant.standing_proposal import READER_FILE, StandingReader, candidate_sentences, packaged_reader, proposes
 from memory.embedding import DEFAULT_MODEL, Embedder
 from memory.io import read_records
 from tests.conftest import LOCOMO, REPO
 from tests.standins import StandIn
 
 sys.path.insert(0, str(REPO / "data"))
-from make_standing_reader import MAX_FALSE, assistant_set, labelled  # noqa: E402
+from make_standing_reader import MAX_FALSE, assistant_set, labelled, sources  # noqa: E402
 
 KEY = "AIzaStandInKey-0123456789abcdef"
 
@@ -34,7 +35,20 @@ def test_the_shipped_reader_is_the_choice_its_cross_validation_table_makes():
     best = max(allowed, key=lambda r: (r["people_proposed"], -r["people_false"]))
     assert (found["regularisation"], found["threshold"]) == (best["regularisation"], best["threshold"])
     assert found["model"] == DEFAULT_MODEL and found["dim"] == len(found["weights"]) == 384
-    assert "heldout" not in json.dumps(found["trained_on"])
+    assert found["embedding_dtype"] == "float32"  # the ONNX copy's arithmetic, what a chat message gets
+
+
+def test_the_trainer_reads_nothing_of_the_held_out_parts():
+    """No held-out instruction or preference, nor any labelled held-out statement, is among what the
+    reader learns from (LoCoMo's place taken by the fixture, so this runs without ../shared). The
+    held-out people's other turns may repeat the generator's courtesies and noise ("Thanks. I'll
+    report back."), which every part shares."""
+    learned = {t for src in sources(REPO / "tests" / "data" / "locomo-mini.json").values()
+               for t in src["positive"] + src["negative"]}
+    said, planted, _ = assistant_set("heldout")
+    lasting, not_lasting = labelled("heldout")
+    assert len(learned) > 900
+    assert not set(said + planted + lasting + not_lasting) & learned
 
 
 def test_candidate_sentences_leave_out_questions_one_off_times_and_things_at_hand():
@@ -46,8 +60,8 @@ def test_the_learned_reading_proposes_more_of_the_held_out_habits_than_the_rule(
     said, planted, other = assistant_set("heldout")
     rule = sum(map(reads_as_standing, planted))
     both = sum(proposes(t, embedder) for t in planted)
-    assert both >= 32 and both >= rule + 6, (rule, both)
-    assert sum(proposes(t, embedder) for t in other) / len(other) <= 0.02
+    assert both >= 34 and both >= rule + 8, (rule, both)
+    assert sum(proposes(t, embedder) for t in other) / len(other) <= 0.03  # measured 2.1 %, the rule 0.3 %
 
 
 def test_the_labelled_held_out_statements_with_the_learned_reading(embedder):
@@ -59,14 +73,15 @@ def test_the_labelled_held_out_statements_with_the_learned_reading(embedder):
 
 @pytest.mark.skipif(not LOCOMO.exists(), reason="LoCoMo is not in the repository (its licence); ../shared has it")
 def test_what_friends_say_to_each_other_is_still_rarely_proposed(embedder):
-    """The cap of test_standing.py's LoCoMo test, with the learned reading (a third of LoCoMo's dev
-    split is among its training negatives: their values and likings read like preferences)."""
+    """The cap of test_standing.py's LoCoMo test, with the learned reading, on the two thirds of
+    LoCoMo's dev split it was not trained on (the first third is among its negatives: friends'
+    values and likings read like preferences). Vectors as a chat message gets them: ONNX float32."""
     said = [r.text.split(": ", 1)[1] for r in read_records(LOCOMO).records]
-    unread = [t for t in said if not reads_as_standing(t)]
-    sentences = sorted({s for t in unread for s in candidate_sentences(t)})
-    vectors = dict(zip(sentences, embedder.encode(sentences)))
-    rate = sum(proposes(t, embedder, vectors.get) for t in said) / len(said)
-    assert rate <= 0.02, rate
+    unseen = said[len(said) // 3 :]
+    sentences = sorted({s for t in unseen if not reads_as_standing(t) for s in candidate_sentences(t)})
+    vectors = dict(zip(sentences, embedder.quick_engine().encode_many(sentences)))
+    rate = sum(proposes(t, embedder, vectors.get) for t in unseen) / len(unseen)
+    assert len(unseen) > 900 and rate <= 0.02, rate
 
 
 def test_another_embedding_model_leaves_the_proposal_to_the_rule(embedder):
@@ -77,6 +92,14 @@ def test_another_embedding_model_leaves_the_proposal_to_the_rule(embedder):
     assert packaged_reader() is not None and not packaged_reader().applies(other)
     assert not proposes("Metric units only, please.", other)
     assert proposes("Keep answers short.", other)  # the rule's own
+
+
+def test_a_reader_file_that_cannot_be_read_leaves_the_rule(tmp_path):
+    broken = tmp_path / "reader.json"
+    broken.write_text('{"model": "all-MiniLM-L6-v2", "weights": null, "bias": 0, "threshold": 0.5}')
+    with pytest.raises((TypeError, ValueError)):
+        StandingReader.from_file(broken)
+    assert packaged_reader() is not None  # the packaged one reads
 
 
 def test_the_chat_asks_about_what_the_learned_reading_finds(memory):
