@@ -56,9 +56,12 @@ class StandingReader:
     def from_file(cls, path: Path = READER_FILE) -> "StandingReader":
         found = json.loads(Path(path).read_text(encoding="utf-8"))
         weights = np.asarray(found["weights"], dtype=np.float32)
-        if weights.ndim != 1 or not len(weights) or not np.isfinite(weights).all():
-            raise ValueError(f"{path}: weights must be a list of numbers")
-        return cls(str(found["model"]), weights, float(found["bias"]), float(found["threshold"]))
+        bias, threshold = float(found["bias"]), float(found["threshold"])
+        if weights.ndim != 1 or not len(weights) or not np.isfinite(weights).all() or not np.isfinite(bias):
+            raise ValueError(f"{path}: weights and bias must be numbers")
+        if not 0.0 < threshold < 1.0:  # 0 would propose every sentence
+            raise ValueError(f"{path}: threshold must lie between 0 and 1, not {threshold}")
+        return cls(str(found["model"]), weights, bias, threshold)
 
     def applies(self, embedder) -> bool:
         return getattr(embedder, "model_id", None) == self.model and getattr(embedder, "dim", None) == len(self.weights)

@@ -145,12 +145,16 @@ def main() -> None:
 
     from memory.embedding import Embedder
 
-    # float32 through the ONNX copy, on every CPU: the vectors a chat message gets (encode_query)
-    embedder = Embedder(dtype="float32", cache_dir=Path(tempfile.mkdtemp(prefix="memchat-reader-")))
     found = sources(args.locomo)
     texts = {s for src in found.values() for s in src["positive"]}
     texts |= {s for src in found.values() for m in src["negative"] + src.get("lasting", []) for s in candidate_sentences(m)}
-    vectors = Vectors(embedder, texts)
+    # float32 through the ONNX copy, on every CPU: the vectors a chat message gets (encode_query);
+    # the copy (~90 MB) is exported into a scratch folder and gone once every vector is made.
+    with tempfile.TemporaryDirectory(prefix="memchat-reader-") as scratch:
+        embedder = Embedder(dtype="float32", cache_dir=Path(scratch))
+        if embedder.quick_engine() is None:
+            raise SystemExit(f"no ONNX copy of the embedder ({embedder.engine}): the reader must fit its vectors")
+        vectors = Vectors(embedder, texts)
     table = []
     for regularisation in REGULARISATION:
         for threshold in THRESHOLDS:

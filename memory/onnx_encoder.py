@@ -42,7 +42,7 @@ class OnnxEncoder:
 
         self.path = path
         self._share = CoreShare()
-        self.threads = self._share.most  # runs in parallel for the last batch
+        self.threads = self._share.most  # runs side by side in the last call with several batches
         self.session = self._session()
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self.tokenizer.enable_truncation(max_length=max_tokens)
