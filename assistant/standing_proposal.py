@@ -86,15 +86,17 @@ def packaged_reader() -> StandingReader | None:
         return None
 
 
-def proposes(text: str, embedder=None, encode: Callable[[str], np.ndarray | None] | None = None) -> bool:
+def proposes(text: str, embedder=None, encode: Callable[[str], np.ndarray | None] | None = None,
+             reader: StandingReader | None = None) -> bool:
     """Whether memchat should ask the person to keep `text` for every chat. `embedder` and
     `encode` (its one-text encoder, cached: a one-sentence message costs no new encode after its
-    own was stored) let the learned reading join the rule; without them, the rule alone."""
+    own was stored) let the learned reading join the rule; without them, the rule alone.
+    `reader`: the packaged one unless given (data/make_standing_reader.py scores its candidates)."""
     if reads_as_standing(text):
         return True
     if not text or len(text) > MAX_PROPOSAL_CHARS or embedder is None:
         return False
-    reader = packaged_reader()
+    reader = reader or packaged_reader()
     if reader is None or not reader.applies(embedder):
         return False
     return reader.reads_as_lasting(text, encode or embedder.encode_query)

@@ -35,8 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "data")]
 
-from assistant.standing import MAX_PROPOSAL_CHARS, reads_as_standing  # noqa: E402
-from assistant.standing_proposal import READER_FILE, StandingReader, candidate_sentences  # noqa: E402
+from assistant.standing_proposal import READER_FILE, StandingReader, candidate_sentences, proposes  # noqa: E402
 
 REGULARISATION = (1e-4, 3e-4, 1e-3, 3e-3)
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9)
@@ -128,11 +127,9 @@ def train(chosen: list[dict], vectors: Vectors, regularisation: float, model: st
     return StandingReader(model, weights.astype(np.float32), bias, threshold)
 
 
-def proposed(reader: StandingReader, vectors: Vectors, messages: list[str]) -> float:
-    """The share of `messages` memchat proposes (the rule, or the reader, as assistant/standing_proposal.proposes)."""
-    def one(text: str) -> bool:
-        return reads_as_standing(text) or (len(text) <= MAX_PROPOSAL_CHARS and reader.reads_as_lasting(text, vectors))
-    return float(np.mean([one(t) for t in messages])) if messages else 0.0
+def proposed(reader: StandingReader, embedder, vectors: Vectors, messages: list[str]) -> float:
+    """The share of `messages` memchat would propose with `reader`."""
+    return float(np.mean([proposes(t, embedder, vectors, reader) for t in messages])) if messages else 0.0
 
 
 def main() -> None:
@@ -164,8 +161,8 @@ def main() -> None:
                 reader = train(rest, vectors, regularisation, embedder.model_id, threshold)
                 lasting = [m for n in fold for m in found[n]["lasting"]]
                 not_lasting = [m for n in fold for m in found[n]["not_lasting"]]
-                row["+".join(fold)] = [round(proposed(reader, vectors, lasting), 4),
-                                       round(proposed(reader, vectors, not_lasting), 4)]
+                row["+".join(fold)] = [round(proposed(reader, embedder, vectors, lasting), 4),
+                                       round(proposed(reader, embedder, vectors, not_lasting), 4)]
             people = [row["people-dev"], row["people-test"]]
             row["people_proposed"] = round(float(np.mean([p[0] for p in people])), 4)
             row["people_false"] = round(float(np.mean([p[1] for p in people])), 4)
